@@ -1,0 +1,208 @@
+"""A SQLite-backed world: schema + rows, tools that query it, a document corpus.
+
+On disk an environment is a folder:
+    env.json     EnvSpec (name, description, DDL, tool specs)
+    db.sqlite    the rows
+    docs.jsonl   the document corpus (searched with SQLite FTS5 / bm25)
+
+Each episode gets an `EnvSession` over a private in-memory copy of the DB, so
+tools may write (tau2-style actions) without touching the files or other episodes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from toolorch.core import Record, ToolCall, ToolSpec
+from toolorch.jsonl import read_jsonl, write_jsonl
+
+
+class ToolError(Exception):
+    """A tool call that cannot run: the message is shown to the policy as an observation."""
+
+
+class Document(Record):
+    id: str
+    title: str
+    text: str
+
+
+class EnvSpec(Record):
+    name: str
+    description: str
+    ddl: list[str]  # CREATE TABLE statements, foreign keys included
+    tools: list[ToolSpec]
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def check_arguments(spec: ToolSpec, args: dict[str, Any]) -> None:
+    """Validate `args` against the subset of JSON schema tools use (types, required, enum)."""
+    props: dict[str, Any] = spec.parameters.get("properties", {})
+    missing = [k for k in spec.parameters.get("required", []) if k not in args]
+    if missing:
+        raise ToolError(f"{spec.name}: missing required argument(s): {', '.join(missing)}")
+    for key, value in args.items():
+        if key not in props:
+            raise ToolError(f"{spec.name}: unknown argument '{key}' (expected: {', '.join(props) or 'none'})")
+        want = props[key].get("type")
+        types = _JSON_TYPES.get(want, (object,))
+        if isinstance(value, bool) and want in ("integer", "number"):
+            raise ToolError(f"{spec.name}: argument '{key}' must be {want}, got boolean")
+        if not isinstance(value, types):
+            raise ToolError(f"{spec.name}: argument '{key}' must be {want}, got {type(value).__name__}")
+        if "enum" in props[key] and value not in props[key]["enum"]:
+            raise ToolError(f"{spec.name}: argument '{key}' must be one of {props[key]['enum']}")
+
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 query (quoted terms OR-ed): user text is never FTS syntax."""
+    terms = [w for w in _WORD.findall(text) if len(w) > 1][:32]
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+class Environment:
+    def __init__(self, spec: EnvSpec, db_path: Path, docs: list[Document]):
+        self.spec = spec
+        self.db_path = db_path
+        self.docs = docs
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Environment:
+        folder = Path(folder)
+        for part in ("env.json", "db.sqlite", "docs.jsonl"):
+            if not (folder / part).exists():
+                raise FileNotFoundError(f"environment {folder} has no {part}")
+        spec = EnvSpec.model_validate_json((folder / "env.json").read_text())
+        return cls(spec, folder / "db.sqlite", read_jsonl(folder / "docs.jsonl", Document))
+
+    @classmethod
+    def create(cls, folder: str | Path, spec: EnvSpec, rows: dict[str, list[dict[str, Any]]],
+               docs: list[Document]) -> Environment:
+        """Write a new environment: executes the DDL, inserts rows, checks foreign keys."""
+        folder = Path(folder)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        db = folder / "db.sqlite"
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            for stmt in spec.ddl:
+                conn.execute(stmt)
+            for table, table_rows in rows.items():
+                for row in table_rows:
+                    cols = ", ".join(row)
+                    marks = ", ".join(f":{c}" for c in row)
+                    conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+            bad = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if bad:
+                raise ValueError(f"{spec.name}: {len(bad)} rows break foreign keys, e.g. {bad[0]}")
+            conn.commit()
+        finally:
+            conn.close()
+        (folder / "env.json").write_text(spec.model_dump_json(indent=2))
+        write_jsonl(folder / "docs.jsonl", docs)
+        return cls(spec, db, docs)
+
+    def tool(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.spec.tools if t.name == name), None)
+
+    def session(self) -> EnvSession:
+        return EnvSession(self)
+
+
+class EnvSession:
+    """One episode's private, writable view of an environment."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        src = sqlite3.connect(f"file:{env.db_path}?mode=ro", uri=True)
+        self.conn = sqlite3.connect(":memory:")
+        src.backup(self.conn)
+        src.close()
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("CREATE VIRTUAL TABLE _docs USING fts5(id UNINDEXED, title, text)")
+        self.conn.executemany(
+            "INSERT INTO _docs (id, title, text) VALUES (?, ?, ?)", [(d.id, d.title, d.text) for d in env.docs]
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EnvSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_sql(self, spec: ToolSpec, args: dict[str, Any]) -> list[dict[str, Any]]:
+        assert spec.sql is not None
+        params = {k: args.get(k) for k in spec.parameters.get("properties", {})}
+        try:
+            cur = self.conn.execute(spec.sql, params)
+            rows = [dict(r) for r in cur.fetchmany(50)]
+            self.conn.commit()
+        except sqlite3.Error as e:
+            raise ToolError(f"{spec.name}: database error: {e}") from None
+        return rows
+
+    def search(self, query: str, k: int = 3) -> list[dict[str, str]]:
+        q = fts_query(query)
+        if not q:
+            raise ToolError("search: the query has no searchable words")
+        rows = self.conn.execute(
+            "SELECT id, title, text FROM _docs WHERE _docs MATCH ? ORDER BY bm25(_docs) LIMIT ?", (q, k)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def call(self, spec: ToolSpec, call: ToolCall) -> str:
+        """Run a db or search tool; returns the observation text. Raises ToolError."""
+        check_arguments(spec, call.arguments)
+        if spec.kind == "db":
+            return format_rows(self.run_sql(spec, call.arguments))
+        if spec.kind == "search":
+            hits = self.search(str(call.arguments.get("query", "")))
+            if not hits:
+                return "no documents found"
+            return "\n\n".join(f"[{h['id']}] {h['title']}\n{h['text']}" for h in hits)
+        raise ToolError(f"{spec.name}: kind '{spec.kind}' is not served by the environment")
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Every user table's rows, ordered: compare world states (e.g. tau2 gold actions)."""
+        names = [
+            r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return {n: [dict(r) for r in self.conn.execute(f"SELECT * FROM {n} ORDER BY rowid")] for n in names}
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A single value prints bare (what a question asks for); otherwise JSON rows."""
+    if not rows:
+        return "no rows"
+    if len(rows) == 1 and len(rows[0]) == 1:
+        return str(next(iter(rows[0].values())))
+    return json.dumps(rows, ensure_ascii=False, default=str)

@@ -1,0 +1,70 @@
+"""The episode runner: policy <-> tools, turn by turn, with full accounting.
+
+    traj = run_episode(task, policy, toolbox, cfg)
+
+Each turn the policy writes one message; it is parsed (Hermes tool call or final
+answer); a call is executed by the toolbox and its result appended as a `tool`
+message. Malformed output, unknown or forbidden tools and tool failures become
+error observations: the loop goes on. Limits (turns, policy tokens, dollars)
+end the episode as a failure with the reason recorded.
+"""
+from __future__ import annotations
+
+from toolorch.config import Config
+from toolorch.core import Observation, Task, Trajectory, Turn, Usage, is_correct
+from toolorch.parsing import parse_assistant
+from toolorch.policies import Policy
+from toolorch.prompts import system_prompt
+from toolorch.tools import Toolbox
+
+
+def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
+    env = toolbox.session.env.spec
+    return [
+        {"role": "system", "content": system_prompt(toolbox.specs, task.preference, env.description)},
+        {"role": "user", "content": task.question},
+    ]
+
+
+def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Trajectory:
+    limits = cfg.episode
+    price = cfg.price(limits.policy_price)
+    messages = initial_messages(task, toolbox)
+    turns: list[Turn] = []
+    total = Usage()
+    tokens_out = 0
+    answer: str | None = None
+    stop = "max_turns"
+    for index in range(limits.max_turns):
+        gen = policy.generate(messages)
+        own = Usage(tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
+                    cost_usd=price.cost(gen.tokens_in, gen.tokens_out),
+                    latency_s=gen.tokens_out / limits.policy_tokens_per_s)
+        total += own
+        tokens_out += gen.tokens_out
+        messages.append({"role": "assistant", "content": gen.text})
+        parsed = parse_assistant(gen.text)
+        if parsed.answer is not None:
+            turns.append(Turn(index=index, text=gen.text, policy_usage=own))
+            answer, stop = parsed.answer, "answer"
+            break
+        if parsed.call is None:
+            obs = Observation(tool="", content=f"error: {parsed.error}", error=True)
+        elif not task.preference.permits(parsed.call.name):
+            obs = Observation(tool=parsed.call.name, error=True,
+                              content=f"error: the user does not allow the tool '{parsed.call.name}'")
+        else:
+            obs = toolbox.call(parsed.call, task)
+        total += obs.usage
+        messages.append({"role": "tool", "content": obs.content})
+        turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call, observation=obs))
+        if tokens_out >= limits.max_tokens:
+            stop = "max_tokens"
+            break
+        if total.cost_usd >= limits.budget_usd:
+            stop = "budget"
+            break
+    return Trajectory(
+        task_id=task.id, env=task.env, policy=policy.name, messages=messages, turns=turns, answer=answer,
+        correct=stop == "answer" and is_correct(answer, task), stop_reason=stop, usage=total,
+    )

@@ -1,0 +1,188 @@
+"""Expert models behind one interface: simulated, replay, openai (any compatible endpoint), hf.
+
+An expert answers a prompt and reports what it consumed. Only the `simulated`
+backend may look at the task's gold answer: it is the declared offline stand-in
+for real models and every report that uses it says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from toolorch.config import ExpertConfig
+from toolorch.core import Task, normalize_answer
+from toolorch.openai_chat import EndpointError, complete, make_client
+
+
+class ExpertError(RuntimeError):
+    """An expert that could not answer (dead endpoint, missing replay row, ...)."""
+
+
+@dataclass(frozen=True)
+class ExpertReply:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+
+
+class Expert(Protocol):
+    name: str
+
+    def ask(self, prompt: str, task: Task | None = None) -> ExpertReply: ...
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed that is the same in every process (Python's hash() is salted)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def decoy_answer(gold: str, answer_type: str, rng: random.Random) -> str:
+    """A plausible wrong answer of the same type, different from gold after normalisation."""
+    if answer_type == "number":
+        try:
+            x = float(gold)
+            wrong = x + rng.choice([-3, -2, -1, 1, 2, 3]) * (1 if x == int(x) else 0.37)
+            return str(int(wrong)) if x == int(x) else f"{wrong:.2f}"
+        except ValueError:
+            pass
+    if answer_type == "bool":
+        return "no" if normalize_answer(gold, "bool") == "yes" else "yes"
+    if answer_type == "list":
+        items = [i.strip() for i in gold.split(",") if i.strip()]
+        return ", ".join(items[:-1]) if len(items) > 1 else "none"
+    words = gold.split()
+    if len(words) > 1:
+        rng.shuffle(words)
+        if " ".join(words) != gold:
+            return " ".join(words)
+    return gold[::-1].title() if gold[::-1].casefold() != gold.casefold() else gold + " II"
+
+
+class SimulatedExpert:
+    """Declared profile: accuracy by category and difficulty, token and latency draws."""
+
+    def __init__(self, cfg: ExpertConfig, seed: int = 0):
+        self.name = cfg.name
+        self.profile = cfg.simulated
+        self.seed = seed
+
+    def accuracy(self, task: Task) -> float:
+        p = self.profile.accuracy.get(task.category, self.profile.default_accuracy)
+        return max(0.0, min(1.0, p - self.profile.difficulty_decay * (task.difficulty - 1)))
+
+    def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
+        if task is None:
+            raise ExpertError(f"simulated expert '{self.name}' needs the task it simulates")
+        rng = random.Random(stable_seed(self.seed, self.name, task.id, prompt))
+        right = rng.random() < self.accuracy(task)
+        value = task.answer if right else decoy_answer(task.answer, task.answer_type, rng)
+        tokens_out = max(1, int(rng.gauss(self.profile.tokens_out_mean, self.profile.tokens_out_mean * 0.2)))
+        latency = max(0.1, rng.gauss(self.profile.latency_s_mean, self.profile.latency_s_mean * 0.2))
+        return ExpertReply(f"Answer: {value}", approx_tokens(prompt) + 40, tokens_out, round(latency, 3))
+
+
+class ReplayExpert:
+    """Recorded responses keyed by (task id, expert name), as in RouterBench."""
+
+    def __init__(self, cfg: ExpertConfig):
+        self.name = cfg.name
+        if not cfg.replay_file or not Path(cfg.replay_file).exists():
+            raise ExpertError(f"replay expert '{cfg.name}': replay_file {cfg.replay_file!r} not found")
+        self.rows: dict[str, dict] = {}
+        with open(cfg.replay_file, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if row["expert"] == cfg.name:
+                        self.rows[row["task_id"]] = row
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise ExpertError(f"{cfg.replay_file}:{lineno}: bad replay row ({e})") from None
+
+    def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
+        row = self.rows.get(task.id if task else "")
+        if row is None:
+            raise ExpertError(f"replay expert '{self.name}' has no response for task {task.id if task else None}")
+        return ExpertReply(row["text"], int(row["tokens_in"]), int(row["tokens_out"]), float(row["latency_s"]))
+
+
+class OpenAIExpert:
+    """Any OpenAI-compatible chat endpoint, with a timeout and bounded retries with backoff."""
+
+    def __init__(self, cfg: ExpertConfig, backoff_s: float = 0.5):
+        if not cfg.base_url or not cfg.model:
+            raise ExpertError(f"openai expert '{cfg.name}' needs base_url and model")
+        self.name = cfg.name
+        self.cfg = cfg
+        self.backoff_s = backoff_s
+        key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        self.client = make_client(cfg.base_url, key, cfg.timeout_s)
+
+    def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
+        start = time.monotonic()
+        try:
+            resp = complete(
+                self.client, attempts=self.cfg.max_retries + 1, backoff_s=self.backoff_s, model=self.cfg.model,
+                messages=[{"role": "user", "content": prompt}], max_tokens=self.cfg.max_tokens, temperature=0.0,
+            )
+        except EndpointError as e:
+            raise ExpertError(f"expert '{self.name}': {e}") from None
+        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        usage = resp.usage
+        return ExpertReply(
+            text,
+            usage.prompt_tokens if usage else approx_tokens(prompt),
+            usage.completion_tokens if usage else approx_tokens(text),
+            time.monotonic() - start,
+        )
+
+
+class HFExpert:
+    """A local transformers causal LM."""
+
+    def __init__(self, cfg: ExpertConfig):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not cfg.model or not Path(cfg.model).exists():
+            raise ExpertError(f"hf expert '{cfg.name}': model dir {cfg.model!r} not found")
+        self.name = cfg.name
+        self.cfg = cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        self.model = AutoModelForCausalLM.from_pretrained(cfg.model).eval()
+
+    def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
+        start = time.monotonic()
+        with torch.no_grad():
+            out = self.model.generate(ids, max_new_tokens=self.cfg.max_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        new = out[0, ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return ExpertReply(text, int(ids.shape[1]), int(new.shape[0]), time.monotonic() - start)
+
+
+def build_expert(cfg: ExpertConfig, seed: int = 0) -> Expert:
+    if cfg.backend == "simulated":
+        return SimulatedExpert(cfg, seed)
+    if cfg.backend == "replay":
+        return ReplayExpert(cfg)
+    if cfg.backend == "openai":
+        return OpenAIExpert(cfg)
+    return HFExpert(cfg)

@@ -1,0 +1,57 @@
+"""JSONL files of typed records; a bad line is reported by file and line number."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class JsonlError(ValueError):
+    """A JSONL line that is not valid JSON or does not match its schema."""
+
+
+def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    records: list[M] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(model.model_validate_json(line))
+            except ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "<root>"
+                raise JsonlError(
+                    f"{path}:{lineno}: invalid {model.__name__}: {where}: {first['msg']}"
+                ) from None
+    return records
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
+    """Write atomically (temp file + rename) so a killed stage leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(r.model_dump_json() + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,82 @@
+"""Tiny orchestrator models built from code: a BPE tokenizer trained on our own text and a
+random-init Qwen2 causal LM. Nothing is downloaded; the result is a normal HF folder that
+transformers, vLLM and the trainer all load.
+
+    build_tiny_model(out_dir, corpus_texts, seed=0)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+# ChatML, the format of Qwen models: vLLM's hermes parser and our trainer both expect it.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Frequent markup as single (non-special) tokens: they survive decode(skip_special_tokens=True).
+MARKUP_TOKENS = ["<tool_call>", "</tool_call>", "<answer>", "</answer>", "<think>", "</think>",
+                 '{"name": "', '", "arguments": {']
+
+
+class TinyModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 4096
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """Byte-level BPE over `texts` (every byte is covered, so no input is unknown)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.add_tokens(MARKUP_TOKENS)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, texts: Iterable[str], spec: TinyModelSpec | None = None,
+                     seed: int = 0) -> Path:
+    """Write tokenizer + random-init Qwen2 weights to `out_dir`; returns it."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    spec = spec or TinyModelSpec()
+    out = Path(out_dir)
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

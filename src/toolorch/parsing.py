@@ -1,0 +1,75 @@
+"""Parse one assistant message into a tool call, a final answer, or an error.
+
+The format is Hermes, as vLLM's `hermes` tool parser reads it:
+`<think>...</think><tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
+The first valid call in a message is the one executed. Text with no
+`<tool_call>` tag is a final answer (the inside of `<answer>...</answer>` if present).
+Nothing here raises on model output: every failure is a `Parsed` with an error.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from toolorch.core import ToolCall
+
+_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    call: ToolCall | None = None
+    answer: str | None = None
+    error: str | None = None
+
+
+def _call_from_json(body: str) -> tuple[ToolCall | None, str | None]:
+    try:
+        obj = json.loads(body.strip())
+    except (json.JSONDecodeError, RecursionError) as e:
+        return None, f"tool call is not valid JSON ({e.__class__.__name__}: {str(e)[:80]})"
+    if not isinstance(obj, dict):
+        return None, "tool call must be a JSON object with 'name' and 'arguments'"
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        return None, "tool call has no 'name' string"
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):  # some models emit arguments as a JSON string
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except (json.JSONDecodeError, RecursionError):
+            return None, f"arguments of '{name}' are not a JSON object"
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        return None, f"arguments of '{name}' must be a JSON object"
+    return ToolCall(name=name, arguments=args), None
+
+
+def parse_assistant(text: str) -> Parsed:
+    if not isinstance(text, str):
+        return Parsed(error="model output is not text")
+    visible = _THINK.sub("", text)
+    bodies = _CALL.findall(visible)
+    if "<tool_call>" in visible:
+        first_error = None
+        for body in bodies:
+            call, error = _call_from_json(body)
+            if call is not None:
+                return Parsed(call=call)
+            first_error = first_error or error
+        return Parsed(error=first_error or "empty <tool_call>")
+    m = _ANSWER.search(visible)
+    answer = (m.group(1) if m else visible).strip()
+    if not answer:
+        return Parsed(error="empty message: give a tool call or a final answer")
+    return Parsed(answer=answer)
+
+
+def render_call(call: ToolCall) -> str:
+    """The text a policy emits for `call` (inverse of `parse_assistant`)."""
+    body = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+    return f"<tool_call>{body}</tool_call>"

@@ -1,0 +1,158 @@
+"""Policies: what writes the assistant turns. Learned (HF, OpenAI-compatible) and scripted.
+
+A policy sees only the chat so far, never the task's gold answer. Scripted
+policies that follow a plan (the pass@k teacher, the oracle) are built per task
+by their owner, who decides what they may know.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from toolorch.core import ToolCall
+from toolorch.experts import approx_tokens
+from toolorch.openai_chat import complete, make_client
+from toolorch.parsing import render_call
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+
+
+class Policy(Protocol):
+    name: str
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation: ...
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(approx_tokens(m["content"]) + 4 for m in messages)
+
+
+def question_of(messages: list[dict[str, Any]]) -> str:
+    return next(m["content"] for m in messages if m["role"] == "user")
+
+
+def last_observation(messages: list[dict[str, Any]]) -> str | None:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "tool"), None)
+
+
+_ANSWER_PREFIX = re.compile(r"^\s*(final\s+)?answer\s*:\s*", re.IGNORECASE)
+
+
+def answer_from_observation(text: str | None) -> str:
+    """What a scripted policy answers after a tool: the value, minus an 'Answer:' prefix."""
+    return _ANSWER_PREFIX.sub("", text or "").strip() or "unknown"
+
+
+class PlanPolicy:
+    """Emits a fixed list of calls, then answers with the last observation.
+
+    A string argument equal to "$prev" is replaced by the previous observation, so
+    multi-hop plans (look up an id, then use it) run without knowing the values.
+    """
+
+    def __init__(self, calls: list[ToolCall], name: str = "plan",
+                 answer: Callable[[str | None], str] = answer_from_observation):
+        self.name = name
+        self.calls = calls
+        self.answer = answer
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        step = sum(1 for m in messages if m["role"] == "assistant")
+        prev = last_observation(messages)
+        if step < len(self.calls):
+            call = self.calls[step]
+            args = {k: (prev if v == "$prev" else v) for k, v in call.arguments.items()}
+            text = render_call(ToolCall(name=call.name, arguments=args))
+        else:
+            text = f"<answer>{self.answer(prev)}</answer>"
+        return Generation(text, prompt_tokens(messages), approx_tokens(text))
+
+
+class AskToolPolicy:
+    """Passes the user's question to one tool and answers with its reply (e.g. `only:<expert>`)."""
+
+    def __init__(self, tool: str, name: str | None = None):
+        self.tool = tool
+        self.name = name or f"ask:{tool}"
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        if not any(m["role"] == "assistant" for m in messages):
+            arg = "query" if self.tool == "search" else "question"
+            text = render_call(ToolCall(name=self.tool, arguments={arg: question_of(messages)}))
+        else:
+            text = f"<answer>{answer_from_observation(last_observation(messages))}</answer>"
+        return Generation(text, prompt_tokens(messages), approx_tokens(text))
+
+
+class HFPolicy:
+    """A local transformers causal LM with a chat template; sampling is seeded."""
+
+    def __init__(self, model_dir: str | Path, max_new_tokens: int = 128, temperature: float = 0.0,
+                 seed: int = 0, name: str | None = None, model: Any = None, tokenizer: Any = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name or f"hf:{Path(model_dir).name}"
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_dir)
+        self.model = model or AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.calls = 0
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)["input_ids"]
+        torch.manual_seed(self.seed + self.calls)  # reproducible, yet different at each turn
+        self.calls += 1
+        sample = self.temperature > 0
+        with torch.no_grad():
+            out = self.model.generate(
+                ids, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                temperature=self.temperature if sample else None, top_k=None, top_p=None,
+                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+            )
+        new = out[0, ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return Generation(text, int(ids.shape[1]), int(new.shape[0]))
+
+
+class OpenAIPolicy:
+    """A policy served behind an OpenAI-compatible endpoint (e.g. a vLLM-served checkpoint).
+
+    Tool results travel as user messages wrapped in <tool_response> (Hermes style), which
+    every chat template accepts.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key_env: str | None = None, temperature: float = 0.0,
+                 max_tokens: int = 256, timeout_s: float = 60.0, max_retries: int = 3, seed: int = 0):
+        self.name = f"openai:{model}"
+        self.model = model
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self.client = make_client(base_url, key, timeout_s)
+        self.attempts = max_retries + 1
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        wire = [
+            {"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"} if m["role"] == "tool"
+            else {"role": m["role"], "content": m["content"]}
+            for m in messages
+        ]
+        resp = complete(self.client, attempts=self.attempts, model=self.model, messages=wire,
+                        temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
+        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        usage = resp.usage
+        return Generation(text, usage.prompt_tokens if usage else prompt_tokens(messages),
+                          usage.completion_tokens if usage else approx_tokens(text))

@@ -1,0 +1,38 @@
+"""The system prompt: tools with their prices and latencies, and the user's preference in words."""
+from __future__ import annotations
+
+import json
+
+from toolorch.core import Preference, ToolSpec
+
+INSTRUCTIONS = (
+    "You are an orchestrator. Solve the user's task by calling tools, one call per turn, "
+    "then give the final answer.\n"
+    'Call a tool as <tool_call>{"name": "...", "arguments": {...}}</tool_call>.\n'
+    "Give the final answer as <answer>...</answer>."
+)
+
+
+def describe_tool(spec: ToolSpec) -> str:
+    args = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in spec.parameters.get("properties", {}).items())
+    tags = []
+    if spec.cost_usd:
+        tags.append(f"${spec.cost_usd:g}/call")
+    if spec.latency_s:
+        tags.append(f"~{spec.latency_s:g}s")
+    suffix = f" [{', '.join(tags)}]" if tags else ""
+    return f"- {spec.name}({args}): {spec.description}{suffix}"
+
+
+def system_prompt(tools: list[ToolSpec], preference: Preference, env_description: str = "") -> str:
+    visible = [t for t in tools if preference.permits(t.name)]
+    parts = [INSTRUCTIONS]
+    if env_description:
+        parts.append(env_description)
+    parts.append("Tools:\n" + "\n".join(describe_tool(t) for t in visible))
+    parts.append(preference.render())
+    return "\n\n".join(parts)
+
+
+def tools_json(tools: list[ToolSpec]) -> str:
+    return json.dumps([t.openai_schema() for t in tools])

@@ -1,0 +1,98 @@
+"""The toolbox of one episode: environment tools, the code sandbox and expert models.
+
+`Toolbox.call` never raises: unknown tools, bad arguments, tool exceptions and
+timeouts all come back as error observations, with their cost accounted.
+Real tools (db, search, code) are charged their declared cost/latency tags so
+that rewards are reproducible; experts report what they actually consumed.
+"""
+from __future__ import annotations
+
+import re
+
+from toolorch.config import Config
+from toolorch.core import Observation, Task, ToolCall, ToolSpec, Usage
+from toolorch.env.sandbox import run_python
+from toolorch.env.world import EnvSession, ToolError, check_arguments
+from toolorch.experts import Expert, ExpertError, build_expert
+
+CODE_PRICE_PER_S = 0.0000083  # ToolOrchestra's code-interpreter price
+
+
+def code_tool(timeout_s: float) -> ToolSpec:
+    return ToolSpec(
+        name="run_python",
+        description=f"Run a Python 3 program (no network, {timeout_s:g} s limit) and return what it prints.",
+        parameters={"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+        kind="code", cost_usd=CODE_PRICE_PER_S, latency_s=1.0,
+    )
+
+
+def expert_tool_name(expert: str) -> str:
+    return "ask_" + re.sub(r"[^A-Za-z0-9_]", "_", expert)
+
+
+def expert_tools(cfg: Config) -> list[ToolSpec]:
+    specs = []
+    for e in cfg.experts:
+        p = cfg.price(e.price)
+        specs.append(ToolSpec(
+            name=expert_tool_name(e.name),
+            description=(e.description or f"Ask the {e.name} model.")
+            + f" Price ${p.input:g}/M input, ${p.output:g}/M output tokens.",
+            parameters={"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"]},
+            kind="expert", latency_s=e.simulated.latency_s_mean if e.backend == "simulated" else 0.0,
+            expert=e.name,
+        ))
+    return specs
+
+
+class Toolbox:
+    def __init__(self, cfg: Config, session: EnvSession, experts: dict[str, Expert] | None = None,
+                 with_code: bool = True):
+        self.cfg = cfg
+        self.session = session
+        self.experts = experts if experts is not None else {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
+        self.specs: list[ToolSpec] = list(session.env.spec.tools)
+        if with_code:
+            self.specs.append(code_tool(cfg.episode.code_timeout_s))
+        self.specs += [s for s in expert_tools(cfg) if s.expert in self.experts]
+        self._by_name = {s.name: s for s in self.specs}
+
+    def spec(self, name: str) -> ToolSpec | None:
+        return self._by_name.get(name)
+
+    def call(self, call: ToolCall, task: Task | None = None) -> Observation:
+        spec = self._by_name.get(call.name)
+        if spec is None:
+            return Observation(tool=call.name, error=True,
+                               content=f"error: unknown tool '{call.name}'; available: {', '.join(self._by_name)}")
+        usage = Usage(cost_usd=spec.cost_usd, latency_s=spec.latency_s)
+        try:
+            if spec.kind == "expert":
+                return self._ask_expert(spec, call, task)
+            if spec.kind == "code":
+                check_arguments(spec, call.arguments)
+                result = run_python(call.arguments["code"], timeout_s=self.cfg.episode.code_timeout_s)
+                usage = Usage(cost_usd=CODE_PRICE_PER_S * spec.latency_s, latency_s=spec.latency_s)
+                return Observation(tool=call.name, content=self._clip(result.observation()),
+                                   error=result.error is not None, usage=usage)
+            content = self.session.call(spec, call)
+        except (ToolError, ExpertError) as e:
+            return Observation(tool=call.name, content=f"error: {e}", error=True, usage=usage)
+        except Exception as e:  # a tool bug must not end the episode
+            return Observation(tool=call.name, content=f"error: {call.name} failed: {e.__class__.__name__}: {e}",
+                               error=True, usage=usage)
+        return Observation(tool=call.name, content=self._clip(content), usage=usage)
+
+    def _ask_expert(self, spec: ToolSpec, call: ToolCall, task: Task | None) -> Observation:
+        check_arguments(spec, call.arguments)
+        assert spec.expert is not None
+        reply = self.experts[spec.expert].ask(str(call.arguments["question"]), task)
+        price = self.cfg.price(self.cfg.expert(spec.expert).price)
+        usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
+                      cost_usd=price.cost(reply.tokens_in, reply.tokens_out), latency_s=reply.latency_s)
+        return Observation(tool=call.name, content=self._clip(reply.text), usage=usage)
+
+    def _clip(self, text: str) -> str:
+        limit = self.cfg.episode.max_observation_chars
+        return text if len(text) <= limit else text[:limit] + f"\n...[truncated {len(text) - limit} chars]"
