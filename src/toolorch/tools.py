@@ -39,7 +39,9 @@ def expert_tools(cfg: Config) -> list[ToolSpec]:
             name=expert_tool_name(e.name),
             description=(e.description or f"Ask the {e.name} model.")
             + f" Price ${p.input:g}/M input, ${p.output:g}/M output tokens.",
-            parameters={"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"]},
+            # `question` is optional: without it the expert gets the user's task, as ToolOrchestra's
+            # experts see the problem itself; a small policy need not copy it.
+            parameters={"type": "object", "properties": {"question": {"type": "string"}}, "required": []},
             kind="expert", latency_s=e.simulated.latency_s_mean if e.backend == "simulated" else 0.0,
             expert=e.name,
         ))
@@ -87,7 +89,8 @@ class Toolbox:
     def _ask_expert(self, spec: ToolSpec, call: ToolCall, task: Task | None) -> Observation:
         check_arguments(spec, call.arguments)
         assert spec.expert is not None
-        reply = self.experts[spec.expert].ask(str(call.arguments["question"]), task)
+        question = call.arguments.get("question") or (task.question if task else "")
+        reply = self.experts[spec.expert].ask(str(question), task)
         price = self.cfg.price(self.cfg.expert(spec.expert).price)
         usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
                       cost_usd=price.cost(reply.tokens_in, reply.tokens_out), latency_s=reply.latency_s)
