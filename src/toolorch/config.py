@@ -119,13 +119,22 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `top` over `base`: sections merge, scalars and lists replace."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    tree: dict[str, Any] = {}
+    """Defaults, then the profile YAML, then `key=value` overrides, each over the last."""
+    tree = Config().model_dump(mode="json")
     if path is not None:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist")
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = _merge(tree, yaml.safe_load(path.read_text()) or {})
     return Config.model_validate(apply_overrides(tree, overrides or []))
 
 

@@ -11,7 +11,6 @@ import re
 
 from toolorch.config import Config
 from toolorch.core import Observation, Task, ToolCall, ToolSpec, Usage
-from toolorch.env.sandbox import run_python
 from toolorch.env.world import EnvSession, ToolError, check_arguments
 from toolorch.experts import Expert, ExpertError, build_expert
 
@@ -73,8 +72,10 @@ class Toolbox:
             if spec.kind == "expert":
                 return self._ask_expert(spec, call, task)
             if spec.kind == "code":
-                check_arguments(spec, call.arguments)
-                result = run_python(call.arguments["code"], timeout_s=self.cfg.episode.code_timeout_s)
+                from toolorch.env.sandbox import run_python  # bwrap lookup only when code runs
+
+                args = check_arguments(spec, call.arguments)
+                result = run_python(str(args["code"]), timeout_s=self.cfg.episode.code_timeout_s)
                 usage = Usage(cost_usd=CODE_PRICE_PER_S * spec.latency_s, latency_s=spec.latency_s)
                 return Observation(tool=call.name, content=self._clip(result.observation()),
                                    error=result.error is not None, usage=usage)
@@ -87,9 +88,9 @@ class Toolbox:
         return Observation(tool=call.name, content=self._clip(content), usage=usage)
 
     def _ask_expert(self, spec: ToolSpec, call: ToolCall, task: Task | None) -> Observation:
-        check_arguments(spec, call.arguments)
+        args = check_arguments(spec, call.arguments)
         assert spec.expert is not None
-        question = call.arguments.get("question") or (task.question if task else "")
+        question = args.get("question") or (task.question if task else "")
         reply = self.experts[spec.expert].ask(str(question), task)
         price = self.cfg.price(self.cfg.expert(spec.expert).price)
         usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,

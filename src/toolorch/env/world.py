@@ -48,16 +48,35 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def check_arguments(spec: ToolSpec, args: dict[str, Any]) -> None:
-    """Validate `args` against the subset of JSON schema tools use (types, required, enum)."""
+def _coerce(value: Any, want: str | None) -> Any:
+    """Models often write numbers as strings ("3"); accept them when they parse cleanly."""
+    if isinstance(value, str) and want in ("integer", "number"):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return value
+        if want == "integer" and number.is_integer():
+            return int(number)
+        if want == "number":
+            return int(number) if number.is_integer() else number
+    return value
+
+
+def check_arguments(spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """Validate `args` against the subset of JSON schema tools use (types, required, enum).
+
+    Returns the arguments with numeric strings coerced; raises ToolError naming the problem.
+    """
     props: dict[str, Any] = spec.parameters.get("properties", {})
     missing = [k for k in spec.parameters.get("required", []) if k not in args]
     if missing:
         raise ToolError(f"{spec.name}: missing required argument(s): {', '.join(missing)}")
-    for key, value in args.items():
+    checked: dict[str, Any] = {}
+    for key, raw in args.items():
         if key not in props:
             raise ToolError(f"{spec.name}: unknown argument '{key}' (expected: {', '.join(props) or 'none'})")
         want = props[key].get("type")
+        value = _coerce(raw, want)
         types = _JSON_TYPES.get(want, (object,))
         if isinstance(value, bool) and want in ("integer", "number"):
             raise ToolError(f"{spec.name}: argument '{key}' must be {want}, got boolean")
@@ -65,6 +84,8 @@ def check_arguments(spec: ToolSpec, args: dict[str, Any]) -> None:
             raise ToolError(f"{spec.name}: argument '{key}' must be {want}, got {type(value).__name__}")
         if "enum" in props[key] and value not in props[key]["enum"]:
             raise ToolError(f"{spec.name}: argument '{key}' must be one of {props[key]['enum']}")
+        checked[key] = value
+    return checked
 
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -178,11 +199,11 @@ class EnvSession:
 
     def call(self, spec: ToolSpec, call: ToolCall) -> str:
         """Run a db or search tool; returns the observation text. Raises ToolError."""
-        check_arguments(spec, call.arguments)
+        args = check_arguments(spec, call.arguments)
         if spec.kind == "db":
-            return format_rows(self.run_sql(spec, call.arguments))
+            return format_rows(self.run_sql(spec, args))
         if spec.kind == "search":
-            hits = self.search(str(call.arguments.get("query", "")))
+            hits = self.search(str(args.get("query", "")))
             if not hits:
                 return "no documents found"
             return "\n\n".join(f"[{h['id']}] {h['title']}\n{h['text']}" for h in hits)

@@ -1,0 +1,119 @@
+"""The runner on a real SQLite world: accounting to the cent, errors as observations, limits."""
+import json
+
+import pytest
+
+from toolorch.config import Config, ExpertConfig
+from toolorch.core import Preference, Task, ToolCall
+from toolorch.episode import run_episode
+from toolorch.policies import AskToolPolicy, Generation, PlanPolicy
+from toolorch.tools import Toolbox
+
+
+class FixedPolicy:
+    """Replays given texts with fixed token counts, so accounting is known exactly."""
+
+    def __init__(self, texts, tokens_in=10_000, tokens_out=500):
+        self.name = "fixed"
+        self.texts = list(texts)
+        self.tokens = (tokens_in, tokens_out)
+
+    def generate(self, messages):
+        step = sum(m["role"] == "assistant" for m in messages)
+        return Generation(self.texts[min(step, len(self.texts) - 1)], *self.tokens)
+
+
+def _run(env, task, policy, cfg):
+    with env.session() as session:
+        return run_episode(task, policy, Toolbox(cfg, session, with_code=False), cfg)
+
+
+def test_gold_plan_multi_hop(library_env, author_task, sim_config):
+    traj = _run(library_env, author_task, PlanPolicy(author_task.gold_calls), sim_config)
+    assert traj.stop_reason == "answer" and traj.correct and traj.answer == "Ada Byron"
+    assert [t.call.name for t in traj.turns if t.call] == ["book_author_id", "author_name"]
+    assert traj.turns[1].call.arguments == {"author_id": "1"}  # "$prev" filled from the observation
+    assert traj.messages[0]["role"] == "system" and "book_author_id(title: string)" in traj.messages[0]["content"]
+    assert [m["role"] for m in traj.messages[1:]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+
+
+def test_cost_of_known_trajectory_to_the_cent(library_env, author_task, tmp_path):
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text(json.dumps({"task_id": author_task.id, "expert": "frontier", "text": "Answer: Ada Byron",
+                                  "tokens_in": 40_000, "tokens_out": 30_000, "latency_s": 12.5}) + "\n")
+    cfg = Config(experts=[ExpertConfig(name="frontier", backend="replay", price="frontier",
+                                       replay_file=str(replay))])
+    calls = ['<tool_call>{"name": "search", "arguments": {"query": "late fees"}}</tool_call>',
+             '<tool_call>{"name": "ask_frontier", "arguments": {}}</tool_call>',
+             "<answer>Ada Byron</answer>"]
+    traj = _run(library_env, author_task, FixedPolicy(calls), cfg)
+    # policy: 3 turns x (10k in + 500 out) x $0.2/M = $0.0063
+    # search: $0.001 per call; frontier: 40k x $1.25/M + 30k x $10/M = $0.35
+    assert traj.correct
+    assert round(traj.usage.cost_usd, 6) == pytest.approx(0.0063 + 0.001 + 0.35)
+    assert f"{traj.usage.cost_usd:.2f}" == "0.36"
+    # latency: policy 3 x 500 tok / 50 tok/s = 30 s; search 1 s; frontier 12.5 s
+    assert traj.usage.latency_s == pytest.approx(43.5)
+    assert traj.usage.tokens_in == 30_000 + 40_000 and traj.usage.tokens_out == 1_500 + 30_000
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('<tool_call>{"name": "nope", "arguments": {}}</tool_call>', "unknown tool 'nope'"),
+    ('<tool_call>{"name": "author_name", "arguments": {"author_id": "x"}}</tool_call>', "must be integer"),
+    ('<tool_call>{"name": "author_name", "arguments": {}}</tool_call>', "missing required argument"),
+    ('<tool_call>{"name": "author_name", "arguments": {"author_id": 1, "z": 2}}</tool_call>', "unknown argument"),
+    ('<tool_call>{"name": "author_name" "arguments"}</tool_call>', "not valid JSON"),
+    ('<tool_call>{"name": "search", "arguments": {"query": "!!"}}</tool_call>', "no searchable words"),
+])
+def test_errors_become_observations(library_env, author_task, sim_config, text, needle):
+    traj = _run(library_env, author_task, FixedPolicy([text, "<answer>x</answer>"]), sim_config)
+    obs = traj.turns[0].observation
+    assert obs.error and needle in obs.content
+    assert traj.stop_reason == "answer" and not traj.correct
+
+
+def test_forbidden_tool_is_refused(library_env, author_task, sim_config):
+    task = author_task.model_copy(update={"preference": Preference(deny=["ask_frontier"])})
+    traj = _run(library_env, task, AskToolPolicy("ask_frontier"), sim_config)
+    assert "does not allow" in traj.turns[0].observation.content
+    assert traj.usage.cost_usd < 0.001  # the frontier model was never called
+    assert "- ask_frontier(" not in traj.messages[0]["content"]  # nor listed
+
+
+def test_tool_exception_becomes_observation(library_env, author_task, sim_config):
+    class Broken:
+        name = "frontier"
+
+        def ask(self, prompt, task=None):
+            raise ZeroDivisionError("boom")
+
+    with library_env.session() as session:
+        box = Toolbox(sim_config, session, experts={"frontier": Broken()}, with_code=False)
+        traj = run_episode(author_task, AskToolPolicy("ask_frontier"), box, sim_config)
+    assert "ZeroDivisionError: boom" in traj.turns[0].observation.content
+
+
+@pytest.mark.parametrize("limit,value,reason", [
+    ("max_turns", 3, "max_turns"), ("max_tokens", 1200, "max_tokens"), ("budget_usd", 0.004, "budget"),
+])
+def test_limits_end_episode(library_env, author_task, sim_config, limit, value, reason):
+    cfg = sim_config.model_copy(update={"episode": sim_config.episode.model_copy(update={limit: value})})
+    loop = FixedPolicy(['<tool_call>{"name": "total_copies", "arguments": {}}</tool_call>'])
+    traj = _run(library_env, author_task, loop, cfg)
+    assert traj.stop_reason == reason and not traj.correct and traj.answer is None
+    assert all(t.observation.content == "10" for t in traj.turns)
+
+
+def test_simulated_expert_only_policy(library_env, author_task, sim_config):
+    good = _run(library_env, author_task, AskToolPolicy("ask_frontier"), sim_config)
+    bad = _run(library_env, author_task, AskToolPolicy("ask_mini"), sim_config)
+    assert good.correct and not bad.correct  # accuracy 1.0 vs 0.0 in the fixture's profiles
+    assert good.usage.cost_usd > bad.usage.cost_usd
+
+
+def test_writes_stay_in_the_session(library_env):
+    with library_env.session() as s:
+        s.conn.execute("UPDATE books SET copies = 0")
+        assert s.snapshot()["books"][0]["copies"] == 0
+    with library_env.session() as s:
+        assert s.snapshot()["books"][0]["copies"] == 3
