@@ -1,0 +1,154 @@
+"""synth-tasks: questions with answers computed by executing gold calls, split train / held-out.
+
+    python -m toolorch.stages.synth_tasks --config configs/tiny.yaml
+    toolorch synth-tasks --config configs/tiny.yaml --set stages.synth_tasks.tasks_per_template=2
+
+Reads data/envs/<env>/ (from synth-envs); settings from `stages.synth_tasks`. Writes
+    data/tasks/train.jsonl, data/tasks/heldout.jsonl   Task records
+    data/tasks/split.json        held-out environments and held-out templates
+    data/tasks/config.resolved.yaml
+    metrics/synth_tasks.json     counts per env/category/difficulty/split, category shares,
+                                 rejections by reason, tasks/s and verified tasks/s
+Held out twice over: whole environments, and within the training environments whole
+templates (metrics record which kind each held-out task is). Every kept task is
+re-verified (its gold calls executed again in a fresh session must give its answer):
+one failure fails the stage. The folder is built aside and swapped in.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolorch.config import Config
+from toolorch.core import CATEGORIES, Task
+from toolorch.env import Environment
+from toolorch.jsonl import write_json, write_jsonl
+from toolorch.stages import finish, stage_config
+from toolorch.synth.envs import HINTS_FILE, replace_folder, stable_seed
+from toolorch.synth.gold import verify_tasks
+from toolorch.synth.preferences import preference_kind
+from toolorch.synth.splits import SplitPlan, apply_split, dedup, plan_split
+from toolorch.synth.tasks import synthesize_tasks
+
+
+class SynthTasksSettings(BaseModel):
+    """`stages.synth_tasks` in a profile YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks_per_template: int = Field(1, ge=1, le=1000)  # distinct slot fillings per template
+    heldout_envs: int = Field(2, ge=0)  # whole environments held out
+    heldout_template_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each training env's templates
+    seed_offset: int = 0  # task seed = cfg.seed + seed_offset
+    workers: int = Field(2, ge=1, le=64)  # threads (sandbox runs are subprocesses)
+
+
+class VerificationError(RuntimeError):
+    """Some synthesized tasks do not re-verify: their gold calls no longer give their answer."""
+
+
+def settings_of(cfg: Config) -> SynthTasksSettings:
+    return SynthTasksSettings.model_validate(cfg.stages.get("synth_tasks", {}))
+
+
+def load_envs(envs_dir: Path) -> list[Environment]:
+    envs_dir = Path(envs_dir)
+    if not envs_dir.is_dir():
+        raise FileNotFoundError(f"{envs_dir}: no environments folder (run synth-envs first)")
+    folders = sorted(p for p in envs_dir.iterdir() if (p / "env.json").exists() and (p / HINTS_FILE).exists())
+    if not folders:
+        raise FileNotFoundError(f"{envs_dir}: no environment folders with env.json and {HINTS_FILE}")
+    return [Environment.load(p) for p in folders]
+
+
+def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("data/tasks"),
+        metrics_path: Path = Path("metrics/synth_tasks.json")) -> dict[str, Any]:
+    settings = settings_of(cfg)
+    envs = load_envs(envs_dir)
+    seed = cfg.seed + settings.seed_offset
+    start = time.perf_counter()
+    drafted, rejected = synthesize_tasks(envs, cfg, settings.tasks_per_template, seed, settings.workers)
+    kept, duplicates = dedup(drafted)
+    plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, stable_seed(seed, "split"))
+    tasks = apply_split(kept, plan)
+    synth_s = time.perf_counter() - start
+    failures = verify_tasks(envs, tasks, cfg, settings.workers)
+    verify_s = time.perf_counter() - start - synth_s
+    if failures:
+        listed = "; ".join(f"{tid}: {why}" for tid, why in failures[:10])
+        raise VerificationError(f"{len(failures)}/{len(tasks)} tasks do not re-verify: {listed}")
+    write_outputs(Path(out_dir), tasks, plan)
+    metrics = task_metrics(tasks, plan)
+    metrics.update(
+        drafted=len(drafted), duplicates_dropped=duplicates, rejected=dict(sorted(rejected.items())),
+        verified=len(tasks), synth_seconds=round(synth_s, 3), verify_seconds=round(verify_s, 3),
+        tasks_per_s=round(len(tasks) / max(synth_s, 1e-9), 2),
+        verified_tasks_per_s=round(len(tasks) / max(synth_s + verify_s, 1e-9), 2),
+    )
+    return finish(cfg, out_dir, metrics, metrics_path)
+
+
+def write_outputs(out_dir: Path, tasks: list[Task], plan: SplitPlan) -> None:
+    building = out_dir.with_name(f".{out_dir.name}.building")
+    if building.exists():
+        shutil.rmtree(building)
+    write_jsonl(building / "train.jsonl", [t for t in tasks if t.split == "train"])
+    write_jsonl(building / "heldout.jsonl", [t for t in tasks if t.split == "heldout"])
+    write_json(building / "split.json", plan.model_dump())
+    replace_folder(building, out_dir)
+
+
+def _counts(values: list[Any]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(Counter(values).items())}
+
+
+def task_metrics(tasks: list[Task], plan: SplitPlan) -> dict[str, Any]:
+    def shares(split: str) -> dict[str, float]:
+        pool = [t for t in tasks if t.split == split]
+        return {c: round(sum(t.category == c for t in pool) / max(len(pool), 1), 3) for c in CATEGORIES}
+
+    return {
+        "tasks": len(tasks),
+        "per_env": _counts([t.env for t in tasks]),
+        "per_category": _counts([t.category for t in tasks]),
+        "per_difficulty": _counts([t.difficulty for t in tasks]),
+        "per_split": _counts([t.split for t in tasks]),
+        "per_answer_type": _counts([t.answer_type for t in tasks]),
+        "per_preference": _counts([preference_kind(t.preference) for t in tasks]),
+        "category_share": {"train": shares("train"), "heldout": shares("heldout")},
+        "heldout_kind": _counts([plan.heldout_kind(t) for t in tasks if t.split == "heldout"]),
+        "heldout_envs": plan.heldout_envs,
+        "heldout_templates": len(plan.heldout_templates),
+        "templates": len({t.template for t in tasks}),
+    }
+
+
+def cli(
+    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments (from synth-envs)."),
+    out_dir: Path = typer.Option(Path("data/tasks"), help="Output folder (train.jsonl, heldout.jsonl)."),
+    metrics: Path = typer.Option(Path("metrics/synth_tasks.json"), help="Metrics JSON."),
+) -> None:
+    """Synthesize verified tasks for every environment and split them train / held-out."""
+    try:
+        result = run(stage_config(config, set_), envs_dir, out_dir, metrics)
+    except (VerificationError, FileNotFoundError, ValueError) as e:
+        typer.echo(f"synth-tasks: {e}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"synth-tasks: {result['tasks']} tasks ({result['per_split']}), {result['per_category']}, "
+               f"{result['verified_tasks_per_s']:.1f} verified tasks/s -> {out_dir}")
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""ToolScale-style data synthesis: environments (`envs`, `domains/`) and verifiable tasks (`tasks`)."""

@@ -1,0 +1,47 @@
+"""Sampled user preferences for synthesized tasks: objective weights plus expert allow/deny lists.
+
+A seeded mix of accuracy-first, cost-averse, latency-averse and balanced users; some
+also deny the priciest expert or prefer the cheapest (named as their tools, e.g. ask_frontier).
+"""
+from __future__ import annotations
+
+import random
+
+from toolorch.config import Config
+from toolorch.core import Preference
+from toolorch.tools import expert_tool_name
+
+# Weights are relative; an averse user weighs its concern above accuracy, so render() names it first.
+PROFILES: dict[str, dict[str, float]] = {
+    "accuracy_first": {"accuracy": 1.0, "cost": 0.0, "latency": 0.0},
+    "cost_averse": {"accuracy": 1.0, "cost": 2.0, "latency": 0.2},
+    "latency_averse": {"accuracy": 1.0, "cost": 0.2, "latency": 2.0},
+    "balanced": {"accuracy": 1.0, "cost": 0.5, "latency": 0.5},
+}
+DENY_SHARE = 0.15  # users who forbid the priciest expert
+PREFER_SHARE = 0.15  # users who ask for the cheapest expert
+
+
+def expert_tools_by_price(cfg: Config) -> list[str]:
+    """Expert tool names, cheapest output price first."""
+    experts = sorted(cfg.experts, key=lambda e: (cfg.price(e.price).output, e.name))
+    return [expert_tool_name(e.name) for e in experts]
+
+
+def sample_preference(cfg: Config, seed: int) -> Preference:
+    rng = random.Random(seed)
+    pref = Preference(**PROFILES[rng.choice(sorted(PROFILES))])
+    experts = expert_tools_by_price(cfg)
+    roll = rng.random()
+    if len(experts) >= 2 and roll < DENY_SHARE:
+        pref.deny = [experts[-1]]
+    elif experts and roll < DENY_SHARE + PREFER_SHARE:
+        pref.prefer = [experts[0]]
+    return pref
+
+
+def preference_kind(pref: Preference) -> str:
+    """The profile a preference was drawn from, for metrics."""
+    weights = {"accuracy": pref.accuracy, "cost": pref.cost, "latency": pref.latency}
+    name = next((k for k, v in PROFILES.items() if v == weights), "custom")
+    return name + ("+deny" if pref.deny else "") + ("+prefer" if pref.prefer else "")

@@ -1,0 +1,130 @@
+"""synth-envs and synth-tasks run end to end in tmp_path (3 small domains to stay fast)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from toolorch.config import load_config
+from toolorch.core import Task
+from toolorch.jsonl import read_jsonl
+from toolorch.stages import synth_envs, synth_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs.rows_per_table=[50, 60]",
+         "stages.synth_tasks.heldout_envs=1", "stages.synth_tasks.heldout_template_fraction=0.25"]
+
+
+def _cfg(*extra: str):
+    return load_config(ROOT / "configs" / "tiny.yaml", SMALL + list(extra))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    cfg = _cfg()
+    env_metrics = synth_envs.run(cfg, root / "envs", root / "metrics/synth_envs.json")
+    task_metrics = synth_tasks.run(cfg, root / "envs", root / "tasks", root / "metrics/synth_tasks.json")
+    return root, env_metrics, task_metrics
+
+
+def test_synth_envs_writes_envs_metrics_and_resolved_config(built):
+    root, metrics, _ = built
+    assert sorted(p.name for p in (root / "envs").iterdir() if p.is_dir()) == ["bank", "library", "school"]
+    for env in ("bank", "library", "school"):
+        assert {p.name for p in (root / "envs" / env).iterdir()} == {"env.json", "db.sqlite", "docs.jsonl",
+                                                                       "synth.json"}
+    saved = json.loads((root / "metrics/synth_envs.json").read_text())
+    assert saved == metrics and metrics["envs"] == 3 and set(metrics["per_domain"]) == {"bank", "library", "school"}
+    assert all(3 <= d["tables"] <= 5 and d["rows"] >= 150 for d in metrics["per_domain"].values())
+    resolved = yaml.safe_load((root / "envs/config.resolved.yaml").read_text())
+    assert resolved["stages"]["synth_envs"]["domains"] == ["library", "bank", "school"]
+    assert not list(root.glob(".*building*"))
+
+
+def test_synth_tasks_writes_verified_split_tasks(built):
+    root, _, metrics = built
+    train = read_jsonl(root / "tasks/train.jsonl", Task)
+    held = read_jsonl(root / "tasks/heldout.jsonl", Task)
+    split = json.loads((root / "tasks/split.json").read_text())
+    assert metrics["verified"] == metrics["tasks"] == len(train) + len(held) > 60
+    assert {t.split for t in train} == {"train"} and {t.split for t in held} == {"heldout"}
+    assert len(split["heldout_envs"]) == 1 and not {t.env for t in train} & set(split["heldout_envs"])
+    assert not {t.template for t in train} & {t.template for t in held}
+    assert set(metrics["heldout_kind"]) == {"env", "template"}
+    assert sum(metrics["per_category"].values()) == metrics["tasks"] and len(metrics["per_category"]) == 5
+    for split_name in ("train", "heldout"):
+        assert abs(sum(metrics["category_share"][split_name].values()) - 1) < 0.01
+    assert metrics["tasks_per_s"] > 0 and metrics["verified_tasks_per_s"] > 0
+    assert (root / "tasks/config.resolved.yaml").exists()
+    assert json.loads((root / "metrics/synth_tasks.json").read_text()) == metrics
+
+
+@pytest.mark.slow
+def test_reruns_are_byte_identical(built, tmp_path):
+    root, _, _ = built
+    cfg = _cfg()
+    synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
+    synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")
+    for part in ("envs/library/env.json", "envs/bank/docs.jsonl", "tasks/train.jsonl", "tasks/heldout.jsonl",
+                 "tasks/split.json"):
+        assert (tmp_path / part).read_bytes() == (root / part).read_bytes(), part
+
+
+def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypatch):
+    root, _, _ = built
+    real = synth_tasks.synthesize_tasks
+
+    def one_wrong(envs, cfg, per_template, seed, workers):
+        tasks, rejected = real(envs[:1], cfg, 1, seed, workers)
+        tasks[0] = tasks[0].model_copy(update={"answer": "certainly not this"})
+        return tasks, rejected
+
+    monkeypatch.setattr(synth_tasks, "synthesize_tasks", one_wrong)
+    cfg = _cfg("stages.synth_tasks.heldout_envs=0")
+    with pytest.raises(synth_tasks.VerificationError, match="1/.* tasks do not re-verify"):
+        synth_tasks.run(cfg, root / "envs", tmp_path / "tasks", tmp_path / "m.json")
+    assert not (tmp_path / "tasks").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
+    cfg = load_config(ROOT / "configs" / "tiny.yaml",
+                      ["stages.synth_envs.domains=[library, bank]", "stages.synth_envs.rows_per_table=[50, 55]"])
+    synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
+    before = (tmp_path / "envs/bank/env.json").read_bytes()
+
+    def broken(settings):
+        class Broken:
+            def generate(self, domain, seed, out_dir):
+                raise ValueError(f"generator broke on {domain}")
+        return Broken()
+
+    monkeypatch.setattr(synth_envs, "make_generator", broken)
+    with pytest.raises(ValueError, match="generator broke"):
+        synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
+    assert (tmp_path / "envs/bank/env.json").read_bytes() == before
+
+
+def test_bad_settings_are_rejected_with_the_field_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown domain"):
+        synth_envs.run(_cfg("stages.synth_envs.domains=[casino]"), tmp_path / "e", tmp_path / "m.json")
+    with pytest.raises(ValueError, match="rows_per_table"):
+        synth_envs.run(_cfg("stages.synth_envs.rows_per_table=[9, 3]"), tmp_path / "e", tmp_path / "m.json")
+    with pytest.raises(ValueError, match="heldout_template_fraction"):
+        synth_tasks.run(_cfg("stages.synth_tasks.heldout_template_fraction=1.5"), tmp_path, tmp_path / "t")
+    with pytest.raises(FileNotFoundError, match="run synth-envs first"):
+        synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t")
+
+
+@pytest.mark.slow  # imports every stage module
+def test_stage_commands_are_registered_on_toolorch():
+    from toolorch.cli import app
+
+    runner = CliRunner()
+    for name in ("synth-envs", "synth-tasks"):
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--config" in result.output and "--set" in result.output
