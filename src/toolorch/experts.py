@@ -162,6 +162,8 @@ class HFExpert:
         self.cfg = cfg
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         self.model = AutoModelForCausalLM.from_pretrained(cfg.model).eval()
+        pad = self.tokenizer.pad_token_id  # may be 0: test against None, not falsiness
+        self.pad_token_id = pad if pad is not None else self.tokenizer.eos_token_id
 
     def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
         import torch
@@ -172,7 +174,7 @@ class HFExpert:
         start = time.monotonic()
         with torch.no_grad():
             out = self.model.generate(ids, max_new_tokens=self.cfg.max_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                                      pad_token_id=self.pad_token_id)
         new = out[0, ids.shape[1]:]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         return ExpertReply(text, int(ids.shape[1]), int(new.shape[0]), time.monotonic() - start)

@@ -16,6 +16,14 @@ def make_client(base_url: str, api_key: str, timeout_s: float) -> Any:
     return openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=0)
 
 
+def checked(resp: Any, url: object) -> Any:
+    """The response, if it holds a message to read; the client does not validate the shape."""
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list) or not choices or getattr(choices[0], "message", None) is None:
+        raise EndpointError(f"{url} answered without a chat completion message: {str(resp)[:200]}")
+    return resp
+
+
 def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: Any) -> Any:
     import openai
 
@@ -24,7 +32,9 @@ def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: A
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            return client.chat.completions.create(**request)
+            return checked(client.chat.completions.create(**request), client.base_url)
+        except ValueError as e:  # a 200 whose body is not JSON (e.g. a proxy's HTML page)
+            raise EndpointError(f"{client.base_url} answered with a body that is not JSON: {e}") from None
         except retryable as e:
             last = e
             if attempt + 1 < attempts:

