@@ -26,6 +26,10 @@ def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
     ]
 
 
+def reaches_final_state(task: Task, toolbox: Toolbox) -> bool:
+    return task.final_state is None or toolbox.session.fingerprint() == task.final_state
+
+
 def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Trajectory:
     limits = cfg.episode
     price = cfg.price(limits.policy_price)
@@ -66,5 +70,6 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Tr
             break
     return Trajectory(
         task_id=task.id, env=task.env, policy=policy.name, messages=messages, turns=turns, answer=answer,
-        correct=stop == "answer" and is_correct(answer, task), stop_reason=stop, usage=total,
+        correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
+        stop_reason=stop, usage=total,
     )

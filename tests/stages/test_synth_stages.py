@@ -128,3 +128,27 @@ def test_stage_commands_are_registered_on_toolorch():
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0, result.output
         assert "--config" in result.output and "--set" in result.output
+
+
+@pytest.mark.slow
+def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
+    from toolorch.episode import run_episode
+    from toolorch.env import Environment
+    from toolorch.policies import AskToolPolicy, PlanPolicy
+    from toolorch.tools import Toolbox
+
+    cfg = load_config(None, ["stages.synth_envs.domains=[library,bank,clinic]",
+                             "stages.synth_envs.tau2_domains=[airline]", "stages.synth_tasks.heldout_envs=1"])
+    synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
+    metrics = synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")
+    assert "tau2_airline" in metrics["heldout_envs"]
+    train = read_jsonl(tmp_path / "tasks/train.jsonl", Task)
+    tau2 = [t for t in read_jsonl(tmp_path / "tasks/heldout.jsonl", Task) if t.env == "tau2_airline"]
+    assert len(tau2) == 50 and all(t.final_state for t in tau2)
+    assert not any(t.env == "tau2_airline" for t in train)
+    env = Environment.load(tmp_path / "envs/tau2_airline")
+    writer = next(t for t in tau2 if t.answer.startswith("state:") and len(t.gold_calls) > 2)
+    with env.session() as s:  # following the gold actions reaches the expected world
+        assert run_episode(writer, PlanPolicy(writer.gold_calls), Toolbox(cfg, s), cfg).correct
+    with env.session() as s:  # answering without acting leaves the world unchanged: wrong
+        assert not run_episode(writer, AskToolPolicy("search"), Toolbox(cfg, s), cfg).correct

