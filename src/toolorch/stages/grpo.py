@@ -1,0 +1,191 @@
+"""grpo: multi-turn GRPO from the SFT checkpoint, with outcome, efficiency and preference rewards.
+
+    python -m toolorch.stages.grpo --config configs/tiny.yaml
+    torchrun --nproc-per-node 2 -m toolorch.stages.grpo --config configs/tiny.yaml   # FSDP2, gloo/NCCL
+    toolorch grpo --config configs/tiny.yaml --set stages.grpo.steps=20
+
+Reads models/sft (HF checkpoint), data/passk/tasks.jsonl (training tasks, each with a
+sampled preference), data/envs/<env>/ and data/tasks/heldout.jsonl. Every step, each
+task of the batch gets `group_size` rollouts through the real episode runner with its
+preference in the system prompt; rewards (toolorch.train.rewards) give group-relative
+advantages; groups with no reward variance are dropped and counted; one clipped,
+token-level policy step follows (assistant tokens only, KL to the frozen SFT model when
+kl_coef > 0). Writes
+    models/grpo/             HF checkpoint + config.resolved.yaml
+    models/grpo/tensorboard/ scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
+    models/grpo/state/       full training state (torch.distributed.checkpoint) for resume
+    metrics/grpo.json        last-step scalars, history, and the held-out check: SFT vs GRPO
+                             reward over 3 seeds, cost under cost-averse vs accuracy-first
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolorch.config import Config
+from toolorch.core import Task
+from toolorch.env import Environment
+from toolorch.jsonl import read_jsonl
+from toolorch.stages import finish, stage_config
+from toolorch.train.distributed import close, full_state_dict, init_distributed
+from toolorch.train.grpo import StepConfig
+from toolorch.train.heldout import HeldoutConfig, heldout_report
+from toolorch.train.loop import LoopConfig, TrainState, build_state, train
+from toolorch.train.rewards import RewardConfig
+from toolorch.train.scalars import ScalarLog
+
+
+class HeldoutSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_tasks: Optional[int] = Field(24, ge=1)
+    seeds: list[int] = [0, 1, 2]
+    temperature: float = Field(0.7, ge=0)
+
+
+class GRPOSettings(BaseModel):
+    """`stages.grpo` in a profile YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(10, ge=1)
+    tasks_per_step: int = Field(4, ge=1)
+    group_size: int = Field(8, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_new_tokens: int = Field(64, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    clip_low: float = Field(0.2, ge=0)
+    clip_high: float = Field(0.28, ge=0)
+    kl_coef: float = Field(0.0, ge=0)
+    adv_clip: float = Field(3.0, gt=0)
+    min_group_std: float = Field(0.0, ge=0)
+    max_len: int = Field(4096, ge=16)
+    rows_per_micro: int = Field(4, ge=1)
+    reward: RewardConfig = RewardConfig()
+    checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
+    resume: bool = True
+    stop_after: Optional[int] = Field(None, ge=1)
+    with_code: bool = True
+    threads: int = Field(2, ge=1)
+    heldout: HeldoutSettings = HeldoutSettings()
+
+
+def settings_of(cfg: Config) -> GRPOSettings:
+    return GRPOSettings.model_validate(cfg.stages.get("grpo", {}))
+
+
+def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
+    step = StepConfig(clip_low=s.clip_low, clip_high=s.clip_high, kl_coef=s.kl_coef, max_len=s.max_len,
+                      rows_per_micro=s.rows_per_micro)
+    return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
+                      warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+                      adv_clip=s.adv_clip, min_group_std=s.min_group_std, step=step, reward=s.reward,
+                      checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code, seed=seed)
+
+
+def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
+    names = sorted({t.env for t in tasks})
+    missing = [n for n in names if not (Path(envs_dir) / n).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{envs_dir}: no environment folder for {', '.join(missing)}")
+    return {n: Environment.load(Path(envs_dir) / n) for n in names}
+
+
+def load_tasks(path: Path, what: str) -> list[Task]:
+    tasks = read_jsonl(path, Task)
+    if not tasks:
+        raise ValueError(f"{path}: no {what} tasks")
+    return tasks
+
+
+def save_policy(state: TrainState, out_dir: Path) -> None:
+    weights = full_state_dict(state.model, state.dist)
+    if state.dist.main:
+        state.engine_model.load_state_dict(weights)
+        state.engine_model.save_pretrained(out_dir)
+        state.tokenizer.save_pretrained(out_dir)
+
+
+def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_path: Path, envs_dir: Path,
+                  cfg: Config) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM
+
+    if not s.heldout.enabled:
+        return {}
+    if not Path(heldout_path).exists():
+        raise FileNotFoundError(f"{heldout_path}: held-out tasks not found (set stages.grpo.heldout.enabled=false "
+                                "to skip the check)")
+    tasks = sorted(load_tasks(heldout_path, "held-out"), key=lambda t: t.id)[: s.heldout.max_tasks]
+    hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
+                       max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
+    sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
+    return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
+                          load_envs(envs_dir, tasks), cfg, hc)
+
+
+def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path("data/passk/tasks.jsonl"),
+        envs_dir: Path = Path("data/envs"), out_dir: Path = Path("models/grpo"),
+        metrics_path: Path = Path("metrics/grpo.json"),
+        heldout_path: Path = Path("data/tasks/heldout.jsonl")) -> dict[str, Any]:
+    s = settings_of(cfg)
+    torch.set_num_threads(s.threads)
+    dist = init_distributed()
+    try:
+        loop = loop_config(s, cfg.seed)
+        tasks = load_tasks(Path(tasks_path), "training")
+        envs = load_envs(envs_dir, tasks)
+        out_dir = Path(out_dir)
+        state = build_state(Path(sft_dir), loop, dist)
+        log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
+        start = time.perf_counter()
+        completed = train(state, tasks, envs, cfg, loop, out_dir / "state", log, resume=s.resume)
+        metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
+                                   "train_seconds": time.perf_counter() - start, "history": log.history}
+        if not completed:
+            log.close()
+            return metrics
+        from toolorch.train.checkpoint import save_state
+
+        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+        save_policy(state, out_dir)
+        if log.history:
+            metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
+        if dist.main:
+            metrics["heldout"] = heldout_check(s, state, Path(sft_dir), Path(heldout_path), Path(envs_dir), cfg)
+            finish(cfg, out_dir, metrics, metrics_path)
+        log.close()
+        dist.barrier()
+        return metrics
+    finally:
+        close(dist)
+
+
+def cli(
+    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    sft_dir: Path = typer.Option(Path("models/sft"), help="SFT checkpoint (HF folder)."),
+    tasks: Path = typer.Option(Path("data/passk/tasks.jsonl"), help="Training tasks JSONL."),
+    envs_dir: Path = typer.Option(Path("data/envs"), help="Environments folder."),
+    heldout: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks JSONL."),
+    out_dir: Path = typer.Option(Path("models/grpo"), help="Output folder."),
+    metrics: Path = typer.Option(Path("metrics/grpo.json"), help="Metrics JSON."),
+) -> None:
+    """Train the orchestrator with multi-turn GRPO."""
+    result = run(stage_config(config, set_), sft_dir, tasks, envs_dir, out_dir, metrics, heldout)
+    if result.get("last"):
+        typer.echo(f"grpo: {result['steps_done']} steps, reward {result['last'].get('reward/total', 0):.3f}")
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Chats to token ids with a loss mask: only what the assistant wrote is trained.
+
+The tokenizer's own chat template is the single source of the format. Each message's
+tokens are the template's rendering of `messages[:i+1]` minus that of `messages[:i]`;
+an assistant message is split further into its header (what the generation prompt
+adds, e.g. `<|im_start|>assistant\\n`, masked) and its body (content and end-of-turn
+token, trained). System, user and tool messages are masked. The same rule is used when
+rollouts are tokenized, so SFT and GRPO train on identical token layouts.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+IGNORE = -100
+
+
+class TemplateError(ValueError):
+    """A chat template whose renderings are not prefixes of each other."""
+
+
+def render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
+    if not messages and not generation_prompt:
+        return ""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def suffix(longer: str, prefix: str) -> str:
+    if not longer.startswith(prefix):
+        raise TemplateError("chat template renders a chat's prefix differently from the chat itself; "
+                            "it cannot be split per message for loss masking")
+    return longer[len(prefix):]
+
+
+def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[list[int], list[bool]]:
+    """Token ids of a whole chat and a mask that is True on assistant-written tokens.
+
+    Returns (ids, trained), both of length L.
+    """
+    ids: list[int] = []
+    trained: list[bool] = []
+    before = ""
+    for i, message in enumerate(messages):
+        after = render(tokenizer, messages[: i + 1])
+        if message["role"] == "assistant":
+            header = suffix(render(tokenizer, messages[:i], generation_prompt=True), before)
+            head_ids = encode(tokenizer, header)
+            body_ids = encode(tokenizer, suffix(after, before + header))
+            ids += head_ids + body_ids
+            trained += [False] * len(head_ids) + [True] * len(body_ids)
+        else:
+            seg = encode(tokenizer, suffix(after, before))
+            ids += seg
+            trained += [False] * len(seg)
+        before = after
+    return ids, trained
+
+
+def chat_texts(messages_list: list[list[dict[str, Any]]], tokenizer: Any | None = None) -> list[str]:
+    """Plain renderings of chats (ChatML when no tokenizer is given): tokenizer training text."""
+    if tokenizer is not None:
+        return [render(tokenizer, m) for m in messages_list]
+    return ["".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs) for msgs in messages_list]

@@ -1,0 +1,127 @@
+"""GRPO: group-relative advantages and the clipped, token-level policy loss.
+
+    samples = advantage_samples(rollouts_of_task, terms)   # Sample.weight = advantage on every token
+    stats = grpo_step(model, ref, optimizer, scheduler, samples, StepConfig(), pad_id, dist)
+
+Each trajectory is one packed sequence; its advantage sits on every token the policy
+sampled (tool/observation/prompt tokens carry no loss). The loss is the mean over
+all trained tokens of the whole step (across micro-batches and ranks):
+
+    ratio = exp(logp - logp_old)
+    pg    = -min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A)
+    kl    = exp(ref - logp) - (ref - logp) - 1        (k3 estimator; skipped when kl_coef = 0)
+    loss  = sum((pg + kl_coef * kl) * trained) / trained tokens
+
+With one PPO epoch the old policy is the current one (ratio = 1, its gradient is the
+policy gradient), as in ToolOrchestra; `logp_old` exists for more epochs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from toolorch.train.distributed import Dist
+from toolorch.train.packing import IGNORE, Sample, collate, pack, token_logprobs
+
+STAT_KEYS = ("loss", "pg", "kl", "entropy", "clipped", "tokens")
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.0
+    max_len: int = 4096
+    rows_per_micro: int = 4
+    max_grad_norm: float = 1.0
+
+
+def with_advantage(sample: Sample, advantage: float) -> Sample:
+    return Sample(sample.ids, sample.trained, [advantage] * len(sample.ids), sample.extra)
+
+
+def policy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], ref_logp: torch.Tensor | None,
+                cfg: StepConfig, token_scale: float,
+                old_logp: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Scaled loss of one micro-batch and its summed statistics.
+
+    batch: collate() output, weights [B, L] = advantage per token; ref_logp, old_logp [B, L-1].
+    token_scale: world_size / trained tokens of the whole step (FSDP averages gradients over ranks).
+    """
+    logp, entropy, trained = token_logprobs(model, batch)
+    adv = batch["weights"][:, 1:]
+    old = logp.detach() if old_logp is None else old_logp
+    ratio = torch.exp(logp - old)
+    clipped_ratio = ratio.clamp(1 - cfg.clip_low, 1 + cfg.clip_high)
+    pg = -torch.minimum(ratio * adv, clipped_ratio * adv)
+    kl = torch.zeros_like(logp)
+    if ref_logp is not None and cfg.kl_coef > 0:
+        diff = ref_logp - logp
+        kl = torch.exp(diff) - diff - 1
+    per_token = (pg + cfg.kl_coef * kl) * trained
+    loss = per_token.sum() * token_scale  # the graph is taken here; the stats below are detached
+    mask = trained.float()
+    pg, kl, per_token, entropy = pg.detach(), kl.detach(), per_token.detach(), entropy.detach()
+    stats = {
+        "loss": float(per_token.sum()), "pg": float((pg * mask).sum()), "kl": float((kl * mask).sum()),
+        "entropy": float((entropy * mask).sum()),
+        "clipped": float(((ratio.detach() != clipped_ratio.detach()).float() * mask).sum()), "tokens": float(mask.sum()),
+    }
+    return loss, stats
+
+
+def micro_batches(samples: list[Sample], cfg: StepConfig) -> list[list[list[Sample]]]:
+    rows = pack(samples, cfg.max_len)
+    return [rows[i:i + cfg.rows_per_micro] for i in range(0, len(rows), cfg.rows_per_micro)]
+
+
+def trained_tokens(micros: list[list[list[Sample]]]) -> int:
+    n = 0
+    for rows in micros:
+        for row in rows:
+            for s in row:
+                n += sum(s.trained[1:])  # a sequence's first token is never predicted
+    return n
+
+
+def grpo_step(model: torch.nn.Module, ref_model: torch.nn.Module | None, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler, samples: list[Sample], cfg: StepConfig,
+              pad_id: int, dist: Dist) -> dict[str, float]:
+    """One optimizer step over this rank's samples; returns statistics summed over ranks
+    (`loss`, `pg`, `kl`, `entropy` as per-token means, `clip_fraction`, `tokens`, `grad_norm`)."""
+    micros = micro_batches(samples, cfg)
+    total_tokens = dist.sum([float(trained_tokens(micros))])[0]
+    n_micro = int(dist.max(len(micros)))
+    dummy = [[Sample([pad_id, pad_id], [False, False], [0.0, 0.0])]]  # keeps FSDP collectives in step
+    micros += [dummy] * (n_micro - len(micros))
+    scale = dist.world / max(1.0, total_tokens)
+    sums = dict.fromkeys(STAT_KEYS, 0.0)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    for rows in micros:
+        batch = collate(rows, pad_id)
+        ref_logp = None
+        if ref_model is not None and cfg.kl_coef > 0:
+            with torch.no_grad():
+                ref_logp = token_logprobs(ref_model, batch)[0]
+        loss, stats = policy_loss(model, batch, ref_logp, cfg, scale)
+        loss.backward()
+        for k in STAT_KEYS:
+            sums[k] += stats[k]
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    totals = dict(zip(STAT_KEYS, dist.sum([sums[k] for k in STAT_KEYS])))
+    n = max(1.0, totals["tokens"])
+    return {"loss": totals["loss"] / n, "pg": totals["pg"] / n, "kl": totals["kl"] / n,
+            "entropy": totals["entropy"] / n, "clip_fraction": totals["clipped"] / n,
+            "tokens": totals["tokens"], "grad_norm": float(full_value(grad_norm))}
+
+
+def full_value(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's (FSDP2) global value, or the tensor itself."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+__all__ = ["IGNORE", "StepConfig", "grpo_step", "policy_loss", "with_advantage"]

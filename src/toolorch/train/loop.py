@@ -1,0 +1,159 @@
+"""The GRPO loop: rollouts -> rewards -> advantages -> one policy step, with checkpoints.
+
+    state = build_state(sft_dir, settings, dist)
+    train(state, tasks, envs, cfg, settings, out_dir, log)
+
+Tasks are drawn from a seeded stream (a fresh permutation every pass); the position in
+that stream is part of the checkpoint, so a resumed run sees the same tasks, the same
+samples and the same losses as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolorch.config import Config
+from toolorch.core import Task
+from toolorch.env import Environment
+from toolorch.experts import stable_seed
+from toolorch.train.checkpoint import has_state, load_state, save_state
+from toolorch.train.distributed import Dist, full_state_dict, shard
+from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.rewards import EpisodeOutcome, RewardConfig, group_advantages, group_rewards
+from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
+from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    steps: int = 10
+    tasks_per_step: int = 4
+    group_size: int = 8
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    adv_clip: float = 3.0
+    min_group_std: float = 0.0
+    step: StepConfig = StepConfig()
+    reward: RewardConfig = RewardConfig()
+    checkpoint_every: int = 0
+    stop_after: int | None = None  # end the process after this many steps, as a kill would
+    with_code: bool = True
+    seed: int = 0
+
+
+@dataclass
+class TrainState:
+    model: torch.nn.Module  # the trained (possibly FSDP2-sharded) policy
+    engine_model: torch.nn.Module  # unsharded copy that samples rollouts (the model itself on 1 process)
+    ref_model: torch.nn.Module | None
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    dist: Dist
+    step: int = 0
+    data_position: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    torch.manual_seed(loop.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    engine_model = copy.deepcopy(model).eval() if dist.world > 1 else model
+    ref = None
+    if loop.step.kl_coef > 0:
+        ref = shard(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), dist)
+        for p in ref.parameters():
+            p.requires_grad_(False)
+    model = shard(model, dist)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=0.0)
+    warm = max(1, loop.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    return TrainState(model, engine_model, ref, tokenizer, optimizer, scheduler, dist)
+
+
+def task_at(tasks: list[Task], position: int, seed: int) -> Task:
+    """The task at `position` of an endless stream: pass p is a seeded permutation."""
+    n = len(tasks)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + position // n)).tolist()
+    return tasks[order[position % n]]
+
+
+def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[list, list[dict], bool]:
+    """One task's G rollouts -> (samples with advantages, records for logging, kept)."""
+    task = rollouts[0].task
+    terms = group_rewards([EpisodeOutcome.of(r.trajectory) for r in rollouts], task.preference, loop.reward)
+    adv, kept = group_advantages([t.total for t in terms], clip=loop.adv_clip, min_std=loop.min_group_std)
+    records = [rollout_record(t, r.trajectory) for t, r in zip(terms, rollouts)]
+    samples = [with_advantage(r.sample, float(a)) for r, a in zip(rollouts, adv)] if kept else []
+    return samples, records, kept
+
+
+def sync_engine(state: TrainState) -> None:
+    """Copy the trainer's weights into the rollout engine (a no-op on one process)."""
+    if state.engine_model is not state.model:
+        state.engine_model.load_state_dict(full_state_dict(state.model, state.dist))
+
+
+def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
+             loop: LoopConfig) -> dict[str, float]:
+    dist = state.dist
+    batch = [task_at(tasks, state.data_position + i, loop.seed) for i in range(loop.tasks_per_step)]
+    mine = batch[dist.rank::dist.world]
+    engine = HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
+    t0 = time.perf_counter()
+    jobs = [(t, envs[t.env]) for t in mine for _ in range(loop.group_size)]
+    rollouts, sampled = run_rollouts(jobs, cfg, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,
+                                     with_code=loop.with_code) if jobs else ([], 0)
+    t1 = time.perf_counter()
+    samples, records, kept = [], [], 0
+    for g in range(0, len(rollouts), loop.group_size):
+        s, rec, k = rollout_group_samples(rollouts[g:g + loop.group_size], loop)
+        samples += s
+        records += rec
+        kept += int(k)
+    kept_total, sampled_total = dist.sum([float(kept), float(sampled)])
+    stats: dict[str, float] = {"tokens": 0.0}
+    if kept_total > 0:
+        stats = grpo_step(state.model, state.ref_model, state.optimizer, state.scheduler, samples, loop.step,
+                          state.tokenizer.pad_token_id, dist)
+        sync_engine(state)
+    t2 = time.perf_counter()
+    all_records = [r for part in dist.gather(records) for r in part]
+    state.step += 1
+    state.data_position += loop.tasks_per_step
+    return {
+        **rollout_scalars(all_records), **stats,
+        "groups_kept": kept_total, "groups_filtered": loop.tasks_per_step - kept_total,
+        "lr": state.scheduler.get_last_lr()[0],
+        "rollout_tokens_per_s": sampled_total / max(t1 - t0, 1e-9) / dist.world,
+        "train_tokens_per_s": stats["tokens"] / max(t2 - t1, 1e-9) / dist.world,
+        "rollout_seconds": t1 - t0, "train_seconds": t2 - t1,
+    }
+
+
+def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config, loop: LoopConfig,
+          checkpoint_dir: Path, log: ScalarLog, resume: bool = True) -> bool:
+    """Run until `loop.steps`; returns False when stopped early by `stop_after`."""
+    if resume and has_state(checkpoint_dir):
+        state.step, state.data_position = load_state(checkpoint_dir, state.model, state.optimizer, state.scheduler)
+        sync_engine(state)
+    done_here = 0
+    while state.step < loop.steps:
+        scalars = one_step(state, tasks, envs, cfg, loop)
+        log.write(state.step, scalars)
+        done_here += 1
+        if loop.checkpoint_every and state.step % loop.checkpoint_every == 0:
+            save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+        if loop.stop_after is not None and done_here >= loop.stop_after and state.step < loop.steps:
+            return False
+    return True

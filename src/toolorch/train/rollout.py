@@ -1,0 +1,200 @@
+"""Rollouts through the real episode runner, token in / token out, batched in lockstep.
+
+    engine = HFEngine(model, tokenizer, max_new_tokens=64, temperature=1.0)
+    rollouts = run_rollouts([(task, env)] * 8, cfg, engine, seed=0)
+
+Each episode runs `toolorch.episode.run_episode` in its own thread with a
+`TokenPolicy`. Its `generate` call blocks in a `LockstepSampler` until every live
+episode has asked, then one batched `generate` serves them all (sorted by episode, so
+the batches and the seeded samples are the same on every run). The policy keeps the
+exact token ids it was prompted with and sampled - never a re-tokenization of the
+text - so the trainer scores the very tokens that were sampled. Generated tokens are
+marked trained; system, user and tool tokens, and the template's glue, are not.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from toolorch.config import Config
+from toolorch.core import Task, Trajectory
+from toolorch.env import Environment
+from toolorch.episode import run_episode
+from toolorch.experts import build_expert
+from toolorch.policies import Generation
+from toolorch.tools import Toolbox
+from toolorch.train.chat import encode, render, suffix
+from toolorch.train.packing import Sample
+
+
+class Engine(Protocol):
+    tokenizer: Any
+
+    def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]: ...
+
+
+class HFEngine:
+    """Batched sampling with a transformers model (left padding, KV cache)."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.max_positions = getattr(model.config, "max_position_embeddings", 1 << 30)
+
+    def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
+        """prompts: B lists of ids -> B lists of new ids, each cut after its first end-of-turn."""
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        room = self.max_positions - self.max_new_tokens
+        fits = [i for i, p in enumerate(prompts) if len(p) <= room]
+        out: list[list[int]] = [[eos] for _ in prompts]  # an over-long chat ends its turn at once
+        if not fits:
+            return out
+        width = max(len(prompts[i]) for i in fits)
+        ids = torch.full((len(fits), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(fits), width), dtype=torch.long)
+        for row, i in enumerate(fits):
+            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]):] = 1
+        torch.manual_seed(seed)
+        sample = self.temperature > 0
+        with torch.no_grad():
+            gen = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                temperature=self.temperature if sample else None, top_k=None, top_p=None,
+                pad_token_id=pad, eos_token_id=eos,
+            )[:, width:].tolist()
+        for row, i in enumerate(fits):
+            new = gen[row]
+            out[i] = new[: new.index(eos) + 1] if eos in new else new
+        return out
+
+
+class LockstepSampler:
+    """Collects one request from every live episode, then samples them as one batch."""
+
+    def __init__(self, engine: Engine, workers: int, seed: int):
+        self.engine = engine
+        self.active = set(range(workers))
+        self.pending: dict[int, list[int]] = {}
+        self.results: dict[int, list[int] | BaseException] = {}
+        self.round = 0
+        self.seed = seed
+        self.tokens_sampled = 0
+        self.cv = threading.Condition()
+
+    def sample(self, worker: int, prompt: list[int]) -> list[int]:
+        with self.cv:
+            self.pending[worker] = prompt
+            self._run_if_complete()
+            while worker not in self.results:
+                self.cv.wait()
+            result = self.results.pop(worker)
+        if isinstance(result, BaseException):
+            raise RuntimeError("batched sampling failed") from result
+        return result
+
+    def finish(self, worker: int) -> None:
+        with self.cv:
+            self.active.discard(worker)
+            self._run_if_complete()
+
+    def _run_if_complete(self) -> None:
+        if not self.pending or len(self.pending) < len(self.active):
+            return
+        batch = sorted(self.pending.items())
+        self.pending = {}
+        try:
+            outs: list[Any] = self.engine.sample([p for _, p in batch], self.seed * 100_003 + self.round)
+            self.tokens_sampled += sum(len(o) for o in outs)
+        except BaseException as e:  # every waiting episode must wake up and fail, never hang
+            outs = [e] * len(batch)
+        self.round += 1
+        for (worker, _), out in zip(batch, outs):
+            self.results[worker] = out
+        self.cv.notify_all()
+
+
+class TokenPolicy:
+    """A `Policy` whose turns come from the sampler; records ids and the trained mask."""
+
+    def __init__(self, sampler: LockstepSampler, worker: int, name: str = "grpo"):
+        self.name = name
+        self.sampler = sampler
+        self.worker = worker
+        self.tokenizer = sampler.engine.tokenizer
+        self.ids: list[int] = []
+        self.trained: list[bool] = []
+        self.seen = 0  # messages already in `ids`
+        self.last_text = ""
+        self.last_ended = False
+
+    def _extend(self, ids: list[int], trained: bool) -> None:
+        self.ids += ids
+        self.trained += [trained] * len(ids)
+
+    def _catch_up(self, messages: list[dict[str, Any]]) -> None:
+        """Append the tokens of messages added since the last turn, up to the generation prompt."""
+        tok = self.tokenizer
+        if self.seen:  # close our own last message the way the template does
+            head = render(tok, messages[: self.seen - 1], generation_prompt=True) + self.last_text
+            close = suffix(render(tok, messages[: self.seen]), head)
+            if self.last_ended and close.startswith(tok.eos_token):
+                close = close[len(tok.eos_token):]
+            self._extend(encode(tok, close), False)
+        before = render(tok, messages[: self.seen])
+        self._extend(encode(tok, suffix(render(tok, messages, generation_prompt=True), before)), False)
+
+    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        self._catch_up(messages)
+        prompt_len = len(self.ids)
+        new = self.sampler.sample(self.worker, list(self.ids))
+        self._extend(new, True)
+        self.last_ended = bool(new) and new[-1] == self.tokenizer.eos_token_id
+        self.last_text = self.tokenizer.decode(new, skip_special_tokens=True)
+        self.seen = len(messages) + 1  # + the assistant message the runner appends
+        return Generation(self.last_text, prompt_len, len(new))
+
+    def sample(self) -> Sample:
+        return Sample(list(self.ids), list(self.trained))
+
+
+@dataclass
+class Rollout:
+    task: Task
+    trajectory: Trajectory
+    sample: Sample  # ids [L], trained [L]
+
+
+def run_rollouts(jobs: list[tuple[Task, Environment]], cfg: Config, engine: Engine, seed: int,
+                 with_code: bool = True) -> tuple[list[Rollout], int]:
+    """Run every (task, env) episode concurrently; returns (rollouts in job order, tokens sampled)."""
+    sampler = LockstepSampler(engine, len(jobs), seed)
+    experts = {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
+    results: list[Rollout | BaseException | None] = [None] * len(jobs)
+
+    def work(i: int) -> None:
+        task, env = jobs[i]
+        policy = TokenPolicy(sampler, i)
+        try:
+            with env.session() as session:
+                traj = run_episode(task, policy, Toolbox(cfg, session, experts, with_code=with_code), cfg)
+            results[i] = Rollout(task, traj, policy.sample())
+        except BaseException as e:
+            results[i] = e
+        finally:
+            sampler.finish(i)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise RuntimeError(f"rollout failed: {r}") from r
+    return [r for r in results if isinstance(r, Rollout)], sampler.tokens_sampled

@@ -1,0 +1,61 @@
+"""Training scalars: TensorBoard event files (when tensorboard is installed) and a history list.
+
+    log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
+    log.write(step, {"reward/total": 0.4, "kl": 0.01})
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolorch.train.rewards import TERMS, RewardTerms
+
+
+class ScalarLog:
+    def __init__(self, folder: str | Path, enabled: bool = True):
+        self.history: list[dict[str, Any]] = []
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional: the history still goes to the metrics JSON
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(log_dir=str(folder))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        self.history.append({"step": step, **scalars})
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, float(value), step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over rollout records ({terms, correct, cost, latency, tools}): reward terms, accuracy,
+    cost, latency, and the tool-call mix (share of all calls per tool)."""
+    if not records:
+        return {}
+    out = {f"reward/{k}": float(np.mean([r["terms"][k] for r in records])) for k in (*TERMS, "total")}
+    out["accuracy"] = float(np.mean([r["correct"] for r in records]))
+    out["cost_usd"] = float(np.mean([r["cost_usd"] for r in records]))
+    out["latency_s"] = float(np.mean([r["latency_s"] for r in records]))
+    out["turns"] = float(np.mean([r["turns"] for r in records]))
+    calls = Counter(t for r in records for t in r["tools"])
+    total = sum(calls.values())
+    for tool, n in sorted(calls.items()):
+        out[f"tool_mix/{tool}"] = n / total
+    return out
+
+
+def rollout_record(terms: RewardTerms, traj: Any) -> dict[str, Any]:
+    return {"terms": terms.as_dict(), "correct": traj.correct, "cost_usd": traj.usage.cost_usd,
+            "latency_s": traj.usage.latency_s, "turns": len(traj.turns),
+            "tools": [t.call.name for t in traj.turns if t.call is not None]}

@@ -1,0 +1,92 @@
+"""Supervised warm-start: next-token loss on assistant tokens of packed chats.
+
+    rows = pack([Sample(*tokenize_chat(tok, t.messages)) for t in trajs], max_len)
+    history = train_sft(model, rows, pad_id, SFTLoop(...))
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from toolorch.train.packing import Sample, collate, nll_sum
+
+
+@dataclass(frozen=True)
+class SFTLoop:
+    epochs: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 5
+    rows_per_step: int = 4
+    rows_per_micro: int = 2  # gradient accumulation over micro-batches of this many rows
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
+    gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+    return torch.randperm(n_rows, generator=gen).tolist()
+
+
+def sft_step(model: torch.nn.Module, rows: list[list[Sample]], pad_id: int, rows_per_micro: int) -> tuple[float, int]:
+    """Accumulate gradients of the mean token loss over `rows`; returns (loss, tokens)."""
+    micro = [rows[i:i + rows_per_micro] for i in range(0, len(rows), rows_per_micro)]
+    batches = [collate(m, pad_id) for m in micro]
+    total_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    loss_value = 0.0
+    for batch in batches:
+        nll, _ = nll_sum(model, batch)
+        loss = nll / max(1, total_tokens)  # token-level mean over the whole step
+        loss.backward()
+        loss_value += float(loss.detach())
+    return loss_value, total_tokens
+
+
+def train_sft(model: torch.nn.Module, rows: list[list[Sample]], pad_id: int, loop: SFTLoop,
+              log: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train in place; returns one record per optimizer step (loss, lr, tokens, seconds)."""
+    seed_everything(loop.seed)
+    steps_per_epoch = max(1, math.ceil(len(rows) / loop.rows_per_step))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=loop.weight_decay)
+    scheduler = warmup_cosine(optimizer, loop.warmup_steps, steps_per_epoch * loop.epochs)
+    history: list[dict] = []
+    model.train()
+    for epoch in range(loop.epochs):
+        order = epoch_order(len(rows), loop.seed, epoch)
+        for s in range(steps_per_epoch):
+            chosen = [rows[i] for i in order[s * loop.rows_per_step:(s + 1) * loop.rows_per_step]]
+            if not chosen:
+                continue
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss, tokens = sft_step(model, chosen, pad_id, loop.rows_per_micro)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), loop.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            record = {"step": len(history), "epoch": epoch, "loss": loss, "lr": scheduler.get_last_lr()[0],
+                      "tokens": tokens, "seconds": time.perf_counter() - start}
+            history.append(record)
+            if log:
+                log(record)
+    model.eval()
+    return history

@@ -1,0 +1,98 @@
+"""sft and grpo stages end to end on CPU with a tiny model: outputs, metrics, determinism, resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from toolorch.config import Config
+from toolorch.jsonl import write_jsonl
+from toolorch.stages import grpo, sft
+from unit.train.world import build_world
+
+pytestmark = pytest.mark.slow
+
+TINY = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, library_env):
+    return build_world(tmp_path_factory.mktemp("stage_world"), library_env)
+
+
+def _cfg(world, **grpo_settings) -> Config:
+    stages = {"sft": {"tiny": TINY, "epochs": 3, "lr": 3e-3, "max_len": 2048, "rows_per_step": 2},
+              "grpo": {"steps": 2, "tasks_per_step": 2, "group_size": 4, "max_new_tokens": 16, "lr": 1e-3,
+                       "with_code": False, "heldout": {"enabled": False}, **grpo_settings}}
+    return world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
+        update={"max_turns": 3})})
+
+
+@pytest.fixture(scope="module")
+def sft_dir(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft")
+    sft.run(_cfg(world), world.trajectories_path, out / "model", out / "metrics.json")
+    return out
+
+
+def test_sft_writes_checkpoint_and_learns(sft_dir):
+    metrics = json.loads((sft_dir / "metrics.json").read_text())
+    assert metrics["trajectories"] == 14 and metrics["steps"] >= 3
+    assert metrics["loss_last"] < metrics["loss_first"]
+    assert (sft_dir / "model" / "config.resolved.yaml").exists()
+    assert "<|im_start|>" in (sft_dir / "model" / "tokenizer_config.json").read_text() or \
+        (sft_dir / "model" / "chat_template.jinja").exists()
+    AutoModelForCausalLM.from_pretrained(sft_dir / "model")
+
+
+def test_sft_is_deterministic(world, sft_dir, tmp_path):
+    sft.run(_cfg(world), world.trajectories_path, tmp_path / "again", tmp_path / "m.json")
+    a = AutoModelForCausalLM.from_pretrained(sft_dir / "model").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "again").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sft_rejects_missing_base(world, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an HF model folder"):
+        sft.run(_cfg(world), world.trajectories_path, tmp_path / "o", tmp_path / "m.json", base_model=str(tmp_path))
+
+
+def test_grpo_trains_logs_and_checks_heldout(world, sft_dir, tmp_path):
+    heldout = tmp_path / "heldout.jsonl"
+    write_jsonl(heldout, [t.model_copy(update={"split": "heldout"}) for t in world.tasks[:3]])
+    cfg = _cfg(world, heldout={"enabled": True, "max_tasks": 3, "seeds": [0, 1, 2]})
+    out = tmp_path / "grpo"
+    metrics = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, out, tmp_path / "g.json", heldout)
+    assert metrics["completed"] and metrics["steps_done"] == 2 and len(metrics["history"]) == 2
+    last = metrics["last"]
+    for key in ("reward/outcome", "reward/cost", "reward/total", "accuracy", "cost_usd", "latency_s",
+                "groups_kept", "groups_filtered", "rollout_tokens_per_s"):
+        assert key in last
+    assert last["groups_kept"] + last["groups_filtered"] == 2
+    assert last["reward/cost"] <= 0 and last["reward/deny"] <= 0
+    ho = metrics["heldout"]
+    assert len(ho["sft"]["reward_per_seed"]) == 3 and "reward_margin" in ho
+    assert isinstance(ho["margin_exceeds_seed_spread"], bool)
+    assert {"cost_averse_cost_usd", "accuracy_first_cost_usd"} <= set(ho["preference"])
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "g.json").read_text())["steps_done"] == 2
+    AutoModelForCausalLM.from_pretrained(out)
+
+
+def test_grpo_resume_continues_the_same_run(world, sft_dir, tmp_path):
+    cfg = _cfg(world, steps=3, checkpoint_every=1, min_group_std=0.0)
+    whole = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "a", tmp_path / "a.json")
+    stopped = _cfg(world, steps=3, checkpoint_every=1, stop_after=1)
+    first = grpo.run(stopped, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    assert not first["completed"] and first["steps_done"] == 1
+    rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    assert rest["completed"] and [h["step"] for h in rest["history"]] == [2, 3]
+    for key in ("loss", "reward/total", "tokens"):
+        if key in whole["history"][-1]:
+            assert rest["history"][-1][key] == pytest.approx(whole["history"][-1][key], rel=1e-5, abs=1e-7)
+    # the loss path itself is pinned by tests/unit/train/test_grpo.py (a tiny random-init model
+    # rarely solves a task, so these groups may all be filtered)

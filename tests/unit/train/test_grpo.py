@@ -1,0 +1,113 @@
+"""The GRPO step: sign of the policy gradient, masking, KL, resume, and 1- vs 2-process FSDP2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from toolorch.train.checkpoint import load_state, save_state
+from toolorch.train.chat import tokenize_chat
+from toolorch.train.distributed import Dist
+from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.packing import Sample, collate, token_logprobs
+
+ONE = Dist()
+
+
+def _samples(world, tok, advantages):
+    return [with_advantage(Sample(*tokenize_chat(tok, t.messages)), a)
+            for t, a in zip(world.trajectories, advantages)]
+
+
+def _fresh(folder, lr=1e-2):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def _trained_logp(model, sample, pad):
+    with torch.no_grad():
+        logp, _, trained = token_logprobs(model, collate([[sample]], pad))
+    return float(logp.sum() / trained.sum())
+
+
+@pytest.mark.parametrize("advantage,direction", [(1.0, 1), (-1.0, -1)])
+def test_advantage_sign_moves_likelihood(world, tiny_tokenizer, advantage, direction):
+    folder, tok = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    (sample,) = _samples(world, tok, [advantage])
+    before = _trained_logp(model, sample, tok.pad_token_id)
+    stats = grpo_step(model, None, opt, sched, [sample], StepConfig(), tok.pad_token_id, ONE)
+    after = _trained_logp(model, sample, tok.pad_token_id)
+    assert (after - before) * direction > 0
+    assert stats["loss"] == pytest.approx(-advantage, rel=1e-5)  # ratio 1 at the first epoch
+    assert stats["clip_fraction"] == 0.0 and stats["tokens"] == sum(sample.trained[1:])
+
+
+def test_untrained_tokens_carry_no_loss(world, tiny_tokenizer):
+    folder, tok = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    (sample,) = _samples(world, tok, [1.0])
+    prompt_only = Sample(sample.ids, [False] * len(sample), sample.weight)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stats = grpo_step(model, None, opt, sched, [prompt_only], StepConfig(), tok.pad_token_id, ONE)
+    assert stats["tokens"] == 0 and stats["loss"] == 0.0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_kl_to_reference(world, tiny_tokenizer):
+    folder, tok = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    ref = AutoModelForCausalLM.from_pretrained(folder).eval()
+    samples = _samples(world, tok, [1.0, -1.0])
+    cfg = StepConfig(kl_coef=0.1)
+    first = grpo_step(model, ref, opt, sched, samples, cfg, tok.pad_token_id, ONE)
+    second = grpo_step(model, ref, opt, sched, samples, cfg, tok.pad_token_id, ONE)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-6)  # the policy starts as the reference
+    assert second["kl"] > 0.0
+
+
+def test_checkpoint_resume_gives_the_same_losses(world, tiny_tokenizer, tmp_path):
+    folder, tok = tiny_tokenizer
+    batches = [_samples(world, tok, a) for a in ([1.0, -1.0], [-0.5, 0.5], [2.0, -2.0])]
+    model, opt, sched = _fresh(folder)
+    whole = [grpo_step(model, None, opt, sched, b, StepConfig(), tok.pad_token_id, ONE)["loss"] for b in batches]
+    model, opt, sched = _fresh(folder)
+    grpo_step(model, None, opt, sched, batches[0], StepConfig(), tok.pad_token_id, ONE)
+    save_state(tmp_path / "state", model, opt, sched, step=1, data_position=2)
+    model, opt, sched = _fresh(folder)  # a new process: fresh weights and optimizer
+    assert load_state(tmp_path / "state", model, opt, sched) == (1, 2)
+    resumed = [grpo_step(model, None, opt, sched, b, StepConfig(), tok.pad_token_id, ONE)["loss"] for b in batches[1:]]
+    assert resumed == pytest.approx(whole[1:], rel=1e-6)
+    assert whole[1] != pytest.approx(whole[2])
+
+
+def _torchrun(nproc: int, folder: Path, samples: Path, out: Path) -> dict:
+    script = Path(__file__).with_name("fsdp_step.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
+           str(29500 + nproc + os.getpid() % 1000), str(script), str(folder), str(samples), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.mark.slow
+def test_two_process_fsdp2_step_matches_one_process(world, tiny_tokenizer, tmp_path):
+    folder, tok = tiny_tokenizer
+    samples = _samples(world, tok, [1.0, -1.0, 0.5, -0.5])
+    path = tmp_path / "samples.json"
+    path.write_text(json.dumps([{"ids": s.ids, "trained": s.trained, "weight": s.weight} for s in samples]))
+    one = _torchrun(1, folder, path, tmp_path / "one.pt")
+    two = _torchrun(2, folder, path, tmp_path / "two.pt")
+    assert two["stats"]["tokens"] == one["stats"]["tokens"]
+    assert two["stats"]["loss"] == pytest.approx(one["stats"]["loss"], rel=1e-4, abs=1e-6)
+    for k, w in one["weights"].items():
+        torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,165 @@
+"""Signs and orderings of the GRPO reward (ToolOrchestra's released code had the cost sign wrong)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from toolorch.core import Preference, Trajectory, Turn, ToolCall, Usage
+from toolorch.train.rewards import (
+    EpisodeOutcome, RewardConfig, efficiency_coefficients, group_advantages, group_rewards, minmax,
+)
+
+CFG = RewardConfig()
+ACCURACY_FIRST = Preference(accuracy=1.0)
+COST_AVERSE = Preference(accuracy=1.0, cost=3.0)
+
+
+def totals(group, pref=ACCURACY_FIRST, cfg=CFG):
+    return [t.total for t in group_rewards(group, pref, cfg)]
+
+
+def test_correct_scores_one_and_wrong_zero_when_alone():
+    r = group_rewards([EpisodeOutcome(True, 0.1, 5.0), EpisodeOutcome(False, 0.0, 0.0)], ACCURACY_FIRST, CFG)
+    assert r[0].outcome == 1.0 and r[0].total == pytest.approx(1.0)
+    assert r[1].outcome == 0.0 and r[1].total == 0.0
+
+
+def test_cost_penalty_is_negative_and_grows_with_cost():
+    cheap, dear = EpisodeOutcome(True, 0.001, 5.0), EpisodeOutcome(True, 0.5, 5.0)
+    r = group_rewards([cheap, dear], ACCURACY_FIRST, CFG)
+    assert r[0].cost == 0.0
+    assert r[1].cost < 0.0
+    assert r[0].total > r[1].total
+
+
+def test_latency_penalty_is_negative_and_grows_with_latency():
+    fast, slow = EpisodeOutcome(True, 0.1, 1.0), EpisodeOutcome(True, 0.1, 60.0)
+    r = group_rewards([fast, slow], ACCURACY_FIRST, CFG)
+    assert r[1].latency < r[0].latency == 0.0
+
+
+def test_cost_averse_preference_penalises_cost_more():
+    group = [EpisodeOutcome(True, 0.001, 5.0), EpisodeOutcome(True, 0.5, 5.0)]
+    averse = group_rewards(group, COST_AVERSE, CFG)[1].cost
+    first = group_rewards(group, ACCURACY_FIRST, CFG)[1].cost
+    assert averse < first < 0.0
+    k_averse, _ = efficiency_coefficients(COST_AVERSE, CFG.efficiency_floor)
+    assert averse == pytest.approx(-CFG.cost_weight * k_averse)
+
+
+def test_units_do_not_dominate():
+    """Scaling dollars by 1000 leaves the rewards unchanged (group normalisation)."""
+    group = [EpisodeOutcome(True, c, l) for c, l in [(0.01, 3.0), (0.02, 9.0), (0.05, 1.0)]]
+    scaled = [EpisodeOutcome(True, o.cost_usd * 1000, o.latency_s) for o in group]
+    assert totals(group, COST_AVERSE) == pytest.approx(totals(scaled, COST_AVERSE))
+
+
+def test_deny_violation_is_penalised_for_right_and_wrong():
+    pref = Preference(deny=["ask_frontier"])
+    clean = EpisodeOutcome(True, 0.1, 1.0, ("lookup",))
+    bad = EpisodeOutcome(True, 0.1, 1.0, ("ask_frontier", "lookup"))
+    worse = EpisodeOutcome(True, 0.1, 1.0, ("ask_frontier", "ask_frontier"))
+    r = group_rewards([clean, bad, worse], pref, CFG)
+    assert r[0].deny == 0.0 and r[2].deny < r[1].deny < 0.0
+    wrong = group_rewards([EpisodeOutcome(False, 0.1, 1.0, ("ask_frontier",))], pref, CFG)[0]
+    assert wrong.total < 0.0
+
+
+def test_allow_list_counts_as_deny():
+    pref = Preference(allow=["lookup"])
+    r = group_rewards([EpisodeOutcome(True, 0.1, 1.0, ("search",))], pref, CFG)
+    assert r[0].deny < 0.0
+
+
+def test_prefer_list_rewarded_mildly_and_only_when_correct():
+    pref = Preference(prefer=["ask_mini"])
+    r = group_rewards([EpisodeOutcome(True, 0.1, 1.0, ("ask_mini",)), EpisodeOutcome(True, 0.1, 1.0, ("search",)),
+                       EpisodeOutcome(False, 0.1, 1.0, ("ask_mini",))], pref, CFG)
+    assert r[0].prefer == pytest.approx(CFG.prefer_weight) and r[1].prefer == 0.0
+    assert r[2].prefer == 0.0
+
+
+def test_config_rejects_penalties_that_could_flip_correct_below_wrong():
+    with pytest.raises(ValidationError, match="must be < 1"):
+        RewardConfig(cost_weight=0.6, latency_weight=0.3, deny_weight=0.2)
+    with pytest.raises(ValidationError):
+        RewardConfig(wrong=0.5)
+
+
+def test_minmax_all_equal_is_zero():
+    assert minmax([3.0, 3.0]) == [0.0, 0.0]
+    assert minmax([1.0, 3.0, 2.0]) == [0.0, 1.0, 0.5]
+
+
+outcomes = st.builds(
+    EpisodeOutcome,
+    correct=st.booleans(),
+    cost_usd=st.floats(0, 10, allow_nan=False),
+    latency_s=st.floats(0, 600, allow_nan=False),
+    tools=st.lists(st.sampled_from(["lookup", "search", "ask_mini", "ask_frontier"]), max_size=4).map(tuple),
+)
+preferences = st.builds(
+    Preference,
+    accuracy=st.floats(0, 5), cost=st.floats(0, 5), latency=st.floats(0, 5),
+    deny=st.lists(st.sampled_from(["ask_frontier", "search"]), max_size=2),
+    prefer=st.lists(st.sampled_from(["ask_mini", "lookup"]), max_size=2),
+)
+configs = st.builds(
+    RewardConfig,
+    wrong=st.floats(-0.5, 0), cost_weight=st.floats(0, 0.45), latency_weight=st.floats(0, 0.3),
+    efficiency_floor=st.floats(0.01, 1), deny_weight=st.floats(0, 0.2), prefer_weight=st.floats(0, 0.2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(outcomes, min_size=1, max_size=8), preferences, configs)
+def test_every_correct_beats_every_wrong(group, pref, cfg):
+    r = totals(group, pref, cfg)
+    right = [x for x, o in zip(r, group) if o.correct]
+    wrong = [x for x, o in zip(r, group) if not o.correct]
+    if right and wrong:
+        assert min(right) > max(wrong)
+    assert all(x > 0 for x in right)
+    assert all(x <= cfg.wrong for x in wrong)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(outcomes, min_size=2, max_size=8), preferences, configs)
+def test_cheaper_correct_beats_dearer_correct(group, pref, cfg):
+    """Same tools: no more expensive and no slower, and strictly cheaper or faster -> strictly higher."""
+    tools = ("lookup",)
+    group = [EpisodeOutcome(o.correct, o.cost_usd, o.latency_s, tools) for o in group]
+    r = totals(group, pref, cfg)
+    for a, ra in zip(group, r):
+        for b, rb in zip(group, r):
+            if a.correct and b.correct and a.cost_usd <= b.cost_usd and a.latency_s <= b.latency_s:
+                assert ra >= rb - 1e-12
+                # differences below float resolution count as ties
+                clearly = b.cost_usd - a.cost_usd > 1e-6 or b.latency_s - a.latency_s > 1e-6
+                if clearly and cfg.cost_weight > 1e-3 and cfg.latency_weight > 1e-3:
+                    assert ra > rb
+
+
+def test_trajectory_outcome_reads_calls_and_usage():
+    traj = Trajectory(task_id="t", env="e", policy="p", messages=[], stop_reason="answer", correct=True,
+                      usage=Usage(cost_usd=0.2, latency_s=3.0), answer="x",
+                      turns=[Turn(index=0, text="", policy_usage=Usage(), call=ToolCall(name="lookup")),
+                             Turn(index=1, text="", policy_usage=Usage())])
+    assert EpisodeOutcome.of(traj) == EpisodeOutcome(True, 0.2, 3.0, ("lookup",))
+
+
+def test_advantages_are_group_relative_and_clipped():
+    adv, kept = group_advantages([1.0, 0.0, 0.0, 0.0])
+    assert kept and adv[0] > 0 > adv[1] and adv.sum() == pytest.approx(0.0, abs=1e-6)
+    adv, kept = group_advantages([1.0] + [0.0] * 99, clip=3.0)
+    assert adv.max() == 3.0
+
+
+def test_zero_variance_groups_are_filtered():
+    adv, kept = group_advantages([1.0, 1.0, 1.0])
+    assert not kept and np.all(adv == 0)
+    _, kept = group_advantages([0.5, 0.55], min_std=0.1)
+    assert not kept

@@ -1,0 +1,56 @@
+"""Tokenized chats mask everything but assistant text; packed and unpacked losses agree."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from toolorch.train.chat import encode, tokenize_chat
+from toolorch.train.packing import Sample, collate, nll_sum, pack
+
+
+def test_only_assistant_tokens_are_trained(world, tiny_tokenizer):
+    _, tok = tiny_tokenizer
+    traj = world.trajectories[0]
+    ids, trained = tokenize_chat(tok, traj.messages)
+    assert ids == encode(tok, tok.apply_chat_template(traj.messages, tokenize=False))
+    text_trained = tok.decode([i for i, t in zip(ids, trained) if t])
+    # ChatML: trained = each assistant message's content and end-of-turn, nothing else
+    expected = "".join(m["content"] + "<|im_end|>\n" for m in traj.messages if m["role"] == "assistant")
+    assert text_trained == expected
+    assert sum(trained) < len(ids) / 2
+
+def test_pack_is_first_fit_and_truncates():
+    s = [Sample([1] * n, [True] * n) for n in (5, 4, 3, 9)]
+    rows = pack(s, max_len=8)
+    assert [[len(x) for x in r] for r in rows] == [[5, 3], [4], [8]]
+
+
+def _model(folder):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
+def test_packed_and_unpacked_losses_match(world, tiny_tokenizer):
+    folder, tok = tiny_tokenizer
+    model = _model(folder)
+    samples = [Sample(*tokenize_chat(tok, t.messages)) for t in world.trajectories[:5]]
+    max_len = sum(len(s) for s in samples)
+    rows = pack(samples, max_len)
+    assert len(rows) == 1 and len(rows[0]) == 5
+    with torch.no_grad():
+        packed, n_packed = nll_sum(model, collate(rows, tok.pad_token_id))
+        alone = [nll_sum(model, collate([[s]], tok.pad_token_id)) for s in samples]
+    assert n_packed == sum(n for _, n in alone) > 0
+    assert float(packed) == pytest.approx(sum(float(x) for x, _ in alone), rel=1e-4)
+
+
+def test_padding_does_not_change_loss(world, tiny_tokenizer):
+    folder, tok = tiny_tokenizer
+    model = _model(folder)
+    a, b = (Sample(*tokenize_chat(tok, t.messages)) for t in world.trajectories[:2])
+    with torch.no_grad():
+        together, _ = nll_sum(model, collate([[a], [b]], tok.pad_token_id))
+        first, _ = nll_sum(model, collate([[a]], tok.pad_token_id))
+        second, _ = nll_sum(model, collate([[b]], tok.pad_token_id))
+    assert float(together) == pytest.approx(float(first) + float(second), rel=1e-4)
