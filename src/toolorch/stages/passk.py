@@ -1,0 +1,278 @@
+"""passk: a teacher makes k trajectories per task; verified ones become SFT data.
+
+    python -m toolorch.stages.passk --config configs/tiny.yaml
+    toolorch passk --config configs/tiny.yaml --set stages.passk.k=4
+
+Reads environments (data/envs/<env>/) and tasks (data/tasks/train.jsonl). For every
+task the teacher (scripted offline, or any OpenAI-compatible model) runs k episodes
+through the real episode runner and toolbox, one fresh EnvSession each; every
+trajectory is verified against the task's answer. Tasks that no trajectory solves
+(0/k) are dropped as unsolvable, and so are tasks whose gold calls do not re-verify
+(a simulated expert reads the gold answer, so it could "solve" a broken task). Writes
+    data/passk/tasks.jsonl         the kept tasks
+    data/passk/trajectories.jsonl  successful trajectories, per task most efficient first
+                                   (lowest cost, then latency), the top `keep_top`
+    data/passk/stats.json          per-task successes and the pass@1 / pass@k tables
+    metrics/passk.json             pass@1 and pass@k overall / per category / per difficulty,
+                                   kept and dropped counts, trajectories per second
+Same config and seed -> byte-identical data files (only the throughput metric varies).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from toolorch.config import Config
+from toolorch.core import Task, Trajectory
+from toolorch.env import Environment
+from toolorch.episode import run_episode
+from toolorch.experts import build_expert
+from toolorch.jsonl import read_jsonl, write_json, write_jsonl
+from toolorch.openai_chat import EndpointError
+from toolorch.stages import finish, stage_config
+from toolorch.teacher import OnlineTeacher, ScriptedTeacher, TeacherRoutes, online_policy, reverify
+from toolorch.tools import Toolbox
+
+
+class PasskSettings(BaseModel):
+    """`stages.passk` in a profile YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(8, ge=1, le=256)  # trajectories per task
+    keep_top: int = Field(4, ge=1)  # successful trajectories kept per task, most efficient first
+    teacher: Literal["scripted", "openai"] = "scripted"
+    routes: TeacherRoutes = TeacherRoutes()  # scripted teacher
+    openai: Optional[OnlineTeacher] = None  # online teacher
+    max_tasks: Optional[int] = Field(None, ge=1)  # cap for smoke runs; None = every task
+    max_endpoint_failures: int = Field(3, ge=1)  # consecutive dead-endpoint episodes before giving up
+    workers: int = Field(1, ge=1, le=64)  # tasks run in parallel threads (sandbox runs are subprocesses)
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _online_needs_endpoint(self) -> PasskSettings:
+        if self.teacher == "openai" and self.openai is None:
+            raise ValueError("teacher: openai needs stages.passk.openai (base_url, model, api_key_env)")
+        return self
+
+
+class PasskError(RuntimeError):
+    """The stage cannot proceed (missing inputs, unknown envs, dead teacher endpoint)."""
+
+
+def settings_of(cfg: Config) -> PasskSettings:
+    return PasskSettings.model_validate(cfg.stages.get("passk", {}))
+
+
+# ---------------------------------------------------------------- pass@k
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al., 2021) from n samples of which c are correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_table(rows: list[dict[str, Any]], k: int) -> dict[str, float]:
+    if not rows:
+        return {"tasks": 0, "pass@1": 0.0, f"pass@{k}": 0.0}
+    p1 = sum(pass_at_k(r["n"], r["correct"], 1) for r in rows) / len(rows)
+    pk = sum(pass_at_k(r["n"], r["correct"], k) for r in rows) / len(rows)
+    return {"tasks": len(rows), "pass@1": round(p1, 4), f"pass@{k}": round(pk, 4)}
+
+
+def grouped_tables(rows: list[dict[str, Any]], key: str, k: int) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[str(r[key])].append(r)
+    return {g: pass_table(groups[g], k) for g in sorted(groups, key=lambda s: (len(s), s))}
+
+
+def efficiency_key(traj: Trajectory) -> tuple[float, float, int]:
+    return (round(traj.usage.cost_usd, 12), round(traj.usage.latency_s, 9), len(traj.turns))
+
+
+# ---------------------------------------------------------------- running
+
+class TeacherRunner:
+    """Runs one task's k episodes with the configured teacher."""
+
+    def __init__(self, cfg: Config, settings: PasskSettings):
+        self.cfg = cfg
+        self.settings = settings
+        self.experts = {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
+        self.scripted = ScriptedTeacher(cfg, settings.routes, seed=cfg.seed)
+        self.endpoint_failures = 0
+        self._lock = threading.Lock()
+
+    def trajectories(self, task: Task, env: Environment) -> list[Trajectory]:
+        return [t for t in (self._one(task, env, i) for i in range(self.settings.k)) if t is not None]
+
+    def gold_verifies(self, task: Task, env: Environment) -> bool:
+        return reverify(task, env, self.cfg, self.experts) is None
+
+    def _one(self, task: Task, env: Environment, sample: int) -> Trajectory | None:
+        if self.endpoint_failures >= self.settings.max_endpoint_failures:  # another worker gave up
+            raise PasskError(f"teacher endpoint failed {self.endpoint_failures} times in a row")
+        with env.session() as session:
+            toolbox = Toolbox(self.cfg, session, experts=self.experts)
+            if self.settings.teacher == "scripted":
+                policy = self.scripted.policy(task, sample, {s.name for s in toolbox.specs})
+            else:
+                assert self.settings.openai is not None
+                policy = online_policy(self.settings.openai, self.cfg.seed, sample)
+            try:
+                traj = run_episode(task, policy, toolbox, self.cfg)
+            except EndpointError as e:
+                with self._lock:
+                    self.endpoint_failures += 1
+                    failures = self.endpoint_failures
+                if failures >= self.settings.max_endpoint_failures:
+                    raise PasskError(f"teacher endpoint failed {failures} times in a row: {e}") from None
+                return None  # counts as a failed sample
+        with self._lock:
+            self.endpoint_failures = 0
+        return traj
+
+
+def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
+    names = sorted({t.env for t in tasks})
+    missing = [n for n in names if not (envs_dir / n / "env.json").exists()]
+    if missing:
+        raise PasskError(f"tasks refer to environments missing from {envs_dir}: {', '.join(missing)}")
+    return {n: Environment.load(envs_dir / n) for n in names}
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("passk"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=True)
+
+
+TaskResult = tuple[Task, list[Trajectory], dict[str, Any]]
+
+
+def run_task(runner: TeacherRunner, task: Task, env: Environment) -> TaskResult:
+    """One task's kept trajectories (most efficient first) and its stats row."""
+    trajs = runner.trajectories(task, env)
+    good = sorted((t for t in trajs if t.correct), key=efficiency_key)
+    verifies = runner.gold_verifies(task, env)
+    row = {"task_id": task.id, "category": task.category, "difficulty": task.difficulty,
+           "n": runner.settings.k, "correct": len(good), "gold_verifies": verifies,
+           "routes": _route_counts(trajs, good)}
+    return task, good[: runner.settings.keep_top] if verifies else [], row
+
+
+def run_all(cfg: Config, settings: PasskSettings, tasks: list[Task], envs: dict[str, Environment]) -> list[TaskResult]:
+    """Every task's result, in task order whatever the number of workers (seeds are per task)."""
+    runner = TeacherRunner(cfg, settings)
+    results: list[TaskResult] = []
+    with _progress(settings.progress) as bar, ThreadPoolExecutor(settings.workers) as pool:
+        job = bar.add_task("passk", total=len(tasks))
+        for result in pool.map(lambda t: run_task(runner, t, envs[t.env]), tasks):
+            results.append(result)
+            bar.advance(job)
+    return results
+
+
+def _route_counts(trajs: list[Trajectory], good: list[Trajectory]) -> dict[str, list[int]]:
+    """policy name -> [tried, correct]: which routes the teacher took, and which worked."""
+    counts: dict[str, list[int]] = {}
+    for t in trajs:
+        counts.setdefault(t.policy, [0, 0])[0] += 1
+    for t in good:
+        counts[t.policy][1] += 1
+    return dict(sorted(counts.items()))
+
+
+def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    unsolved = sum(1 for r in rows if r["correct"] == 0)
+    gold_fails = sum(1 for r in rows if r["correct"] > 0 and not r["gold_verifies"])
+    routes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        for name, (tried, ok) in r["routes"].items():
+            routes[name][0] += tried
+            routes[name][1] += ok
+    return {
+        "k": k,
+        "tasks_in": len(rows),
+        "tasks_kept": len(rows) - unsolved - gold_fails,
+        "tasks_dropped": unsolved + gold_fails,
+        "tasks_dropped_unsolved": unsolved,  # 0/k: broken or beyond the teacher
+        "tasks_dropped_gold_fails": gold_fails,  # solved by someone, but the ground truth disagrees
+        "overall": pass_table(rows, k),
+        "by_category": grouped_tables(rows, "category", k),
+        "by_difficulty": grouped_tables(rows, "difficulty", k),
+        "route_success": {n: round(ok / tried, 4) if tried else 0.0 for n, (tried, ok) in sorted(routes.items())},
+    }
+
+
+def run(cfg: Config, envs_dir: Path = Path("data/envs"), tasks_path: Path = Path("data/tasks/train.jsonl"),
+        out_dir: Path = Path("data/passk"), metrics_path: Path = Path("metrics/passk.json")) -> dict[str, Any]:
+    settings = settings_of(cfg)
+    envs_dir, tasks_path, out_dir = Path(envs_dir), Path(tasks_path), Path(out_dir)
+    tasks = read_jsonl(tasks_path, Task)
+    if settings.max_tasks is not None:
+        tasks = tasks[: settings.max_tasks]
+    if not tasks:
+        raise PasskError(f"{tasks_path} holds no tasks")
+    envs = load_envs(envs_dir, tasks)
+    start = time.perf_counter()
+    results = run_all(cfg, settings, tasks, envs)
+    elapsed = time.perf_counter() - start
+
+    rows = [row for _, _, row in results]
+    write_jsonl(out_dir / "tasks.jsonl", (task for task, good, _ in results if good))
+    n_traj = write_jsonl(out_dir / "trajectories.jsonl", (t for _, good, _ in results for t in good))
+    stats = summarize(rows, settings.k)
+    write_json(out_dir / "stats.json", {**stats, "teacher": settings.teacher, "tasks": rows})
+    metrics = {
+        **{key: stats[key] for key in ("k", "tasks_in", "tasks_kept", "tasks_dropped", "tasks_dropped_unsolved",
+                                            "tasks_dropped_gold_fails", "route_success")},
+        "pass@1": stats["overall"]["pass@1"],
+        f"pass@{settings.k}": stats["overall"][f"pass@{settings.k}"],
+        "by_category": stats["by_category"],
+        "by_difficulty": stats["by_difficulty"],
+        "trajectories_run": len(tasks) * settings.k,
+        "trajectories_kept": n_traj,
+        "trajectories_per_s": round(len(tasks) * settings.k / max(elapsed, 1e-9), 2),
+        "teacher": settings.teacher,
+    }
+    return finish(cfg, out_dir, metrics, metrics_path)
+
+
+def cli(
+    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments."),
+    tasks: Path = typer.Option(Path("data/tasks/train.jsonl"), help="Tasks to run the teacher on."),
+    out_dir: Path = typer.Option(Path("data/passk"), help="Output folder."),
+    metrics: Path = typer.Option(Path("metrics/passk.json"), help="Metrics JSON."),
+) -> None:
+    """Run the pass@k teacher over tasks; keep verified trajectories, drop unsolvable tasks."""
+    try:
+        result = run(stage_config(config, set_), envs_dir, tasks, out_dir, metrics)
+    except (PasskError, FileNotFoundError, ValueError) as e:
+        typer.echo(f"passk: {e}", err=True)
+        raise typer.Exit(1)
+    k = result["k"]
+    typer.echo(f"passk: kept {result['tasks_kept']}/{result['tasks_in']} tasks, "
+               f"pass@1={result['pass@1']:.3f} pass@{k}={result[f'pass@{k}']:.3f}, "
+               f"{result['trajectories_kept']} trajectories")
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()
