@@ -1,0 +1,175 @@
+"""The human-facing outputs of the eval stage: report.md and pareto.png.
+
+Both are rendered from the summary dict (itself computed from results.jsonl), so
+nothing here computes a number the metrics JSON does not hold.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+# Distinct colours per policy family; the trained policy stands out.
+COLOURS = {"grpo": "#d62728", "sft": "#ff7f0e", "oracle": "#2ca02c", "cascade": "#9467bd",
+           "prompted": "#8c564b", "random": "#7f7f7f"}
+EXPERT_COLOUR = "#1f77b4"
+
+
+def _colour(policy: str) -> str:
+    return COLOURS.get(policy, EXPERT_COLOUR if policy.startswith("only:") else "#e377c2")
+
+
+def plot_pareto(points: list[dict[str, Any]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    floor = min((p["cost_usd"] for p in points if p["cost_usd"] > 0), default=1e-6)
+    swept: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        if p["cost_weight"] is not None:
+            swept.setdefault(p["policy"], []).append(p)
+    for policy, pts in swept.items():  # the preference sweep as a line through its points
+        pts = sorted(pts, key=lambda p: p["cost_weight"])
+        ax.plot([max(p["cost_usd"], floor) for p in pts], [p["accuracy"] for p in pts], "-o", ms=5,
+                color=_colour(policy), alpha=0.6, label=f"{policy}: preference sweep (cost weight 0 -> 1)")
+        for p, dy in ((pts[0], 7), (pts[-1], -14)):  # one end above, one below: they may coincide
+            ax.annotate(f"w={p['cost_weight']:g}", (max(p["cost_usd"], floor), p["accuracy"]),
+                        textcoords="offset points", xytext=(0, dy), ha="center", fontsize=8,
+                        color=_colour(policy))
+    labels: dict[tuple[float, float], list[str]] = {}  # coinciding points share one label
+    for p in points:
+        if p["cost_weight"] is not None:
+            continue
+        x = max(p["cost_usd"], floor)
+        marker = "*" if p["upper_bound"] else ("D" if not p["policy"].startswith("only:") else "s")
+        ax.scatter(x, p["accuracy"], s=160 if marker == "*" else 70, marker=marker,
+                   color=_colour(p["policy"]), edgecolor="black", linewidth=0.6, zorder=3)
+        key = (round(math.log10(x), 2), round(p["accuracy"], 2))
+        labels.setdefault(key, []).append(p["label"] + (" (upper bound)" if p["upper_bound"] else ""))
+    for (log_x, y), names in labels.items():
+        ax.annotate(" = ".join(names), (10 ** log_x, y), textcoords="offset points", xytext=(7, 5), fontsize=9)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"${x:.2g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.12)  # room for the labels of the outermost points
+    ax.set_xlabel("mean cost per task (USD, log scale)")
+    ax.set_ylabel("accuracy (held-out tasks)")
+    ax.set_ylim(-0.05, 1.08)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=11)
+    if swept:
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _ci(ci: list[float], fmt: str) -> str:
+    return f"[{format(ci[0], fmt)}, {format(ci[1], fmt)}]"
+
+
+def policy_table(policies: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [("| policy | n | accuracy [95% CI] | mean cost USD [95% CI] | mean latency s | turns "
+              "| utility [95% CI] | tool mix |"),
+             "|---|---|---|---|---|---|---|---|"]
+    for name, s in policies.items():
+        mix = ", ".join(f"{k} {v:.0%}" for k, v in s["tool_mix"].items()) or "none"
+        lines.append(
+            f"| {name} | {s['n']} | {s['accuracy']:.3f} {_ci(s['ci95']['accuracy'], '.3f')} "
+            f"| {s['cost_usd']:.5f} {_ci(s['ci95']['cost_usd'], '.5f')} | {s['latency_s']:.1f} | {s['turns']:.2f} "
+            f"| {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} | {mix} |")
+    return lines
+
+
+def category_table(policies: dict[str, dict[str, Any]]) -> list[str]:
+    cats = sorted({c for s in policies.values() for c in s["by_category"]})
+    lines = ["| policy | " + " | ".join(f"{c} (n) acc / cost" for c in cats) + " |",
+             "|---|" + "---|" * len(cats)]
+    for name, s in policies.items():
+        cells = []
+        for c in cats:
+            cs = s["by_category"].get(c)
+            cells.append(f"({cs['n']}) {cs['accuracy']:.2f} / {cs['cost_usd']:.5f}" if cs else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def pareto_table(points: list[dict[str, Any]]) -> list[str]:
+    lines = ["| point | n | accuracy | mean cost USD | on front |", "|---|---|---|---|---|"]
+    for p in points:
+        front = "upper bound" if p["upper_bound"] else ("yes" if p["on_front"] else "no")
+        lines.append(f"| {p['label']} | {p['n']} | {p['accuracy']:.3f} | {p['cost_usd']:.5f} | {front} |")
+    return lines
+
+
+def generalisation_section(gen: dict[str, Any], descriptions: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    titles = {"unseen_pricing": "(a) Unseen pricing regime", "unseen_tool": "(b) Unseen tool set"}
+    for block, title in titles.items():
+        if block not in gen:
+            continue
+        lines += [f"### {title}", "", descriptions.get(block, ""), "",
+                  "| policy | n | accuracy | Δ accuracy vs main | mean cost USD | Δ cost vs main |",
+                  "|---|---|---|---|---|---|"]
+        for name, s in gen[block]["policies"].items():
+            da = f"{s['delta_accuracy']:+.3f}" if "delta_accuracy" in s else "-"
+            dc = f"{s['delta_cost_usd']:+.5f}" if "delta_cost_usd" in s else "-"
+            lines.append(f"| {name} | {s['n']} | {s['accuracy']:.3f} | {da} | {s['cost_usd']:.5f} | {dc} |")
+        lines.append("")
+    held = gen.get("heldout_envs", {})
+    lines += ["### (c) Held-out environments vs held-out templates", ""]
+    if held.get("grouping") == "train_overlap":
+        splits = ("unseen_env", "seen_env_unseen_template", "seen_env_seen_template")
+        lines += ["Seen/unseen is judged against the training tasks' environments and templates.", "",
+                  "| policy | " + " | ".join(f"{s} (n) acc" for s in splits) + " |", "|---|---|---|---|"]
+        for name, e in held.get("policies", {}).items():
+            cells = [f"({e[s]['n']}) {e[s]['accuracy']:.2f}" if s in e else "-" for s in splits]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("No training tasks were available to tell seen from unseen: results are grouped by env.")
+    lines += ["", "Accuracy by environment:", ""]
+    envs = sorted({env for e in held.get("policies", {}).values() for env in e["by_env"]})
+    lines += ["| policy | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
+    for name, e in held.get("policies", {}).items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{e['by_env'][env]['accuracy']:.2f}" if env in e["by_env"] else "-" for env in envs) + " |")
+    return lines
+
+
+def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
+    cfg = summary["config"]
+    simulated = summary["simulated_experts"]
+    label = " (simulated experts)" if simulated else ""
+    plot_pareto(summary["pareto"], out_dir / "pareto.png", f"Accuracy vs mean cost on held-out tasks{label}")
+    lines = [
+        "# Evaluation report", "",
+        f"**Verdict:** {summary['verdict']['sentence']}", "",
+    ]
+    if summary["verdict"].get("missing"):
+        lines += ["Missing for the target: " + "; ".join(summary["verdict"]["missing"]) + ".", ""]
+    if simulated:
+        names = ", ".join(cfg["simulated_expert_names"])
+        lines += [f"> Experts are **simulated** (declared accuracy profiles, not real models): {names}. "
+                  "Numbers measure routing, not model quality.", ""]
+    lines += [
+        (f"Utility per task: u = a·correct − (1 − a)·cost, with a = {cfg['utility_a']:g} and cost in units of "
+         f"${cfg['cost_unit_usd']:g} (cost_usd / {cfg['cost_unit_usd']:g}). Intervals: 95% percentile bootstrap "
+         f"over tasks, {cfg['bootstrap_samples']} resamples, seed {cfg['seed']}. Every number below is recomputed "
+         f"from `results.jsonl` by `toolorch.eval.metrics.summarize`."), "",
+        "## Policies", "", *policy_table(summary["policies"]), "",
+        "## Per category", "", *category_table(summary["policies"]), "",
+        "## Accuracy vs cost", "", "![Pareto plot](pareto.png)", "", *pareto_table(summary["pareto"]), "",
+        "## Generalisation", "", *generalisation_section(summary["generalisation"], cfg.get("block_descriptions", {})), "",
+    ]
+    if summary.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in summary["notes"]], ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

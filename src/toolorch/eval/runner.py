@@ -1,0 +1,148 @@
+"""Run one policy over tasks and keep one `EvalRow` per task: the saved per-task results
+from which every reported number is computed (see `metrics.summarize`).
+
+    rows = run_policy(tasks, envs, block, "cascade", cascade_maker(cfg))
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolorch.config import Config
+from toolorch.core import Preference, Record, Task, Trajectory
+from toolorch.env import Environment
+from toolorch.episode import run_episode
+from toolorch.eval.baselines import PolicyMaker
+from toolorch.experts import Expert, build_expert, stable_seed
+from toolorch.tools import Toolbox
+
+
+class EvalRow(Record):
+    """One policy on one task in one evaluation block."""
+
+    block: str  # main | pareto | unseen_pricing | unseen_tool
+    policy: str
+    cost_weight: float | None = None  # the swept preference's cost share (pareto block)
+    task_id: str
+    env: str
+    category: str
+    difficulty: int
+    template: str = ""
+    env_seen: bool | None = None  # env appears in the training tasks (None: no training tasks known)
+    template_seen: bool | None = None
+    preference: str
+    correct: bool
+    answer: str | None = None
+    stop_reason: str
+    cost_usd: float
+    latency_s: float
+    turns: int
+    tool_counts: dict[str, int] = {}
+    mix_counts: dict[str, int] = {}  # calls by kind (db, search, code) or by expert tool
+    route: str | None = None  # oracle: which candidate route it took
+
+
+@dataclass
+class Block:
+    """A configuration to evaluate under: its config (prices, experts) and built experts."""
+
+    name: str
+    cfg: Config
+    experts: dict[str, Expert] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, name: str, cfg: Config) -> Block:
+        return cls(name, cfg, {e.name: build_expert(e, cfg.seed) for e in cfg.experts})
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What training saw: envs and (env, template) pairs; None when unknown."""
+
+    envs: frozenset[str] | None = None
+    templates: frozenset[tuple[str, str]] | None = None
+
+    @classmethod
+    def from_tasks(cls, tasks: list[Task] | None) -> Seen:
+        if tasks is None:
+            return cls()
+        return cls(frozenset(t.env for t in tasks), frozenset((t.env, t.template) for t in tasks))
+
+
+def preference_label(p: Preference) -> str:
+    label = f"accuracy={p.accuracy:g},cost={p.cost:g},latency={p.latency:g}"
+    if p.allow is not None:
+        label += ",allow=" + "|".join(p.allow)
+    if p.deny:
+        label += ",deny=" + "|".join(p.deny)
+    return label
+
+
+def swept_preference(p: Preference, cost_share: float) -> Preference:
+    """The task's preference with accuracy/cost weights set to (1 - w, w); tool rules kept."""
+    return p.model_copy(update={"accuracy": 1.0 - cost_share, "cost": cost_share, "latency": 0.0})
+
+
+def mix_counts(traj: Trajectory, toolbox: Toolbox) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for turn in traj.turns:
+        if turn.call is None:
+            continue
+        spec = toolbox.spec(turn.call.name)
+        key = "invalid" if spec is None else spec.name if spec.kind == "expert" else spec.kind
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def to_row(traj: Trajectory, task: Task, toolbox: Toolbox, block: str, policy: str, seen: Seen,
+           cost_weight: float | None = None, route: str | None = None) -> EvalRow:
+    return EvalRow(
+        block=block, policy=policy, cost_weight=cost_weight, task_id=task.id, env=task.env,
+        category=task.category, difficulty=task.difficulty, template=task.template,
+        env_seen=None if seen.envs is None else task.env in seen.envs,
+        template_seen=None if seen.templates is None else (task.env, task.template) in seen.templates,
+        preference=preference_label(task.preference), correct=traj.correct, answer=traj.answer,
+        stop_reason=traj.stop_reason, cost_usd=traj.usage.cost_usd, latency_s=traj.usage.latency_s,
+        turns=len(traj.turns), tool_counts=traj.tool_counts(), mix_counts=mix_counts(traj, toolbox), route=route,
+    )
+
+
+def load_envs(tasks: list[Task], envs_dir: Path) -> dict[str, Environment]:
+    """Every environment the tasks need; a missing one is a clear error, not a skipped task."""
+    envs: dict[str, Environment] = {}
+    for name in sorted({t.env for t in tasks}):
+        folder = Path(envs_dir) / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"tasks need environment '{name}' but {folder} does not exist")
+        envs[name] = Environment.load(folder)
+    return envs
+
+
+def run_policy(tasks: list[Task], envs: dict[str, Environment], block: Block, policy: str, make: PolicyMaker,
+               seen: Seen = Seen(), cost_weight: float | None = None) -> list[EvalRow]:
+    rows = []
+    for task in tasks:
+        if cost_weight is not None:
+            task = task.model_copy(update={"preference": swept_preference(task.preference, cost_weight)})
+        with envs[task.env].session() as session:
+            toolbox = Toolbox(block.cfg, session, experts=block.experts)
+            traj = run_episode(task, make(task, toolbox), toolbox, block.cfg)
+            rows.append(to_row(traj, task, toolbox, block.name, policy, seen, cost_weight))
+    return rows
+
+
+def stratified_subsample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
+    """At most `limit` tasks, keeping each category's share (largest remainders), seeded."""
+    if limit is None or len(tasks) <= limit:
+        return list(tasks)
+    by_cat: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_cat.setdefault(t.category, []).append(t)
+    exact = {c: limit * len(g) / len(tasks) for c, g in by_cat.items()}
+    quota = {c: int(x) for c, x in exact.items()}
+    for c in sorted(exact, key=lambda c: (quota[c] - exact[c], c))[: limit - sum(quota.values())]:
+        quota[c] += 1
+    rng = random.Random(stable_seed(seed, "subsample", limit))
+    keep = {t.id for c in sorted(by_cat) for t in rng.sample(by_cat[c], quota[c])}
+    return [t for t in tasks if t.id in keep]  # original order

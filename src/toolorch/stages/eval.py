@@ -1,0 +1,223 @@
+"""Evaluate policies on held-out tasks: accuracy, cost, latency, utility, Pareto plot, report.
+
+    python -m toolorch.stages.eval --config configs/tiny.yaml            # CPU, the dvc stage
+    toolorch eval --checkpoint models/grpo --tasks data/tasks/heldout.jsonl   # one checkpoint, ad hoc
+
+Outputs: reports/eval/{results.jsonl, report.md, pareto.png, config.resolved.yaml} and
+metrics/eval.json. results.jsonl holds one row per (block, policy, task); every number
+in eval.json and report.md is computed from it by `toolorch.eval.metrics.summarize`.
+Blocks: `main` (every policy), `pareto` (the trained policy under a swept cost weight),
+`unseen_pricing` and `unseen_tool` (shifted configs). Settings: `stages.eval` (EvalSettings).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolorch.config import Config, ExpertConfig
+from toolorch.core import Task
+from toolorch.eval.baselines import experts_by_price
+from toolorch.eval.lineup import Lineup, expand
+from toolorch.eval.metrics import is_baseline, summarize
+from toolorch.eval.oracle import oracle_rows
+from toolorch.eval.report import write_report
+from toolorch.eval.runner import Block, EvalRow, Seen, load_envs, run_policy, stratified_subsample
+from toolorch.jsonl import read_jsonl, write_jsonl
+from toolorch.stages import finish, stage_config
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GeneralisationSettings(Settings):
+    policies: Optional[list[str]] = None  # None: the main policies except `prompted`
+    unseen_pricing: bool = True
+    cheapest_price_factor: float = Field(4.0, gt=0)  # the cheapest expert's price is multiplied by this...
+    dearest_price_factor: float = Field(0.25, gt=0)  # ...and the dearest's by this
+    unseen_tool: bool = True
+    withhold_experts: Optional[list[str]] = None  # None: withhold the dearest expert
+    add_experts: list[ExpertConfig] = []  # experts no training run has seen
+
+
+class EvalSettings(Settings):
+    policies: list[str] = ["grpo", "sft", "only:*", "random", "cascade", "prompted", "oracle"]
+    utility_a: float = Field(0.5, ge=0, le=1)
+    cost_unit_usd: float = Field(0.01, gt=0)  # utility counts cost in these units (cents)
+    bootstrap_samples: int = Field(1000, ge=10, le=100_000)
+    max_tasks: Optional[int] = Field(None, ge=1)  # main block; category shares kept
+    aux_max_tasks: Optional[int] = Field(60, ge=1)  # pareto and generalisation blocks
+    sweep_policies: list[str] = ["grpo"]
+    cost_weights: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]  # the preference's cost share
+    max_new_tokens: int = Field(48, ge=1)  # per turn: a tool call or an answer fits; bounds untrained babble
+    random_max_calls: int = Field(3, ge=1)
+    only_expert_search: bool = False  # simulated experts ignore context: retrieval would only add cost
+    prompted_base: Optional[str] = None  # None: a random-init tiny model of the default spec
+    generalisation: GeneralisationSettings = GeneralisationSettings()
+
+
+def repriced(cfg: Config, cheap_factor: float, dear_factor: float) -> tuple[Config, str] | None:
+    order = experts_by_price(cfg)
+    if len(order) < 2 or cfg.expert(order[0]).price == cfg.expert(order[-1]).price:
+        return None  # nothing to reorder
+    cheap, dear = cfg.expert(order[0]).price, cfg.expert(order[-1]).price
+    prices = dict(cfg.prices)
+    parts = []
+    for key, factor in ((cheap, cheap_factor), (dear, dear_factor)):
+        old = cfg.price(key)
+        prices[key] = old.model_copy(update={"input": old.input * factor, "output": old.output * factor})
+        parts.append(f"{key} x{factor:g} (${old.input:g}/${old.output:g} -> "
+                     f"${prices[key].input:g}/${prices[key].output:g} per M tokens)")
+    text = "Prices changed in config and in the prompt: " + "; ".join(parts) + "."
+    return cfg.model_copy(update={"prices": prices}), text
+
+
+def retooled(cfg: Config, gen: GeneralisationSettings) -> tuple[Config, str] | None:
+    names = [e.name for e in cfg.experts]
+    withhold = gen.withhold_experts if gen.withhold_experts is not None else experts_by_price(cfg)[-1:]
+    unknown = [n for n in withhold if n not in names]
+    if unknown:
+        raise ValueError(f"stages.eval.generalisation.withhold_experts: no expert(s) {unknown} (have {names})")
+    experts = [e for e in cfg.experts if e.name not in withhold] + list(gen.add_experts)
+    if not withhold and not gen.add_experts:
+        return None
+    for e in gen.add_experts:
+        cfg.price(e.price)  # a clear KeyError now rather than mid-episode
+    text = (f"Expert list changed: withheld {withhold or 'none'}, "
+            f"added {[e.name for e in gen.add_experts] or 'none'}.")
+    return cfg.model_copy(update={"experts": experts}), text
+
+
+class Evaluation:
+    """Runs blocks of (policy x task) episodes and collects their rows."""
+
+    def __init__(self, cfg: Config, settings: EvalSettings, tasks: list[Task], lineup: Lineup, seen: Seen,
+                 envs_dir: Path):
+        self.cfg, self.settings, self.lineup, self.seen = cfg, settings, lineup, seen
+        self.tasks = tasks
+        self.aux_tasks = stratified_subsample(tasks, settings.aux_max_tasks, cfg.seed)
+        self.envs = load_envs(tasks, envs_dir)
+        self.rows: list[EvalRow] = []
+        self.wall_s: dict[str, float] = {}  # run metadata (block/policy -> seconds), not a result
+
+    def _timed_run(self, key: str, *args: Any, **kwargs: Any) -> list[EvalRow]:
+        start = time.monotonic()
+        rows = run_policy(*args, **kwargs)
+        self.wall_s[key] = self.wall_s.get(key, 0.0) + time.monotonic() - start
+        return rows
+
+    def block(self, name: str, cfg: Config, names: list[str], tasks: list[Task]) -> list[str]:
+        """Run `names` (oracle last) in one block; returns the policies that ran."""
+        block, ran, rows = Block.build(name, cfg), [], []
+        for policy in names:
+            make = None if policy == "oracle" else self.lineup.maker(policy, cfg, self.tasks, self.envs)
+            if make is not None:
+                rows += self._timed_run(f"{name}/{policy}", tasks, self.envs, block, self.lineup.policy_name(policy),
+                                        make, self.seen)
+                ran.append(self.lineup.policy_name(policy))
+        if "oracle" in names:
+            start = time.monotonic()
+            rows += oracle_rows(tasks, self.envs, block, rows, self.seen)
+            self.wall_s[f"{name}/oracle"] = time.monotonic() - start
+            ran.append("oracle")
+        self.rows += rows
+        return ran
+
+    def sweep(self, policies: list[str]) -> None:
+        for policy in policies:
+            make = self.lineup.maker(policy, self.cfg, self.tasks, self.envs)
+            if make is None:
+                continue
+            for w in self.settings.cost_weights:
+                self.rows += self._timed_run(f"pareto/{policy}", self.aux_tasks, self.envs,
+                                             Block.build("pareto", self.cfg), self.lineup.policy_name(policy),
+                                             make, self.seen, cost_weight=w)
+
+
+def run_blocks(ev: Evaluation, names: list[str], sweep: list[str]) -> dict[str, str]:
+    """main, pareto sweep and generalisation blocks; returns each shifted block's description."""
+    gen = ev.settings.generalisation
+    ran = ev.block("main", ev.cfg, names, ev.tasks)
+    ev.sweep([p for p in sweep if ev.lineup.policy_name(p) in ran])
+    shifted = {}
+    if gen.unseen_pricing and (r := repriced(ev.cfg, gen.cheapest_price_factor, gen.dearest_price_factor)):
+        shifted["unseen_pricing"] = r
+    if gen.unseen_tool and (r := retooled(ev.cfg, gen)):
+        shifted["unseen_tool"] = r
+    gen_names = expand(gen.policies, ev.cfg) if gen.policies is not None else [n for n in names if n != "prompted"]
+    for block_name, (block_cfg, _) in shifted.items():
+        ev.block(block_name, block_cfg, gen_names, ev.aux_tasks)
+    return {k: text for k, (_, text) in shifted.items()}
+
+
+def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_dir: Path = Path("data/envs"),
+        models_dir: Path = Path("models"), out_dir: Path = Path("reports/eval"),
+        metrics_path: Path = Path("metrics/eval.json"), checkpoint: Path | None = None,
+        train_tasks_path: Path | None = None) -> dict[str, Any]:
+    """Evaluate; `checkpoint` evaluates that one HF folder instead of the configured lineup."""
+    settings = EvalSettings.model_validate(cfg.stages.get("eval", {}))
+    tasks = stratified_subsample(read_jsonl(tasks_path, Task), settings.max_tasks, cfg.seed)
+    if not tasks:
+        raise ValueError(f"{tasks_path}: no tasks to evaluate")
+    train_path = Path(train_tasks_path or Path(tasks_path).parent / "train.jsonl")
+    seen = Seen.from_tasks(read_jsonl(train_path, Task) if train_path.exists() and train_path != Path(tasks_path)
+                           else None)
+    out_dir = Path(out_dir)
+    lineup = Lineup(models_dir, out_dir, cfg.seed, settings.max_new_tokens, settings.random_max_calls,
+                    settings.only_expert_search, settings.prompted_base)
+    names = [f"hf:{checkpoint}"] if checkpoint else expand(settings.policies, cfg)
+    sweep = names[:1] if checkpoint else settings.sweep_policies
+    ev = Evaluation(cfg, settings, tasks, lineup, seen, envs_dir)
+    descriptions = run_blocks(ev, names, sweep)
+    write_jsonl(out_dir / "results.jsonl", ev.rows)
+    metrics = summarize(ev.rows, settings.utility_a, settings.cost_unit_usd, settings.bootstrap_samples, cfg.seed)
+    simulated = sorted({e.name for e in cfg.experts if e.backend == "simulated"}
+                       | {e.name for e in settings.generalisation.add_experts if e.backend == "simulated"})
+    metrics.update(
+        config={**settings.model_dump(mode="json"), "seed": cfg.seed, "profile": cfg.profile,
+                "tasks": str(tasks_path), "n_tasks": len(tasks), "n_aux_tasks": len(ev.aux_tasks),
+                "seen_from": str(train_path) if seen.envs is not None else None,
+                "simulated_expert_names": simulated, "block_descriptions": descriptions},
+        simulated_experts=bool(simulated),
+        notes=lineup.notes + _trained_note(metrics["policies"]),
+        wall_s={k: round(v, 2) for k, v in ev.wall_s.items()},
+    )
+    write_report(metrics, out_dir)
+    return finish(cfg, out_dir, metrics, metrics_path)
+
+
+def _trained_note(policies: dict[str, Any]) -> list[str]:
+    if any(not is_baseline(p) for p in policies):
+        return []
+    return ["no trained checkpoint ran: only baselines are compared"]
+
+
+def cli(
+    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    tasks: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks JSONL."),
+    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments."),
+    models_dir: Path = typer.Option(Path("models"), help="Folder holding sft/ and grpo/ checkpoints."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Evaluate only this HF checkpoint folder."),
+    out_dir: Path = typer.Option(Path("reports/eval"), help="Report folder."),
+    metrics: Path = typer.Option(Path("metrics/eval.json"), help="Metrics JSON."),
+) -> None:
+    """Evaluate policies on held-out tasks and write the report, Pareto plot and metrics."""
+    cfg = stage_config(config, set_)
+    result = run(cfg, tasks, envs_dir, models_dir, out_dir, metrics, checkpoint=checkpoint)
+    typer.echo(result["verdict"]["sentence"])
+    for name, s in result["policies"].items():
+        typer.echo(f"{name:>20}  n={s['n']:<4} acc={s['accuracy']:.3f}  cost=${s['cost_usd']:.5f}  "
+                   f"latency={s['latency_s']:.1f}s  u={s['utility']:.3f}")
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()
