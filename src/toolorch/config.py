@@ -76,6 +76,7 @@ class EpisodeConfig(Section):
     policy_tokens_per_s: float = Field(50.0, gt=0)  # models the policy's own latency
     max_observation_chars: int = Field(2000, ge=100)
     code_timeout_s: float = Field(5.0, gt=0)
+    answer_tool: bool = True  # offer `answer(model=...)`: an expert's reply ends the episode
 
 
 class Config(Section):

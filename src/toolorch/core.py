@@ -7,6 +7,7 @@ of `Turn`s (each with a `ToolCall` and its `Observation`), accounted in `Usage`.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,9 +104,28 @@ class ToolSpec(Record):
         }
 
 
+ANSWER_TOOL = "answer"  # ToolOrchestra's `answer` family: an expert writes the final answer
+
+
+def expert_tool_name(expert: str) -> str:
+    """The tool that consults one expert, e.g. ask_frontier."""
+    return "ask_" + re.sub(r"[^A-Za-z0-9_]", "_", expert)
+
+
 class ToolCall(Record):
     name: str
     arguments: dict[str, Any] = {}
+
+    @property
+    def route(self) -> str:
+        """The tool this call really uses: `answer(model=m)` uses expert m, like `ask_m`.
+
+        Preferences (allow/deny/prefer), rewards and tool mixes speak of routes.
+        """
+        model = self.arguments.get("model")
+        if self.name == ANSWER_TOOL and isinstance(model, str):
+            return expert_tool_name(model)
+        return self.name
 
 
 class Observation(Record):
@@ -115,6 +135,7 @@ class Observation(Record):
     content: str
     error: bool = False
     usage: Usage = Usage()
+    final: bool = False  # the content is the episode's final answer (the `answer` tool)
 
 
 class Turn(Record):
@@ -159,7 +180,7 @@ class Trajectory(Record):
         counts: dict[str, int] = {}
         for t in self.turns:
             if t.call is not None:
-                counts[t.call.name] = counts.get(t.call.name, 0) + 1
+                counts[t.call.route] = counts.get(t.call.route, 0) + 1
         return counts
 
 

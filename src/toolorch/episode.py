@@ -4,7 +4,7 @@
 
 Each turn the policy writes one message; it is parsed (Hermes tool call or final
 answer); a call is executed by the toolbox and its result appended as a `tool`
-message. Malformed output, unknown or forbidden tools and tool failures become
+message; the `answer` tool's expert reply is the final answer. Malformed output, unknown or forbidden tools and tool failures become
 error observations: the loop goes on. Limits (turns, policy tokens, dollars)
 end the episode as a failure with the reason recorded.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from toolorch.config import Config
 from toolorch.core import Observation, Task, Trajectory, Turn, Usage, is_correct
 from toolorch.parsing import parse_assistant
-from toolorch.policies import Policy
+from toolorch.policies import Policy, answer_from_observation
 from toolorch.prompts import system_prompt
 from toolorch.tools import Toolbox
 
@@ -54,14 +54,17 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Tr
             break
         if parsed.call is None:
             obs = Observation(tool="", content=f"error: {parsed.error}", error=True)
-        elif not task.preference.permits(parsed.call.name):
+        elif not (task.preference.permits(parsed.call.name) and task.preference.permits(parsed.call.route)):
             obs = Observation(tool=parsed.call.name, error=True,
-                              content=f"error: the user does not allow the tool '{parsed.call.name}'")
+                              content=f"error: the user does not allow '{parsed.call.route}'")
         else:
             obs = toolbox.call(parsed.call, task)
         total += obs.usage
         messages.append({"role": "tool", "content": obs.content})
         turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call, observation=obs))
+        if obs.final and not obs.error:
+            answer, stop = answer_from_observation(obs.content), "answer"
+            break
         if tokens_out >= limits.max_tokens:
             stop = "max_tokens"
             break

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from toolorch.core import Preference, ToolSpec
+from toolorch.core import ANSWER_TOOL, Preference, ToolSpec, expert_tool_name
 
 INSTRUCTIONS = (
     "You are an orchestrator. Solve the user's task by calling tools, one call per turn, "
@@ -13,8 +13,16 @@ INSTRUCTIONS = (
 )
 
 
-def describe_tool(spec: ToolSpec) -> str:
-    args = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in spec.parameters.get("properties", {}).items())
+def describe_tool(spec: ToolSpec, preference: Preference | None = None) -> str:
+    def kind(v: dict) -> str:
+        options = v.get("enum")
+        if options is None:
+            return v.get("type", "any")
+        if preference is not None and spec.name == ANSWER_TOOL:  # only the models the user allows
+            options = [o for o in options if preference.permits(expert_tool_name(o))]
+        return " | ".join(map(str, options))
+
+    args = ", ".join(f"{k}: {kind(v)}" for k, v in spec.parameters.get("properties", {}).items())
     tags = []
     if spec.cost_usd:
         tags.append(f"${spec.cost_usd:g}/call")
@@ -29,7 +37,7 @@ def system_prompt(tools: list[ToolSpec], preference: Preference, env_description
     parts = [INSTRUCTIONS]
     if env_description:
         parts.append(env_description)
-    parts.append("Tools:\n" + "\n".join(describe_tool(t) for t in visible))
+    parts.append("Tools:\n" + "\n".join(describe_tool(t, preference) for t in visible))
     parts.append(preference.render())
     return "\n\n".join(parts)
 

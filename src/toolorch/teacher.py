@@ -12,7 +12,7 @@ route with a seeded RNG, and the routes differ in cost so that "most efficient
 first" means something:
 
     gold     follow the gold plan (db / search / code tools)
-    expert   delegate the whole question to an expert: the cheapest or the priciest
+    expert   the cheapest or the priciest expert writes the final answer (`answer` tool)
     extra    the gold plan with a wasted call in front of it
     partial  a wrong plan: skip the last hops and answer early (one-call plans: no tools)
 
@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.config import Config
-from toolorch.core import Task, ToolCall, normalize_answer
+from toolorch.core import ANSWER_TOOL, Task, ToolCall, normalize_answer
 from toolorch.env import Environment
 from toolorch.experts import Expert, stable_seed
 from toolorch.policies import Generation, PlanPolicy, Policy, answer_from_observation, prompt_tokens
@@ -135,15 +135,15 @@ class RoutePolicy:
 
 @dataclass(frozen=True)
 class ExpertChoice:
-    cheap: str  # tool name of the cheapest expert
-    frontier: str  # tool name of the most expensive expert
+    cheap: str  # name of the cheapest expert
+    frontier: str  # name of the most expensive expert
 
 
 def expert_choice(cfg: Config) -> ExpertChoice | None:
     if not cfg.experts:
         return None
     by_price = sorted(cfg.experts, key=lambda e: (cfg.price(e.price).output, cfg.price(e.price).input, e.name))
-    return ExpertChoice(expert_tool_name(by_price[0].name), expert_tool_name(by_price[-1].name))
+    return ExpertChoice(by_price[0].name, by_price[-1].name)
 
 
 class ScriptedTeacher:
@@ -170,14 +170,14 @@ class ScriptedTeacher:
     def _options(self, task: Task, rng: random.Random, tool_names: set[str] | None) -> dict[Route, list[ToolCall]]:
         gold = [c.model_copy(deep=True) for c in task.gold_calls]
         options: dict[Route, list[ToolCall]] = {"gold": gold, "partial": self._cut_short(gold, rng)}
-        if self.experts is not None:
-            tool = rng.choice([self.experts.cheap, self.experts.frontier])
-            options["expert"] = [ToolCall(name=tool, arguments={})]
+        if self.experts is not None:  # the expert writes the final answer (ToolOrchestra's `answer`)
+            model = rng.choice([self.experts.cheap, self.experts.frontier])
+            options["expert"] = [ToolCall(name=ANSWER_TOOL, arguments={"model": model})]
         if gold:
             options["extra"] = [self._wasted_call(task, gold, rng, tool_names)] + gold
 
         def usable(calls: list[ToolCall]) -> bool:
-            return all(task.preference.permits(c.name) and (tool_names is None or c.name in tool_names)
+            return all(task.preference.permits(c.route) and (tool_names is None or c.name in tool_names)
                        for c in calls)
 
         return {route: calls for route, calls in options.items() if usable(calls)}

@@ -7,10 +7,8 @@ that rewards are reproducible; experts report what they actually consumed.
 """
 from __future__ import annotations
 
-import re
-
 from toolorch.config import Config
-from toolorch.core import Observation, Task, ToolCall, ToolSpec, Usage
+from toolorch.core import ANSWER_TOOL, Observation, Task, ToolCall, ToolSpec, Usage, expert_tool_name
 from toolorch.env.world import EnvSession, ToolError, check_arguments
 from toolorch.experts import Expert, ExpertError, build_expert
 
@@ -24,10 +22,6 @@ def code_tool(timeout_s: float) -> ToolSpec:
         parameters={"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
         kind="code", cost_usd=CODE_PRICE_PER_S, latency_s=1.0,
     )
-
-
-def expert_tool_name(expert: str) -> str:
-    return "ask_" + re.sub(r"[^A-Za-z0-9_]", "_", expert)
 
 
 def expert_tools(cfg: Config) -> list[ToolSpec]:
@@ -47,6 +41,21 @@ def expert_tools(cfg: Config) -> list[ToolSpec]:
     return specs
 
 
+def answer_tool(experts: list[str]) -> ToolSpec:
+    """ToolOrchestra's `answer`: the chosen expert writes the final answer and the episode ends.
+
+    A small policy then needs to pick a model, not to copy the expert's words.
+    """
+    return ToolSpec(
+        name=ANSWER_TOOL,
+        description="Have an expert model write the final answer to the task; this ends the task. "
+                    "Prices and latencies as for the matching ask_ tool.",
+        parameters={"type": "object", "properties": {"model": {"type": "string", "enum": experts}},
+                    "required": ["model"]},
+        kind="expert",
+    )
+
+
 class Toolbox:
     def __init__(self, cfg: Config, session: EnvSession, experts: dict[str, Expert] | None = None,
                  with_code: bool = True):
@@ -57,6 +66,8 @@ class Toolbox:
         if with_code:
             self.specs.append(code_tool(cfg.episode.code_timeout_s))
         self.specs += [s for s in expert_tools(cfg) if s.expert in self.experts]
+        if self.experts and cfg.episode.answer_tool:
+            self.specs.append(answer_tool([e.name for e in cfg.experts if e.name in self.experts]))
         self._by_name = {s.name: s for s in self.specs}
 
     def spec(self, name: str) -> ToolSpec | None:
@@ -69,6 +80,10 @@ class Toolbox:
                                content=f"error: unknown tool '{call.name}'; available: {', '.join(self._by_name)}")
         usage = Usage(cost_usd=spec.cost_usd, latency_s=spec.latency_s)
         try:
+            if spec.name == ANSWER_TOOL:
+                model = check_arguments(spec, call.arguments)["model"]
+                reply = self._ask_expert(self._by_name[expert_tool_name(model)], ToolCall(name=call.name), task)
+                return reply.model_copy(update={"final": True})
             if spec.kind == "expert":
                 return self._ask_expert(spec, call, task)
             if spec.kind == "code":

@@ -117,3 +117,28 @@ def test_writes_stay_in_the_session(library_env):
         assert s.snapshot()["books"][0]["copies"] == 0
     with library_env.session() as s:
         assert s.snapshot()["books"][0]["copies"] == 3
+
+
+def test_answer_tool_ends_episode_with_expert_reply(library_env, author_task, sim_config):
+    call = '<tool_call>{"name": "answer", "arguments": {"model": "frontier"}}</tool_call>'
+    traj = _run(library_env, author_task, FixedPolicy([call, "<answer>never reached</answer>"]), sim_config)
+    assert traj.stop_reason == "answer" and traj.answer == "Ada Byron" and traj.correct
+    assert len(traj.turns) == 1 and traj.turns[0].observation.final
+    assert traj.tool_counts() == {"ask_frontier": 1}  # the route, for preferences and tool mixes
+    assert traj.usage.cost_usd > 0.004  # the frontier's reply is paid for
+
+
+def test_answer_tool_respects_denied_models(library_env, author_task, sim_config):
+    task = author_task.model_copy(update={"preference": Preference(deny=["ask_frontier"])})
+    call = '<tool_call>{"name": "answer", "arguments": {"model": "frontier"}}</tool_call>'
+    traj = _run(library_env, task, FixedPolicy([call, "<answer>x</answer>"]), sim_config)
+    assert "does not allow 'ask_frontier'" in traj.turns[0].observation.content
+    assert traj.turns[0].observation.usage.cost_usd == 0
+    assert "- answer(model: mini)" in traj.messages[0]["content"]  # frontier not offered
+
+
+def test_answer_tool_rejects_unknown_model(library_env, author_task, sim_config):
+    call = '<tool_call>{"name": "answer", "arguments": {"model": "gpt-9"}}</tool_call>'
+    traj = _run(library_env, author_task, FixedPolicy([call, "<answer>x</answer>"]), sim_config)
+    assert traj.turns[0].observation.error and "must be one of" in traj.turns[0].observation.content
+    assert traj.stop_reason == "answer" and traj.answer == "x"

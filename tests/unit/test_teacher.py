@@ -71,7 +71,7 @@ def test_routes_differ_in_cost_and_outcome(library_env, author_task, sim_config)
     seen = {}
     for i in range(60):
         policy = teacher.policy(author_task, i)
-        key = policy.route if policy.route != "expert" else policy.calls[0].name
+        key = policy.route if policy.route != "expert" else policy.calls[0].route
         if key not in seen:
             seen[key] = _run(library_env, author_task, policy, sim_config)
     assert set(seen) == {"gold", "extra", "partial", "ask_frontier", "ask_mini"}

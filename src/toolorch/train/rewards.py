@@ -69,7 +69,7 @@ class EpisodeOutcome:
 
     @classmethod
     def of(cls, traj: Trajectory) -> EpisodeOutcome:
-        tools = tuple(t.call.name for t in traj.turns if t.call is not None)
+        tools = tuple(t.call.route for t in traj.turns if t.call is not None)
         return cls(traj.correct, traj.usage.cost_usd, traj.usage.latency_s, tools)
 
 
