@@ -58,7 +58,7 @@ def test_normal_code_prints_imports_and_uses_its_scratch_dir():
     code = (
         "import json, math, os, tempfile\n"
         "open('notes.txt', 'w').write('kept')\n"
-        "open('/tmp/other.txt', 'w').write('also')\n"
+        "open(os.path.join(tempfile.gettempdir(), 'other.txt'), 'w').write('also')\n"
         "print(json.dumps({'pi': round(math.pi, 4)}), open('notes.txt').read(), os.getcwd())\n"
         "print(sorted(os.listdir('.')), tempfile.gettempdir())\n"
     )

@@ -16,7 +16,8 @@ Boundary (what the sandbox blocks, and how)
   /lib... links into it), the dynamic linker's cache in /etc, and this
   Python's install and virtualenv are mounted, read-only. /root, /home, /work,
   /tmp, /var, /run, the rest of /etc and every other host path do not exist
-  inside. The scratch directory, mounted at /sandbox (also reachable as /tmp),
+  inside. The scratch directory, mounted at /sandbox (also reachable as /tmp unless
+  this Python itself lives under /tmp; TMPDIR points there either way),
   is the working directory and the only writable place; /dev is a minimal
   read-only device tree.
 - Identity and privileges: a new user namespace. The code runs as uid/gid
@@ -170,16 +171,26 @@ def _bwrap_command(bwrap: str, scratch: str, timeout_s: float, memory_mb: int, a
                     "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:  # bwrap maps the sandbox uid to ours, which is not root: RLIMIT_NPROC applies as is
         identity = ["--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID)]
+    python = _python_mounts()
+    # /tmp leads to the scratch dir, unless this Python lives under /tmp (e.g. a checkout there):
+    # then /tmp is its parent folder and TMPDIR alone points code at the scratch dir.
+    tmp_link = [] if _mounts_under(python, "/tmp") else ["--symlink", SANDBOX_DIR, "/tmp"]
     return [
         bwrap, "--unshare-all", "--unshare-user", *identity, "--die-with-parent", "--new-session",
         "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
-        *_system_mounts(), *_python_mounts(),
+        *_system_mounts(), *python,
         "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
-        "--bind", scratch, SANDBOX_DIR, "--symlink", SANDBOX_DIR, "/tmp", "--remount-ro", "/",
+        "--bind", scratch, SANDBOX_DIR, *tmp_link, "--remount-ro", "/",
         "--chdir", "/",  # the launcher moves into SANDBOX_DIR once it is the sandbox user
         "--info-fd", "{info_fd}", "--seccomp", "{seccomp_fd}",
         "--", sys.executable, "-I", "-S", "-B", "-c", LAUNCHER, *map(str, limits), SANDBOX_DIR, "main.py",
     ]
+
+
+def _mounts_under(args: list[str], folder: str) -> bool:
+    """Whether a bwrap mount in `args` (--ro-bind/--bind/--symlink SRC DEST) has DEST under `folder`."""
+    dests = [args[i + 2] for i, a in enumerate(args[:-2]) if a in ("--ro-bind", "--ro-bind-try", "--bind", "--symlink")]
+    return any(d == folder or d.startswith(folder.rstrip("/") + "/") for d in dests)
 
 
 def _system_mounts() -> list[str]:
