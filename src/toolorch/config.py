@@ -77,6 +77,9 @@ class EpisodeConfig(Section):
     max_observation_chars: int = Field(2000, ge=100)
     code_timeout_s: float = Field(5.0, gt=0)
     answer_tool: bool = True  # offer `answer(model=...)`: an expert's reply ends the episode
+    # Describe db tools in the prompt (their names and arguments are always listed). Off in the
+    # tiny profile: a random-init model cannot read, and prompt tokens are its training cost.
+    describe_db_tools: bool = True
 
 
 class Config(Section):

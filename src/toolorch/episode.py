@@ -21,7 +21,8 @@ from toolorch.tools import Toolbox
 def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
     env = toolbox.session.env.spec
     return [
-        {"role": "system", "content": system_prompt(toolbox.specs, task.preference, env.description)},
+        {"role": "system", "content": system_prompt(toolbox.specs, task.preference, env.description,
+                                                    toolbox.cfg.episode.describe_db_tools)},
         {"role": "user", "content": task.question},
     ]
 

@@ -13,7 +13,7 @@ INSTRUCTIONS = (
 )
 
 
-def describe_tool(spec: ToolSpec, preference: Preference | None = None) -> str:
+def describe_tool(spec: ToolSpec, preference: Preference | None = None, describe_db: bool = True) -> str:
     def kind(v: dict) -> str:
         options = v.get("enum")
         if options is None:
@@ -29,15 +29,18 @@ def describe_tool(spec: ToolSpec, preference: Preference | None = None) -> str:
     if spec.latency_s:
         tags.append(f"~{spec.latency_s:g}s")
     suffix = f" [{', '.join(tags)}]" if tags else ""
+    if spec.kind == "db" and not describe_db:
+        return f"- {spec.name}({args}){suffix}"
     return f"- {spec.name}({args}): {spec.description}{suffix}"
 
 
-def system_prompt(tools: list[ToolSpec], preference: Preference, env_description: str = "") -> str:
+def system_prompt(tools: list[ToolSpec], preference: Preference, env_description: str = "",
+                  describe_db: bool = True) -> str:
     visible = [t for t in tools if preference.permits(t.name)]
     parts = [INSTRUCTIONS]
     if env_description:
         parts.append(env_description)
-    parts.append("Tools:\n" + "\n".join(describe_tool(t, preference) for t in visible))
+    parts.append("Tools:\n" + "\n".join(describe_tool(t, preference, describe_db) for t in visible))
     parts.append(preference.render())
     return "\n\n".join(parts)
 

@@ -142,3 +142,14 @@ def test_answer_tool_rejects_unknown_model(library_env, author_task, sim_config)
     traj = _run(library_env, author_task, FixedPolicy([call, "<answer>x</answer>"]), sim_config)
     assert traj.turns[0].observation.error and "must be one of" in traj.turns[0].observation.content
     assert traj.stop_reason == "answer" and traj.answer == "x"
+
+
+def test_compact_prompt_lists_db_tools_without_descriptions(library_env, author_task, sim_config):
+    compact = sim_config.model_copy(update={"episode": sim_config.episode.model_copy(
+        update={"describe_db_tools": False})})
+    full = _run(library_env, author_task, PlanPolicy(author_task.gold_calls), sim_config).messages[0]["content"]
+    short = _run(library_env, author_task, PlanPolicy(author_task.gold_calls), compact).messages[0]["content"]
+    assert "- book_author_id(title: string): Author id of a book by title." in full
+    assert "- book_author_id(title: string) [~0.5s]" in short and "Author id of a book" not in short
+    assert "- search(query: string): Search the library's documents." in short  # not a db tool
+    assert len(short) < len(full)
