@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.config import Config, ExpertConfig
 from toolorch.core import Task
+from toolorch.eval.adapters.suite import BenchmarkSettings, run_benchmarks
 from toolorch.eval.baselines import experts_by_price
 from toolorch.eval.lineup import Lineup, expand
 from toolorch.eval.metrics import is_baseline, summarize
@@ -58,6 +59,7 @@ class EvalSettings(Settings):
     only_expert_search: bool = False  # simulated experts ignore context: retrieval would only add cost
     prompted_base: Optional[str] = None  # None: a random-init tiny model of the default spec
     generalisation: GeneralisationSettings = GeneralisationSettings()
+    benchmarks: Optional[BenchmarkSettings] = None  # HLE / FRAMES / tau2-bench adapters; None: none run
 
 
 def repriced(cfg: Config, cheap_factor: float, dear_factor: float) -> tuple[Config, str] | None:
@@ -178,7 +180,7 @@ def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_d
     simulated = sorted({e.name for e in cfg.experts if e.backend == "simulated"}
                        | {e.name for e in settings.generalisation.add_experts if e.backend == "simulated"})
     metrics.update(
-        config={**settings.model_dump(mode="json"), "seed": cfg.seed, "profile": cfg.profile,
+        config={**settings.model_dump(mode="json", exclude={"benchmarks"}), "seed": cfg.seed, "profile": cfg.profile,
                 "tasks": str(tasks_path), "n_tasks": len(tasks), "n_aux_tasks": len(ev.aux_tasks),
                 "seen_from": str(train_path) if seen.envs is not None else None,
                 "simulated_expert_names": simulated, "block_descriptions": descriptions},
@@ -186,6 +188,8 @@ def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_d
         notes=lineup.notes + _trained_note(metrics["policies"]),
         wall_s={k: round(v, 2) for k, v in ev.wall_s.items()},
     )
+    if settings.benchmarks is not None:
+        metrics["benchmarks"] = run_benchmarks(cfg, settings.benchmarks, lineup, names, out_dir)
     write_report(metrics, out_dir)
     return finish(cfg, out_dir, metrics, metrics_path)
 
