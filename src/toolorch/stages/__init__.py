@@ -22,6 +22,14 @@ from toolorch.jsonl import write_json
 STAGES = ["synth_envs", "synth_tasks", "passk", "validate", "sft", "grpo", "eval"]
 
 
+def progress_bar(label: str, enabled: bool = True):
+    """A rich progress bar for long work (steps, tasks); transient, so logs stay readable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeRemainingColumn(), disable=not enabled, transient=True)
+
+
 def stage_config(config: Path | None, overrides: list[str] | None) -> Config:
     return load_config(config, overrides or [])
 

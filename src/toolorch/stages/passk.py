@@ -37,7 +37,7 @@ from toolorch.episode import run_episode
 from toolorch.experts import build_expert
 from toolorch.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.openai_chat import EndpointError
-from toolorch.stages import finish, stage_config
+from toolorch.stages import finish, progress_bar, stage_config
 from toolorch.teacher import OnlineTeacher, ScriptedTeacher, TeacherRoutes, online_policy, reverify
 from toolorch.tools import Toolbox
 
@@ -151,13 +151,6 @@ def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
     return {n: Environment.load(envs_dir / n) for n in names}
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("passk"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=True)
-
-
 TaskResult = tuple[Task, list[Trajectory], dict[str, Any]]
 
 
@@ -176,8 +169,8 @@ def run_all(cfg: Config, settings: PasskSettings, tasks: list[Task], envs: dict[
     """Every task's result, in task order whatever the number of workers (seeds are per task)."""
     runner = TeacherRunner(cfg, settings)
     results: list[TaskResult] = []
-    with _progress(settings.progress) as bar, ThreadPoolExecutor(settings.workers) as pool:
-        job = bar.add_task("passk", total=len(tasks))
+    with progress_bar("passk", settings.progress) as bar, ThreadPoolExecutor(settings.workers) as pool:
+        job = bar.add_task("passk", total=len(tasks), info="")
         for result in pool.map(lambda t: run_task(runner, t, envs[t.env]), tasks):
             results.append(result)
             bar.advance(job)

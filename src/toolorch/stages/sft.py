@@ -27,7 +27,7 @@ from toolorch.config import Config
 from toolorch.core import Trajectory
 from toolorch.jsonl import read_jsonl
 from toolorch.modeling import TinyModelSpec, build_tiny_model
-from toolorch.stages import finish, stage_config
+from toolorch.stages import finish, progress_bar, stage_config
 from toolorch.train.chat import chat_texts, tokenize_chat
 from toolorch.train.packing import Sample, pack
 from toolorch.train.sft import SFTLoop, train_sft
@@ -94,7 +94,11 @@ def run(cfg: Config, trajectories_path: Path = Path("data/passk/trajectories.jso
                    warmup_steps=settings.warmup_steps, rows_per_step=settings.rows_per_step,
                    rows_per_micro=settings.rows_per_micro, seed=cfg.seed)
     start = time.perf_counter()
-    history = train_sft(model, rows, tokenizer.pad_token_id, loop)
+    total = loop.epochs * max(1, -(-len(rows) // loop.rows_per_step))
+    with progress_bar("sft") as bar:
+        job = bar.add_task("sft", total=total, info="")
+        history = train_sft(model, rows, tokenizer.pad_token_id, loop,
+                            log=lambda r: bar.update(job, advance=1, info=f"loss {r['loss']:.3f}"))
     seconds = time.perf_counter() - start
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
