@@ -1,0 +1,26 @@
+"""KFP components: one thin adapter per stage in toolorch.stages.STAGES, each calling that stage's run.
+
+COMPONENTS maps a stage name to its component; adding a stage adds one line here (and one
+file beside this one); pipelines/full.py wires the DAG.
+"""
+
+from components.config import resolve_config
+from components.eval import eval_policies
+from components.grpo import grpo
+from components.passk import passk
+from components.sft import sft
+from components.synth_envs import synth_envs
+from components.synth_tasks import synth_tasks
+from components.validate import validate
+
+COMPONENTS = {
+    "synth_envs": synth_envs,
+    "synth_tasks": synth_tasks,
+    "passk": passk,
+    "validate": validate,
+    "sft": sft,
+    "grpo": grpo,
+    "eval": eval_policies,
+}
+
+__all__ = ["COMPONENTS", "resolve_config"]

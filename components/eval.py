@@ -1,0 +1,20 @@
+"""eval component: toolorch.stages.eval.run, plus the report as a Markdown artifact."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components.images import IMAGES
+
+
+@dsl.component(base_image=IMAGES["train"], install_kfp_package=False)
+def eval_policies(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset], sft: Input[Model],
+                  grpo: Input[Model], results: Output[Artifact], report: Output[Markdown], metrics: Output[Metrics]):
+    """Evaluate the trained policies against baselines on held-out tasks."""
+    import tempfile
+
+    from toolorch.kfp_io import markdown_report, models_dir, run_stage
+
+    with tempfile.TemporaryDirectory() as scratch:
+        run_stage("eval", config.path, metrics, tasks_path=f"{tasks.path}/heldout.jsonl", envs_dir=envs.path,
+                  models_dir=models_dir(scratch, sft=sft.path, grpo=grpo.path), out_dir=results.path)
+    markdown_report(results.path, report.path)

@@ -1,0 +1,249 @@
+"""S3 object storage for pipeline artifacts: MinIO in the cluster, any S3 server on a workstation.
+
+Settings come from the environment (what the `toolorch-s3` Kubernetes secret injects):
+    TOOLORCH_S3_ENDPOINT    e.g. http://minio.toolorch.svc:9000 (unset: the AWS default endpoint)
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    TOOLORCH_S3_REGION      default us-east-1
+
+    python -m toolorch.storage ensure-bucket toolorch-dvc       # DVC never creates its bucket
+    python -m toolorch.storage push data/envs s3://toolorch/runs/1/envs
+    python -m toolorch.storage pull s3://toolorch/runs/1/envs data/envs
+    python -m toolorch.storage run-stage synth_tasks --config configs/tiny.yaml \\
+        --in envs_dir=s3://toolorch/runs/1/envs --out out_dir=s3://toolorch/runs/1/tasks
+
+Connection failures and S3 "try again" answers are retried a bounded number of times with
+exponential backoff, then `StorageUnavailable` names the endpoint; any other error (bad
+credentials, missing object) fails at once with the S3 error code.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from botocore import exceptions as bex
+from botocore.config import Config as BotoConfig
+from botocore.session import get_session
+
+_CONNECTION_ERRORS = (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
+                      bex.ConnectionClosedError)
+_TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "502", "503", "504"}
+_MISSING_CODES = {"404", "NoSuchBucket", "NoSuchKey", "NotFound"}
+_AUTH_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+class StorageError(RuntimeError):
+    """An S3 request failed for a reason retrying cannot fix."""
+
+
+class StorageUnavailable(StorageError):
+    """The S3 endpoint could not be reached within the retry budget."""
+
+
+def is_s3(path: str | Path) -> bool:
+    return str(path).startswith("s3://")
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
+    if not is_s3(url):
+        raise StorageError(f"'{url}' is not an s3:// URL")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket:
+        raise StorageError(f"'{url}' has no bucket")
+    return bucket, key.strip("/")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    region: str = "us-east-1"
+    attempts: int = 4  # tries per request, the first included
+    backoff_s: float = 0.5  # sleep before retry i is backoff_s * 2**i
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "S3Settings":
+        env = os.environ if env is None else env
+        return cls(endpoint=env.get("TOOLORCH_S3_ENDPOINT") or None,
+                   access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+                   secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+                   region=env.get("TOOLORCH_S3_REGION", "us-east-1"), **overrides)
+
+
+class S3Store:
+    """Files and folders to and from S3 keys; every request goes through `_call`'s retry loop."""
+
+    def __init__(self, settings: S3Settings | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings or S3Settings.from_env()
+        self._sleep = sleep
+        s = self.settings
+        self._client = get_session().create_client(
+            "s3", endpoint_url=s.endpoint, region_name=s.region,
+            aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
+            config=BotoConfig(retries={"total_max_attempts": 1}, connect_timeout=s.timeout_s,
+                              read_timeout=s.timeout_s, s3={"addressing_style": "path"},
+                              signature_version="s3v4"))
+
+    @property
+    def where(self) -> str:
+        return self.settings.endpoint or "the default AWS S3 endpoint"
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        attempts = max(1, self.settings.attempts)
+        for i in range(attempts):
+            try:
+                return getattr(self._client, op)(**kwargs)
+            except _CONNECTION_ERRORS as e:
+                last = f"{type(e).__name__}: {e}"
+            except bex.NoCredentialsError:
+                raise StorageError(f"S3 {op}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
+            except bex.ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if code not in _TRANSIENT_CODES:
+                    msg = e.response.get("Error", {}).get("Message", "")
+                    if code in _AUTH_CODES:
+                        msg += " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+                    raise StorageError(f"S3 {op} on {self.where} failed: {code}: {msg}".rstrip(": ")) from e
+                last = f"S3 error {code}"
+            if i + 1 < attempts:
+                self._sleep(self.settings.backoff_s * 2 ** i)
+        raise StorageUnavailable(f"S3 endpoint {self.where} unreachable: {op} failed {attempts} times; last error: {last}")
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create `bucket` unless it exists; True when it was created."""
+        try:
+            self._call("head_bucket", Bucket=bucket)
+            return False
+        except StorageUnavailable:
+            raise
+        except StorageError as e:
+            code = str(e.__cause__.response["Error"].get("Code", "")) if isinstance(e.__cause__, bex.ClientError) else ""
+            if code not in _MISSING_CODES:
+                raise
+        try:
+            self._call("create_bucket", Bucket=bucket)
+        except StorageError as e:  # a concurrent creator won the race
+            if not any(c in str(e) for c in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")):
+                raise
+        return True
+
+    def keys(self, url: str) -> list[str]:
+        """Keys under an s3:// prefix (a folder), sorted."""
+        bucket, prefix = split_s3(url)
+        prefix = f"{prefix}/" if prefix else ""
+        out: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Bucket=bucket, Prefix=prefix, **token)
+            out += [o["Key"] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(out)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def is_file(self, url: str) -> bool:
+        bucket, key = split_s3(url)
+        try:
+            self._call("head_object", Bucket=bucket, Key=key)
+            return True
+        except StorageUnavailable:
+            raise
+        except StorageError:
+            return False
+
+    def upload_file(self, local: str | Path, url: str) -> None:
+        bucket, key = split_s3(url)
+        with open(local, "rb") as f:
+            self._call("put_object", Bucket=bucket, Key=key, Body=f.read())
+
+    def download_file(self, url: str, local: str | Path) -> None:
+        """Write to a temp name then rename, so a failed download leaves no half file."""
+        bucket, key = split_s3(url)
+        body = self._call("get_object", Bucket=bucket, Key=key)["Body"].read()
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(local.name + ".part")
+        tmp.write_bytes(body)
+        os.replace(tmp, local)
+
+    def upload_dir(self, local_dir: str | Path, url: str) -> int:
+        local_dir = Path(local_dir)
+        if not local_dir.is_dir():
+            raise StorageError(f"{local_dir} is not a folder")
+        files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+        for p in files:
+            self.upload_file(p, f"{url.rstrip('/')}/{p.relative_to(local_dir).as_posix()}")
+        return len(files)
+
+    def download_dir(self, url: str, local_dir: str | Path) -> int:
+        """Fill a sibling temp folder, then swap it in: the target is never half written."""
+        bucket, prefix = split_s3(url)
+        keys = self.keys(url)
+        if not keys:
+            raise StorageError(f"nothing stored under {url}")
+        local_dir = Path(local_dir)
+        local_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=local_dir.name + ".", dir=local_dir.parent))
+        for key in keys:
+            self.download_file(f"s3://{bucket}/{key}", tmp / key[len(prefix):].lstrip("/"))
+        if local_dir.exists():
+            shutil.rmtree(local_dir)
+        os.replace(tmp, local_dir)
+        return len(keys)
+
+    def pull(self, url: str, local: str | Path) -> None:
+        """An object or a folder of objects, whichever `url` names."""
+        if self.is_file(url):
+            self.download_file(url, local)
+        else:
+            self.download_dir(url, local)
+
+    def push(self, local: str | Path, url: str) -> None:
+        local = Path(local)
+        if local.is_dir():
+            self.upload_dir(local, url)
+        elif local.is_file():
+            self.upload_file(local, url)
+        else:
+            raise StorageError(f"{local} does not exist: nothing to upload to {url}")
+
+
+@contextmanager
+def s3_staged(inputs: Mapping[str, str], outputs: Mapping[str, str], store: S3Store | None = None,
+              upload: bool = True) -> Iterator[dict[str, str]]:
+    """Map s3:// inputs and outputs to local paths for a stage that only knows files.
+
+    Inputs are downloaded first; outputs get a local path with the URL's base name (so
+    `metrics.json` keeps its suffix) and are uploaded when the body returns without error.
+    Local paths pass through unchanged. `upload=False` lets non-zero ranks skip the upload.
+    """
+    if not any(is_s3(v) for v in [*inputs.values(), *outputs.values()]):
+        yield {**inputs, **outputs}
+        return
+    store = store or S3Store()
+    with tempfile.TemporaryDirectory(prefix="toolorch-s3-") as tmp:
+        paths: dict[str, str] = {}
+        for name, url in inputs.items():
+            paths[name] = url
+            if is_s3(url):
+                paths[name] = str(Path(tmp, "in", name, Path(split_s3(url)[1]).name or name))
+                store.pull(url, paths[name])
+        for name, url in outputs.items():
+            paths[name] = str(Path(tmp, "out", name, Path(split_s3(url)[1]).name or name)) if is_s3(url) else url
+        yield paths
+        for name, url in outputs.items():
+            if upload and is_s3(url):
+                store.push(paths[name], url)
+
+
+if __name__ == "__main__":
+    from toolorch.storage_cli import app
+
+    app()

@@ -1,0 +1,64 @@
+"""images/Dockerfile.*: parsed offline (no engine here): pinned bases, a non-root user, the package
+installed with an extra, no secrets baked in, and one Dockerfile per image named in components/images.py."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from components.images import IMAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = {p.name.split(".", 1)[1]: p for p in sorted((ROOT / "images").glob("Dockerfile.*"))}
+SECRET_WORDS = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|API_KEY|PRIVATE)", re.I)
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1].rstrip() + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        word, _, args = full.partition(" ")
+        out.append((word.upper(), args.strip()))
+    return out
+
+
+def test_one_dockerfile_per_named_image():
+    assert set(DOCKERFILES) == set(IMAGES)
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dockerfile_rules(kind):
+    steps = instructions(DOCKERFILES[kind].read_text())
+    froms = [args for word, args in steps if word == "FROM"]
+    assert len(froms) == 1
+    image = froms[0].split()[0]
+    assert "@sha256:" in image or (":" in image and not image.endswith(":latest")), f"unpinned base {image}"
+    users = [args for word, args in steps if word == "USER"]
+    assert users and users[-1] not in ("root", "0"), "must end as a non-root user"
+    for word, args in steps:
+        if word in ("ENV", "ARG", "LABEL"):
+            assert not SECRET_WORDS.search(args), f"{kind}: {word} {args} looks like a secret"
+        if word in ("COPY", "ADD"):
+            assert not re.search(r"\.env\b|credentials|\.aws|id_rsa", args), f"{kind}: copies {args}"
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert re.search(r"pip install[^&]*(\.\[\w+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
+
+
+def test_parser_sees_continuations_and_users():
+    steps = instructions("FROM a:1\n# c\nRUN x \\\n  && y\nUSER 10001\n")
+    assert steps == [("FROM", "a:1"), ("RUN", "x && y"), ("USER", "10001")]
+
+
+def test_build_context_leaves_data_and_venv_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "data", "models"} <= set(ignored)

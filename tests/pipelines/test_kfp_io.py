@@ -1,0 +1,81 @@
+"""toolorch.kfp_io: config resolution from pipeline parameters, metrics logging, eval report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from toolorch.config import load_config
+from toolorch.kfp_io import (flat_numbers, markdown_report, models_dir, parameter_overrides, profile_path,
+                             resolve_config, run_stage)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_empty_parameters_keep_the_profile():
+    assert parameter_overrides(5, model="", k=0, group_size=0, preference_mix="") == ["seed=5"]
+    assert parameter_overrides(1, k=4, group_size=6, model="models/base") == [
+        "seed=1", "stages.passk.k=4", "stages.grpo.group_size=6", "stages.sft.base=models/base"]
+    with pytest.raises(ValueError, match="unknown pipeline parameters"):
+        parameter_overrides(0, lr=0.1)
+
+
+def test_resolved_config_is_what_the_stages_load(tmp_path):
+    out = resolve_config("tiny", 7, ["stages.passk.keep_top=2"], tmp_path / "config.yaml", k=3, group_size=0)
+    cfg = load_config(out)
+    assert cfg.seed == 7 and cfg.stages["passk"]["k"] == 3 and cfg.stages["passk"]["keep_top"] == 2
+    profile = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
+    assert cfg.stages["grpo"]["group_size"] == profile["stages"]["grpo"]["group_size"]
+    assert load_config(out) == cfg  # loading the resolved file again changes nothing
+
+
+def test_bad_stage_setting_fails_at_resolution(tmp_path):
+    with pytest.raises(ValueError, match="stages.passk: .*k"):
+        resolve_config("tiny", 0, [], tmp_path / "config.yaml", k=-3)
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_profile_lookup(tmp_path, monkeypatch):
+    assert profile_path("tiny").resolve() == (ROOT / "configs" / "tiny.yaml").resolve()
+    (tmp_path / "mine.yaml").write_text("seed: 3\n")
+    monkeypatch.setenv("TOOLORCH_CONFIG_DIR", str(tmp_path))
+    assert profile_path("mine") == tmp_path / "mine.yaml"
+    with pytest.raises(FileNotFoundError, match="no profile 'nope'"):
+        profile_path("nope")
+
+
+def test_flat_numbers_keeps_numeric_leaves():
+    data = {"acc": 0.5, "n": 3, "ok": True, "name": "x", "history": [1, 2], "per": {"lookup": {"acc": 1}}}
+    assert flat_numbers(data) == {"acc": 0.5, "n": 3.0, "ok": 1.0, "per.lookup.acc": 1.0}
+
+
+class _Metrics:
+    def __init__(self, path: Path):
+        self.path, self.logged = str(path), {}
+
+    def log_metric(self, metric: str, value: float) -> None:
+        self.logged[metric] = value
+
+
+@pytest.mark.slow
+def test_run_stage_calls_run_and_logs_its_metrics(tmp_path):
+    cfg = resolve_config("tiny", 0, ["stages.synth_envs.domains=[library]"], tmp_path / "config.yaml")
+    metrics = _Metrics(tmp_path / "metrics.json")
+    result = run_stage("synth_envs", cfg, metrics, out_dir=tmp_path / "envs")
+    built = [p for p in (tmp_path / "envs").iterdir() if (p / "env.json").is_file()]
+    assert built and json.loads(Path(metrics.path).read_text())["envs"] == result["envs"] == len(built)
+    assert metrics.logged["envs"] == float(len(built))
+
+
+def test_markdown_report_inlines_images_and_models_dir_links(tmp_path):
+    (tmp_path / "report.md").write_text("# r\n![Pareto plot](pareto.png)\n")
+    (tmp_path / "pareto.png").write_bytes(b"\x89PNG fake")
+    text = markdown_report(tmp_path, tmp_path / "out" / "report.md").read_text()
+    assert "(data:image/png;base64,iVBORyBmYWtl)" in text and "(pareto.png)" not in text
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "config.json").write_text("{}")
+    linked = models_dir(tmp_path / "models", sft=str(tmp_path / "sft"))
+    assert (linked / "sft" / "config.json").read_text() == "{}"
+    models_dir(tmp_path / "models", sft=str(tmp_path / "sft"))  # re-linking is fine

@@ -1,0 +1,104 @@
+"""The whole KFP pipeline run locally (kfp.local.SubprocessRunner) on a shrunk tiny profile gives the
+same data, checkpoints and metrics as dvc.yaml's stage commands run in order with the same seed."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from toolorch.kfp_io import flat_numbers
+from toolorch.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = ROOT / "configs" / "tiny.yaml"
+SEED = 3
+SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, tokens, steps and policies
+    "episode.max_turns=3",
+    "stages.synth_envs.domains=[library,bank,clinic,airline]",
+    "stages.synth_tasks.heldout_envs=1",
+    "stages.passk.k=2",
+    "stages.sft.epochs=1",
+    "stages.sft.max_trajectories=16",
+    "stages.sft.max_len=512",
+    "stages.sft.tiny.hidden_size=64",
+    "stages.sft.tiny.num_hidden_layers=2",
+    "stages.grpo.steps=1",
+    "stages.grpo.tasks_per_step=1",
+    "stages.grpo.group_size=2",
+    "stages.grpo.max_new_tokens=16",
+    "stages.grpo.heldout.enabled=false",
+    "stages.eval.max_tasks=3",
+    "stages.eval.aux_max_tasks=2",
+    "stages.eval.max_new_tokens=16",
+    "stages.eval.bootstrap_samples=10",
+    "stages.eval.policies=[grpo,random]",
+    "stages.eval.sweep_policies=[]",
+    "stages.eval.generalisation.unseen_pricing=false",
+    "stages.eval.generalisation.unseen_tool=false",
+]
+TIMING = ("second", "per_s", "_s_", "throughput", "elapsed", "wall")
+
+
+def stage_chain(out: Path) -> dict[str, Path]:
+    """dvc.yaml's command of every stage, in order, with the same seed and overrides, under `out`."""
+    shutil.copytree(ROOT / "configs", out / "configs")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in STAGES:
+        argv = shlex.split(stages[name]["cmd"]) + [a for o in [f"seed={SEED}", *SMALL] for a in ("--set", o)]
+        done = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, f"{name}: {done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return {"envs": out / "data" / "envs", "tasks": out / "data" / "tasks", "passk": out / "data" / "passk",
+            "sft": out / "models" / "sft", "grpo": out / "models" / "grpo", "eval": out / "reports" / "eval",
+            "metrics": out / "metrics"}
+
+
+def kfp_local_run(root: Path) -> dict[str, Path]:
+    from kfp import local
+
+    from pipelines.full import full
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    full(profile=str(PROFILE), seed=SEED, overrides=SMALL)
+    [run_dir] = [p for p in root.iterdir() if p.is_dir()]
+    out = {"envs": "synth-envs/envs", "tasks": "synth-tasks/tasks", "passk": "passk/passk", "sft": "sft/model",
+           "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report"}
+    paths = {k: run_dir / v for k, v in out.items()}
+    task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
+    paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})
+    return paths
+
+
+def _files(root: Path, pattern: str) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob(pattern)) if p.is_file()}
+
+
+def _steady(metrics: dict) -> dict[str, float]:
+    return {k: v for k, v in flat_numbers(metrics).items() if not any(t in k for t in TIMING)}
+
+
+@pytest.mark.slow
+def test_local_kfp_run_equals_the_stage_chain(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLORCH_GRPO_LAUNCH", "local")  # torchrun fallback: no cluster here
+    monkeypatch.chdir(tmp_path)
+    kfp = kfp_local_run(tmp_path / "kfp")
+    chain = stage_chain(tmp_path / "chain")
+
+    for name, pattern in [("envs", "*.json*"), ("tasks", "*.jsonl"), ("passk", "*.jsonl"), ("sft", "*.safetensors"),
+                          ("grpo", "*.safetensors"), ("eval", "results.jsonl")]:
+        ours, theirs = _files(kfp[name], pattern), _files(chain[name], pattern)
+        assert ours, f"{name}: the pipeline wrote no {pattern}"
+        assert ours == theirs, f"{name}: {sorted(set(ours) ^ set(theirs)) or 'contents differ'}"
+    for stage in STAGES:
+        ours = json.loads(kfp[f"metrics/{stage}"].read_text())
+        theirs = json.loads((chain["metrics"] / f"{stage}.json").read_text())
+        assert _steady(ours) == pytest.approx(_steady(theirs)), stage
+    report = kfp["report"].read_text()
+    assert "data:image/png;base64," in report  # the Pareto plot travels inside the Markdown artifact

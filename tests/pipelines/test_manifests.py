@@ -1,0 +1,71 @@
+"""manifests/: core kinds pass kubernetes-validate --strict (1.30); the PyTorchJob template and the
+job the launcher renders from it pass the PyTorchJob schema."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from k8s_schemas import K8S_VERSION, validate_core, validate_pytorchjob
+from toolorch.pytorchjob import job_command, job_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
+DOCS = [(p.name, d) for p in MANIFESTS for d in yaml.safe_load_all(p.read_text()) if d]
+TEMPLATE = ROOT / "manifests" / "pytorchjob-grpo.yaml"
+
+
+@pytest.mark.parametrize("name,doc", [d for d in DOCS if d[1]["kind"] != "PyTorchJob"],
+                         ids=lambda x: x if isinstance(x, str) else x["kind"])
+def test_core_kinds_validate_strictly(name, doc):
+    validate_core(doc)
+
+
+def test_cli_validates_the_folder():
+    done = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "-k", K8S_VERSION,
+                           *map(str, MANIFESTS)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed for resource deployment/minio" in done.stdout + done.stderr
+
+
+def test_strict_validation_rejects_a_typo():
+    deployment = next(d for _, d in DOCS if d["kind"] == "Deployment")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(Exception, match="imagePullPolicyy"):
+        validate_core(broken)
+
+
+@pytest.mark.skipif(not TEMPLATE.exists(), reason="the GRPO PyTorchJob template is not in this checkout")
+def test_pytorchjob_template_and_rendered_job():
+    template = yaml.safe_load(TEMPLATE.read_text())
+    validate_pytorchjob(template)
+    cmd = job_command("s3://b/c.yaml", {"sft_dir": "s3://b/sft"}, {"out_dir": "s3://b/out"}, nodes=2, gpus_per_node=8)
+    job = job_manifest(template, name="grpo-abc", namespace="toolorch", image="ghcr.io/toolorch/toolorch-train:0.1.0",
+                       command=cmd, nodes=2, gpus_per_node=8)
+    validate_pytorchjob(job)
+    bad = yaml.safe_load(yaml.safe_dump(job))
+    bad["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["resources"]["limitz"] = {}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_pytorchjob(bad)
+
+
+def test_minio_reads_credentials_from_the_secret_only():
+    deployment = next(d for _, d in DOCS if d["kind"] == "Deployment" and d["metadata"]["name"] == "minio")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all("valueFrom" in e and "value" not in e for e in env)
+    assert not [d for _, d in DOCS if d["kind"] == "Secret"], "credentials must not be committed"
+
+
+def test_launcher_role_can_drive_pytorchjobs():
+    role = next(d for _, d in DOCS if d["kind"] == "Role" and d["metadata"]["name"] == "toolorch-launcher")
+    rule = next(r for r in role["rules"] if "pytorchjobs" in r["resources"])
+    assert rule["apiGroups"] == ["kubeflow.org"]
+    assert {"create", "get", "delete"} <= set(rule["verbs"])
+    binding = next(d for _, d in DOCS if d["kind"] == "RoleBinding")
+    assert binding["roleRef"]["name"] == "toolorch-launcher"
+    assert binding["subjects"][0]["name"] == "toolorch-launcher"
