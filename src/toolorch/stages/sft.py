@@ -56,10 +56,22 @@ def settings_of(cfg: Config) -> SFTSettings:
 
 
 def load_trajectories(path: Path, limit: int | None) -> list[Trajectory]:
+    """Verified trajectories; under a `limit`, every task's best first, then every task's second...
+
+    (passk writes each task's trajectories cheapest first, so a plain head would keep
+    a few tasks whole and drop the rest.)
+    """
     trajs = [t for t in read_jsonl(path, Trajectory) if t.correct]
     if not trajs:
         raise ValueError(f"{path}: no verified-correct trajectories to train on")
-    return trajs[:limit] if limit else trajs
+    if not limit:
+        return trajs
+    rank: dict[str, int] = {}
+    ranked = []
+    for i, t in enumerate(trajs):
+        rank[t.task_id] = rank.get(t.task_id, -1) + 1
+        ranked.append((rank[t.task_id], i, t))
+    return [t for _, _, t in sorted(ranked, key=lambda x: x[:2])[:limit]]
 
 
 def load_base(settings: SFTSettings, texts: list[str], seed: int, scratch: Path) -> tuple[Any, Any]:

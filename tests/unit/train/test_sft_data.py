@@ -54,3 +54,19 @@ def test_padding_does_not_change_loss(world, tiny_tokenizer):
         first, _ = nll_sum(model, collate([[a]], tok.pad_token_id))
         second, _ = nll_sum(model, collate([[b]], tok.pad_token_id))
     assert float(together) == pytest.approx(float(first) + float(second), rel=1e-4)
+
+
+def test_trajectory_limit_spreads_over_tasks(tmp_path):
+    from toolorch.core import Trajectory, Usage
+    from toolorch.jsonl import write_jsonl
+    from toolorch.stages.sft import load_trajectories
+
+    def traj(task: str, k: int) -> Trajectory:
+        return Trajectory(task_id=task, env="e", policy=f"p{k}", messages=[], turns=[], answer="a", correct=True,
+                          stop_reason="answer", usage=Usage())
+
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, [traj(t, k) for t in ("a", "b", "c") for k in range(3)])  # cheapest first per task
+    chosen = load_trajectories(path, 4)
+    assert [(t.task_id, t.policy) for t in chosen] == [("a", "p0"), ("b", "p0"), ("c", "p0"), ("a", "p1")]
+    assert len(load_trajectories(path, None)) == 9
