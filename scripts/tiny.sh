@@ -6,9 +6,7 @@
 # pushed to the DVC remote on that S3/MinIO endpoint (its bucket is created when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -c constraints.txt -e ".[dev]"
+bash scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"
 git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc repro needs a git checkout of toolorch" >&2; exit 1; }
 dvc repro "$@"
