@@ -14,8 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SMALL = {"synth_envs": {"domains": ["library", "bank", "clinic"]}, "synth_tasks": {"heldout_envs": 1},
-         "passk": {"k": 2, "max_tasks": 30}}
+SMALL = {"synth_envs": {"domains": ["library", "bank", "clinic"], "tau2_domains": []},
+         "synth_tasks": {"heldout_envs": 1},
+         "passk": {"k": 8, "max_tasks": 60}}  # long enough (~10 s) to be killed in the middle
 
 
 def _copy_repo(dst: Path) -> None:
@@ -56,7 +57,8 @@ def _kill_during(repo: Path, env: dict, stage: str, target: str) -> None:
     while f"Running stage '{stage}'" not in (repo / "repro.log").read_text():
         assert proc.poll() is None and time.monotonic() < deadline, (repo / "repro.log").read_text()
         time.sleep(0.2)
-    time.sleep(2)  # mid-stage
+    time.sleep(1)  # mid-stage
+    assert proc.poll() is None, "the stage finished before it could be killed: give it more work"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 

@@ -22,6 +22,7 @@ SEED = 3
 SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, tokens, steps and policies
     "episode.max_turns=3",
     "stages.synth_envs.domains=[library,bank,clinic,airline]",
+    "stages.synth_envs.tau2_domains=[]",
     "stages.synth_tasks.heldout_envs=1",
     "stages.passk.k=2",
     "stages.sft.epochs=1",

@@ -15,6 +15,7 @@ from toolorch.stages import synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs.rows_per_table=[50, 60]",
+         "stages.synth_envs.tau2_domains=[]",
          "stages.synth_tasks.heldout_envs=1", "stages.synth_tasks.heldout_template_fraction=0.25"]
 
 
@@ -92,7 +93,8 @@ def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypa
 
 def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
     cfg = load_config(ROOT / "configs" / "tiny.yaml",
-                      ["stages.synth_envs.domains=[library, bank]", "stages.synth_envs.rows_per_table=[50, 55]"])
+                      ["stages.synth_envs.domains=[library, bank]", "stages.synth_envs.rows_per_table=[50, 55]",
+                       "stages.synth_envs.tau2_domains=[]"])
     synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
     before = (tmp_path / "envs/bank/env.json").read_bytes()
 

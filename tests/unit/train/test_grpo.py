@@ -110,4 +110,6 @@ def test_two_process_fsdp2_step_matches_one_process(world, tiny_tokenizer, tmp_p
     assert two["stats"]["tokens"] == one["stats"]["tokens"]
     assert two["stats"]["loss"] == pytest.approx(one["stats"]["loss"], rel=1e-4, abs=1e-6)
     for k, w in one["weights"].items():
-        torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-5)
+        # Adam's first step moves each weight by about lr * sign(grad): where a gradient is ~0,
+        # summation order (1 vs 2 ranks) may flip a tiny fraction of an lr-sized step
+        torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-4)
