@@ -50,8 +50,13 @@ def plot_pareto(points: list[dict[str, Any]], path: Path, title: str) -> Path:
                    color=_colour(p["policy"]), edgecolor="black", linewidth=0.6, zorder=3)
         key = (round(math.log10(x), 2), round(p["accuracy"], 2))
         labels.setdefault(key, []).append(p["label"] + (" (upper bound)" if p["upper_bound"] else ""))
-    for (log_x, y), names in labels.items():
-        ax.annotate(" = ".join(names), (10 ** log_x, y), textcoords="offset points", xytext=(7, 5), fontsize=9)
+    placed: list[tuple[float, float]] = []
+    for (log_x, y), names in sorted(labels.items()):
+        # a neighbour's label already sits above-right: put this one below, so they don't overprint
+        crowded = any(abs(log_x - px) < 0.35 and abs(y - py) < 0.04 for px, py in placed)
+        ax.annotate(" = ".join(names), (10 ** log_x, y), textcoords="offset points",
+                    xytext=(7, -13) if crowded else (7, 5), fontsize=9)
+        placed.append((log_x, y))
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"${x:.2g}"))
