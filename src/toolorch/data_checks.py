@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.core import CATEGORIES
+from toolorch.jsonl import read_objects
 
 ANSWER_TYPES = ["string", "number", "list", "bool"]
 SUITES = ("environments", "env_tables", "tasks", "task_balance", "split", "trajectories")
@@ -74,22 +75,7 @@ class SuiteResult:
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """JSONL rows as plain dicts: the checks must see bad rows (nulls, wrong types) to report them."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            rows.append(row)
-    return rows
+    return [row for _, row in read_objects(path)]
 
 
 def question_key(text: Any) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,6 +33,27 @@ def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
                     f"{path}:{lineno}: invalid {model.__name__}: {where}: {first['msg']}"
                 ) from None
     return records
+
+
+def read_objects(path: str | Path, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) per non-blank line, untyped: for checks that must see bad values.
+
+    Raises FileNotFoundError, or JsonlError naming file:line for a line that is not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise JsonlError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
 
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:

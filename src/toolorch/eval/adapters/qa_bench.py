@@ -18,7 +18,6 @@ by a `Judge` (an LLM over an OpenAI-compatible endpoint, or exact match).
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from toolorch.episode import run_episode
 from toolorch.eval.adapters.judge import Judge
 from toolorch.eval.baselines import PolicyMaker
 from toolorch.experts import Expert
+from toolorch.jsonl import JsonlError, read_objects
 from toolorch.synth.envs import search_tool
 from toolorch.tools import Toolbox
 
@@ -67,20 +67,10 @@ class QAFile:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such benchmark file")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise QAFormatError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise QAFormatError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    try:
+        yield from read_objects(path, "benchmark file")
+    except JsonlError as e:
+        raise QAFormatError(str(e)) from None
 
 
 def _field(row: dict[str, Any], names: tuple[str, ...], where: str, required: bool = True) -> str | None:
