@@ -62,6 +62,8 @@ def decoy_answer(gold: str, answer_type: str, rng: random.Random) -> str:
     if answer_type == "list":
         items = [i.strip() for i in gold.split(",") if i.strip()]
         return ", ".join(items[:-1]) if len(items) > 1 else "none"
+    if len(gold.strip()) == 1 and gold.strip().isalpha():  # a multiple-choice letter: another letter
+        return rng.choice([c for c in "ABCDE" if c != gold.strip().upper()])
     words = gold.split()
     if len(words) > 1:
         rng.shuffle(words)

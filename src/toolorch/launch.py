@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 def grpo(config: str = "configs/tiny.yaml", nnodes: int = 1, nproc_per_node: int = 1, gpus: int = 0,
-         image: str = "toolorch-train:latest", overrides: str = "") -> "object":
+         image: str = "ghcr.io/toolorch/toolorch-train:0.1.0", overrides: str = "") -> "object":
     """GRPO on `nnodes` x `nproc_per_node` processes (FSDP2 when more than one).
 
     Args:

@@ -12,7 +12,8 @@ route with a seeded RNG, and the routes differ in cost so that "most efficient
 first" means something:
 
     gold     follow the gold plan (db / search / code tools)
-    expert   the cheapest or the priciest expert writes the final answer (`answer` tool)
+    expert   the cheapest or the priciest expert writes the final answer (`answer` tool);
+             the cheapest as often as the user's preference weighs cost and latency
     extra    the gold plan with a wasted call in front of it
     partial  a wrong plan: skip the last hops and answer early (one-call plans: no tools)
 
@@ -30,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.config import Config
-from toolorch.core import ANSWER_TOOL, Task, ToolCall, normalize_answer
+from toolorch.core import ANSWER_TOOL, Preference, Task, ToolCall, normalize_answer
 from toolorch.env import Environment
 from toolorch.experts import Expert, stable_seed
 from toolorch.policies import Generation, PlanPolicy, Policy, answer_from_observation, prompt_tokens
@@ -146,6 +147,15 @@ def expert_choice(cfg: Config) -> ExpertChoice | None:
     return ExpertChoice(by_price[0].name, by_price[-1].name)
 
 
+def cheap_expert_odds(pref: Preference) -> float:
+    """How often the teacher hands a task to the cheapest expert rather than the frontier one:
+    the preference's weight share on cost and latency, kept within [0.1, 0.9] so that every
+    user's demonstrations show both choices."""
+    total = pref.accuracy + pref.cost + pref.latency
+    share = (pref.cost + pref.latency) / total if total > 0 else 0.5
+    return min(0.9, max(0.1, share))
+
+
 class ScriptedTeacher:
     """Builds one seeded, stochastic route policy per (task, sample)."""
 
@@ -171,7 +181,8 @@ class ScriptedTeacher:
         gold = [c.model_copy(deep=True) for c in task.gold_calls]
         options: dict[Route, list[ToolCall]] = {"gold": gold, "partial": self._cut_short(gold, rng)}
         if self.experts is not None:  # the expert writes the final answer (ToolOrchestra's `answer`)
-            model = rng.choice([self.experts.cheap, self.experts.frontier])
+            cheap = rng.random() < cheap_expert_odds(task.preference)
+            model = self.experts.cheap if cheap else self.experts.frontier
             options["expert"] = [ToolCall(name=ANSWER_TOOL, arguments={"model": model})]
         if gold:
             options["extra"] = [self._wasted_call(task, gold, rng, tool_names)] + gold

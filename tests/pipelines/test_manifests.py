@@ -69,3 +69,27 @@ def test_launcher_role_can_drive_pytorchjobs():
     binding = next(d for _, d in DOCS if d["kind"] == "RoleBinding")
     assert binding["roleRef"]["name"] == "toolorch-launcher"
     assert binding["subjects"][0]["name"] == "toolorch-launcher"
+
+
+def _images(tree):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from [v] if k == "image" and isinstance(v, str) else _images(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _images(v)
+
+
+def test_every_manifest_image_is_pinned_to_the_release():
+    import inspect
+
+    from components.images import IMAGES
+    from toolorch.launch import grpo
+
+    images = [i for _, doc in DOCS for i in _images(doc)]
+    ours = [i for i in images if "/toolorch-" in i]
+    assert ours and set(ours) <= set(IMAGES.values()), ours  # the release's tags
+    for image in images:  # third-party images carry a fixed release tag too
+        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+        assert tag and tag != "latest", image
+    assert inspect.signature(grpo).parameters["image"].default == IMAGES["train"]  # the TorchX component's default image

@@ -89,6 +89,10 @@ def test_passk_keeps_verified_trajectories_most_efficient_first(world, passk_run
         costs = [(t["usage"]["cost_usd"], t["usage"]["latency_s"]) for t in group]
         assert costs == sorted(costs)
         assert group[0]["policy"] == "teacher:gold"  # the gold plan is the cheapest route here
+        conversations = [json.dumps(t["messages"], sort_keys=True) for t in group]
+        assert len(set(conversations)) == len(conversations)  # a route sampled twice is kept once
+    stats = {r["task_id"]: r for r in json.loads((world / "passk" / "stats.json").read_text())["tasks"]}
+    assert stats["a1"]["correct"] > len(by_task["a1"])  # pass@k counts every success, copies included
     assert 0 < m["pass@1"] <= m["pass@8"] <= 1
     assert set(m["by_category"]) == {"multi_hop", "aggregate", "document", "lookup"}
     assert m["by_difficulty"]["2"]["tasks"] == 2 and m["trajectories_per_s"] > 0

@@ -60,3 +60,12 @@ def test_replay(tmp_path):
     f.write_text("{broken\n")
     with pytest.raises(ExpertError, match="r.jsonl:1: bad replay row"):
         ReplayExpert(ExpertConfig(name="x", price="mini", backend="replay", replay_file=str(f)))
+
+
+def test_a_multiple_choice_decoy_is_another_choice():
+    import random
+
+    from toolorch.eval.adapters.judge import ExactMatchJudge
+    decoys = {decoy_answer("B", "string", random.Random(s)) for s in range(30)}
+    assert decoys <= {"A", "C", "D", "E"} and len(decoys) > 1
+    assert not any(ExactMatchJudge().judge("q", "B", d).correct for d in decoys)

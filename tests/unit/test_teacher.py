@@ -3,7 +3,8 @@ import pytest
 
 from toolorch.core import Preference, Task, ToolCall
 from toolorch.episode import run_episode
-from toolorch.teacher import ROUTES, RoutePolicy, ScriptedTeacher, TeacherRoutes, grounded_answer, grounded_in
+from toolorch.teacher import (ROUTES, RoutePolicy, ScriptedTeacher, TeacherRoutes, cheap_expert_odds, grounded_answer,
+                              grounded_in)
 from toolorch.tools import Toolbox
 
 
@@ -115,3 +116,17 @@ def test_all_zero_route_weights_are_rejected(sim_config):
         ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=0, extra=0, partial=0))
     with pytest.raises(ValueError):
         TeacherRoutes(gold=-1)
+
+
+def test_the_expert_the_teacher_picks_follows_the_preference(author_task, sim_config):
+    experts_only = ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
+
+    def cheap_share(pref):
+        task = author_task.model_copy(update={"preference": pref})
+        picks = [experts_only.policy(task, i).calls[0].route for i in range(300)]
+        return picks.count("ask_mini") / len(picks)
+
+    thrifty, exacting = Preference(accuracy=1, cost=3), Preference(accuracy=1, cost=0)
+    assert cheap_expert_odds(thrifty) == 0.75 and cheap_expert_odds(exacting) == 0.1
+    assert cheap_expert_odds(Preference(accuracy=0, cost=5, latency=5)) == 0.9  # both choices stay in the data
+    assert 0.65 < cheap_share(thrifty) < 0.85 and 0.03 < cheap_share(exacting) < 0.17

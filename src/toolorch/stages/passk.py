@@ -11,7 +11,7 @@ trajectory is verified against the task's answer. Tasks that no trajectory solve
 (a simulated expert reads the gold answer, so it could "solve" a broken task). Writes
     data/passk/tasks.jsonl         the kept tasks
     data/passk/trajectories.jsonl  successful trajectories, per task most efficient first
-                                   (lowest cost, then latency), the top `keep_top`
+                                   (lowest cost, then latency), the top `keep_top` distinct ones
     data/passk/stats.json          per-task successes and the pass@1 / pass@k tables
     metrics/passk.json             pass@1 and pass@k overall / per category / per difficulty,
                                    kept and dropped counts, trajectories per second
@@ -19,6 +19,7 @@ Same config and seed -> byte-identical data files (only the throughput metric va
 """
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -100,6 +101,19 @@ def efficiency_key(traj: Trajectory) -> tuple[float, float, int]:
     return (round(traj.usage.cost_usd, 12), round(traj.usage.latency_s, 9), len(traj.turns))
 
 
+def distinct(trajs: list[Trajectory]) -> list[Trajectory]:
+    """The first of each group of identical conversations: a deterministic route sampled
+    twice (the gold plan, say) would otherwise fill the kept slots with copies."""
+    seen: set[str] = set()
+    out = []
+    for t in trajs:
+        key = json.dumps(t.messages, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 # ---------------------------------------------------------------- running
 
 class TeacherRunner:
@@ -162,7 +176,7 @@ def run_task(runner: TeacherRunner, task: Task, env: Environment) -> TaskResult:
     row = {"task_id": task.id, "category": task.category, "difficulty": task.difficulty,
            "n": runner.settings.k, "correct": len(good), "gold_verifies": verifies,
            "routes": _route_counts(trajs, good)}
-    return task, good[: runner.settings.keep_top] if verifies else [], row
+    return task, distinct(good)[: runner.settings.keep_top] if verifies else [], row
 
 
 def run_all(cfg: Config, settings: PasskSettings, tasks: list[Task], envs: dict[str, Environment]) -> list[TaskResult]:

@@ -94,17 +94,23 @@ def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
     """Log-probabilities of each label under `model`.
 
     Returns (logp [B, L-1], entropy [B, L-1], trained [B, L-1] bool), aligned so that
-    position t scores token t+1.
+    position t scores token t+1; untrained positions hold 0. Only the positions that
+    predict a trained token go through the LM head and the log-softmax (prompts and
+    tool outputs are most of a row, and the vocabulary projection is the widest matmul).
     """
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], use_cache=False)
-    logits = out.logits[:, :-1].float() / temperature
     labels = batch["labels"][:, 1:]
     trained = labels != IGNORE
+    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    keep[:, :-1] = trained
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], use_cache=False, logits_to_keep=keep)
+    logits = out.logits.reshape(-1, out.logits.shape[-1]).float() / temperature  # [N, V], row-major order of `keep`
     logp_all = F.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp * trained, entropy * trained, trained
+    picked = logp_all.gather(-1, labels[trained][:, None]).squeeze(-1)
+    entropy_picked = -(logp_all.exp() * logp_all).sum(-1)
+    logp = torch.zeros(trained.shape, dtype=picked.dtype, device=picked.device).masked_scatter(trained, picked)
+    entropy = torch.zeros(trained.shape, dtype=picked.dtype, device=picked.device).masked_scatter(trained, entropy_picked)
+    return logp, entropy, trained
 
 
 def nll_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
