@@ -176,7 +176,8 @@ def test_online_teacher_against_a_real_server(world, tmp_path):
     # c1 asks for the total, which the toy model reads back; y1 needs another tool, so it fails 0/3
     assert (m["tasks_kept"], m["tasks_dropped_unsolved"], m["pass@1"]) == (1, 1, 0.5)
     trajs = read_jsonl(tmp_path / "passk" / "trajectories.jsonl", Trajectory)
-    assert [t.policy for t in trajs] == ["openai:toy"] * 3 and all(t.answer == "10" for t in trajs)
+    # the toy model answers alike every time: the 3 successes count for pass@k, one copy is kept
+    assert [t.policy for t in trajs] == ["openai:toy"] and trajs[0].answer == "10"
     assert len(ToyChatModel.requests) == 12  # 2 tasks x 3 samples x 2 turns
     assert len({r["seed"] for r in ToyChatModel.requests}) == 3  # one seed per sample
     assert all(r["temperature"] == 0.7 for r in ToyChatModel.requests)

@@ -395,9 +395,9 @@ def test_eval_stage_adds_a_benchmarks_block_recomputable_from_its_rows(tmp_path:
     assert metrics == plain  # additive: the rest of eval.json is unchanged
     # simulated experts: frontier is always right, mini never (tests/unit/conftest.py)
     assert {p: s["accuracy"] for p, s in block["frames"].items()} == {"only:frontier": 1.0, "only:mini": 0.0}
-    # mini's decoy for the multiple-choice gold "B" is "B II", which reads as choice B: only that one passes
+    # mini's decoy for the multiple-choice gold "B" is another letter, so it fails that one too
     assert block["hle"]["only:frontier"]["accuracy"] == 1.0 and block["hle"]["only:mini"]["by_subject"] == {
-        "Chemistry": {"n": 1, "accuracy": 1.0}, "Computer Science/AI": {"n": 1, "accuracy": 0.0},
+        "Chemistry": {"n": 1, "accuracy": 0.0}, "Computer Science/AI": {"n": 1, "accuracy": 0.0},
         "Math": {"n": 1, "accuracy": 0.0}}
     assert block["hle"]["only:frontier"]["n"] == 3 and block["frames"]["only:mini"]["n"] == 3
     assert block["skipped"] == {"hle_sample.jsonl": {"66e8784d70625d8c7700315a": "has an image (text-only evaluation)"}}
