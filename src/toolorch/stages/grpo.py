@@ -73,6 +73,7 @@ class GRPOSettings(BaseModel):
     resume: bool = True
     stop_after: Optional[int] = Field(None, ge=1)
     with_code: bool = True
+    resample_preferences: bool = False  # every visit of a task draws a fresh preference
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
 
@@ -87,7 +88,8 @@ def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
     return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
                       warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                       adv_clip=s.adv_clip, min_group_std=s.min_group_std, step=step, reward=s.reward,
-                      checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code, seed=seed)
+                      checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code,
+                      resample_preferences=s.resample_preferences, seed=seed)
 
 
 def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:

@@ -21,6 +21,7 @@ from toolorch.config import Config
 from toolorch.core import Task
 from toolorch.env import Environment
 from toolorch.experts import stable_seed
+from toolorch.synth.preferences import sample_preference
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
@@ -45,6 +46,7 @@ class LoopConfig:
     checkpoint_every: int = 0
     stop_after: int | None = None  # end the process after this many steps, as a kill would
     with_code: bool = True
+    resample_preferences: bool = False  # each visit of a task draws a fresh user preference
     seed: int = 0
 
 
@@ -81,11 +83,19 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
     return TrainState(model, engine_model, ref, tokenizer, optimizer, scheduler, dist)
 
 
-def task_at(tasks: list[Task], position: int, seed: int) -> Task:
-    """The task at `position` of an endless stream: pass p is a seeded permutation."""
+def task_at(tasks: list[Task], position: int, seed: int, cfg: Config | None = None) -> Task:
+    """The task at `position` of an endless stream: pass p is a seeded permutation.
+
+    With `cfg`, the task comes with a preference drawn for this position (seeded, so a
+    resumed run sees the same ones): the same question under different users is how the
+    policy learns that the preference, not the task alone, decides the route.
+    """
     n = len(tasks)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + position // n)).tolist()
-    return tasks[order[position % n]]
+    task = tasks[order[position % n]]
+    if cfg is None:
+        return task
+    return task.model_copy(update={"preference": sample_preference(cfg, stable_seed(seed, "preference", position))})
 
 
 def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[list, list[dict], bool]:
@@ -107,7 +117,8 @@ def sync_engine(state: TrainState) -> None:
 def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
              loop: LoopConfig) -> dict[str, float]:
     dist = state.dist
-    batch = [task_at(tasks, state.data_position + i, loop.seed) for i in range(loop.tasks_per_step)]
+    draw = cfg if loop.resample_preferences else None
+    batch = [task_at(tasks, state.data_position + i, loop.seed, draw) for i in range(loop.tasks_per_step)]
     mine = batch[dist.rank::dist.world]
     engine = HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
     t0 = time.perf_counter()

@@ -113,3 +113,16 @@ def test_two_process_fsdp2_step_matches_one_process(world, tiny_tokenizer, tmp_p
         # Adam's first step moves each weight by about lr * sign(grad): where a gradient is ~0,
         # summation order (1 vs 2 ranks) may flip a tiny fraction of an lr-sized step
         torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-4)
+
+
+def test_resampled_preferences_vary_by_visit_and_replay_on_resume(world, sim_config):
+    from toolorch.train.loop import task_at
+
+    tasks = world.tasks
+    fixed = [task_at(tasks, p, seed=0) for p in range(40)]
+    drawn = [task_at(tasks, p, seed=0, cfg=sim_config) for p in range(40)]
+    assert [t.id for t in drawn] == [t.id for t in fixed]  # the same task stream
+    assert len({d.preference.model_dump_json() for d in drawn}) >= 4  # several kinds of user
+    same_task = [d.preference for d, f in zip(drawn, fixed) if f.id == fixed[0].id]
+    assert len({p.model_dump_json() for p in same_task}) > 1  # one question, different users
+    assert drawn == [task_at(tasks, p, seed=0, cfg=sim_config) for p in range(40)]  # a resumed run sees the same
