@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from toolorch.train.distributed import Dist
-from toolorch.train.packing import IGNORE, Sample, collate, pack, token_logprobs
+from toolorch.train.packing import IGNORE, Sample, collate, pack, token_logprobs, truncate
 
 STAT_KEYS = ("loss", "pg", "kl", "entropy", "clipped", "tokens")
 
@@ -35,6 +35,10 @@ class StepConfig:
     max_len: int = 4096
     rows_per_micro: int = 4
     max_grad_norm: float = 1.0
+    # One rollout per row. Packing pays for short sequences (SFT); a rollout is a long prompt
+    # with a short completion, and a packed row's attention costs (sum of lengths)^2 where
+    # separate rows cost the sum of each length^2.
+    pack: bool = False
 
 
 def with_advantage(sample: Sample, advantage: float) -> Sample:
@@ -72,7 +76,7 @@ def policy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], ref_logp
 
 
 def micro_batches(samples: list[Sample], cfg: StepConfig) -> list[list[list[Sample]]]:
-    rows = pack(samples, cfg.max_len)
+    rows = pack(samples, cfg.max_len) if cfg.pack else [[truncate(s, cfg.max_len)] for s in samples]
     return [rows[i:i + cfg.rows_per_micro] for i in range(0, len(rows), cfg.rows_per_micro)]
 
 
