@@ -5,7 +5,9 @@
     toolorch grpo --config configs/tiny.yaml --set stages.grpo.steps=20
 
 Reads models/sft (HF checkpoint), data/passk/tasks.jsonl (training tasks, each with a
-sampled preference), data/envs/<env>/ and data/tasks/heldout.jsonl. Every step, each
+sampled preference; `resample_preferences` draws a new one on every visit), data/envs/<env>/
+and data/tasks/heldout.jsonl. Rollouts come from HF generate (`rollout_engine: hf`) or from a
+vLLM engine per rank that receives the trainer's weights after every step (`vllm`, the GPU path). Every step, each
 task of the batch gets `group_size` rollouts through the real episode runner with its
 preference in the system prompt; rewards (toolorch.train.rewards) give group-relative
 advantages; groups with no reward variance are dropped and counted; one clipped,
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import typer
@@ -75,6 +77,8 @@ class GRPOSettings(BaseModel):
     stop_after: Optional[int] = Field(None, ge=1)
     with_code: bool = True
     resample_preferences: bool = False  # every visit of a task draws a fresh preference
+    rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: the GPU path, weights pushed after every step
+    vllm_args: dict[str, Any] = {}  # extra vllm.LLM arguments (gpu_memory_utilization, max_model_len, ...)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
 
@@ -90,7 +94,8 @@ def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
                       warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                       adv_clip=s.adv_clip, min_group_std=s.min_group_std, step=step, reward=s.reward,
                       checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code,
-                      resample_preferences=s.resample_preferences, seed=seed)
+                      resample_preferences=s.resample_preferences, rollout_engine=s.rollout_engine,
+                      vllm_args=dict(s.vllm_args), seed=seed)
 
 
 def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:

@@ -26,7 +26,7 @@ from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.rewards import EpisodeOutcome, RewardConfig, group_advantages, group_rewards
-from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
+from toolorch.train.rollout import HFEngine, Rollout, VLLMEngine, run_rollouts
 from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
 
 
@@ -47,6 +47,8 @@ class LoopConfig:
     stop_after: int | None = None  # end the process after this many steps, as a kill would
     with_code: bool = True
     resample_preferences: bool = False  # each visit of a task draws a fresh user preference
+    rollout_engine: str = "hf"  # hf (transformers generate) | vllm (one engine per rank, weights pushed every step)
+    vllm_args: dict = field(default_factory=dict)  # extra vllm.LLM arguments, e.g. gpu_memory_utilization
     seed: int = 0
 
 
@@ -62,6 +64,7 @@ class TrainState:
     step: int = 0
     data_position: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    vllm: Any = None  # a VLLMEngine when loop.rollout_engine == "vllm"
 
 
 def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
@@ -80,7 +83,12 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
     optimizer = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=0.0)
     warm = max(1, loop.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
-    return TrainState(model, engine_model, ref, tokenizer, optimizer, scheduler, dist)
+    state = TrainState(model, engine_model, ref, tokenizer, optimizer, scheduler, dist)
+    if loop.rollout_engine == "vllm":
+        state.vllm = VLLMEngine(str(model_dir), tokenizer, loop.max_new_tokens, loop.temperature, **loop.vllm_args)
+    elif loop.rollout_engine != "hf":
+        raise ValueError(f"rollout_engine: {loop.rollout_engine!r} is neither 'hf' nor 'vllm'")
+    return state
 
 
 def task_at(tasks: list[Task], position: int, seed: int, cfg: Config | None = None) -> Task:
@@ -109,9 +117,13 @@ def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[li
 
 
 def sync_engine(state: TrainState) -> None:
-    """Copy the trainer's weights into the rollout engine (a no-op on one process)."""
-    if state.engine_model is not state.model:
-        state.engine_model.load_state_dict(full_state_dict(state.model, state.dist))
+    """Copy the trainer's weights into the rollout engine (HF: a no-op on one process)."""
+    if state.engine_model is not state.model or state.vllm is not None:
+        weights = full_state_dict(state.model, state.dist)
+        if state.engine_model is not state.model:
+            state.engine_model.load_state_dict(weights)
+        if state.vllm is not None:
+            state.vllm.load_weights(weights)
 
 
 def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
@@ -120,7 +132,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     draw = cfg if loop.resample_preferences else None
     batch = [task_at(tasks, state.data_position + i, loop.seed, draw) for i in range(loop.tasks_per_step)]
     mine = batch[dist.rank::dist.world]
-    engine = HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
+    engine = state.vllm or HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
     t0 = time.perf_counter()
     jobs = [(t, envs[t.env]) for t in mine for _ in range(loop.group_size)]
     rollouts, sampled = run_rollouts(jobs, cfg, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,

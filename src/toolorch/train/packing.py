@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from transformers import modeling_utils
 
 from toolorch.train.chat import IGNORE
 
@@ -89,6 +90,11 @@ def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.fl
     return {"input_ids": ids, "labels": labels, "weights": weights, "position_ids": pos, "attention_mask": mask}
 
 
+# transformers releases that take a boolean [B, L] `logits_to_keep` (and have this helper) project
+# only those positions; older ones compute every position's logits and we select afterwards
+_LOGITS_AT_MASK = hasattr(modeling_utils, "slice_logits_to_keep")
+
+
 def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                    temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probabilities of each label under `model`.
@@ -100,11 +106,16 @@ def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
     """
     labels = batch["labels"][:, 1:]
     trained = labels != IGNORE
-    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
-    keep[:, :-1] = trained
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], use_cache=False, logits_to_keep=keep)
-    logits = out.logits.reshape(-1, out.logits.shape[-1]).float() / temperature  # [N, V], row-major order of `keep`
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+              "position_ids": batch["position_ids"], "use_cache": False}
+    if _LOGITS_AT_MASK:
+        keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+        keep[:, :-1] = trained
+        logits = model(**inputs, logits_to_keep=keep).logits
+        logits = logits.reshape(-1, logits.shape[-1])  # [N, V], row-major order of `keep`
+    else:
+        logits = model(**inputs).logits[:, :-1][trained]
+    logits = logits.float() / temperature
     logp_all = F.log_softmax(logits, dim=-1)
     picked = logp_all.gather(-1, labels[trained][:, None]).squeeze(-1)
     entropy_picked = -(logp_all.exp() * logp_all).sum(-1)

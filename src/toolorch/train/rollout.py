@@ -74,6 +74,59 @@ class HFEngine:
         return out
 
 
+class VLLMEngine:
+    """Batched sampling with vLLM, the GPU rollout engine; the trainer pushes its weights
+    with `load_weights` after every optimizer step, so rollouts always come from the
+    current policy. vLLM is imported here only: it is not a dependency of the trainer's
+    environment (on CPU it lives in its own venv, see scripts/vllm-venv.sh).
+
+    The engine runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so that a weight
+    push is a function call on the model rather than a copy through a socket.
+    """
+
+    def __init__(self, model_dir: str, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0,
+                 max_model_len: int = 4096, gpu_memory_utilization: float = 0.3, dtype: str = "auto",
+                 **engine_args: Any):
+        import os
+
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM
+
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.max_model_len = max_model_len
+        self.llm = LLM(model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=True,
+                       gpu_memory_utilization=gpu_memory_utilization, seed=0, **engine_args)
+
+    def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
+        """prompts: B lists of ids -> B lists of new ids, each cut after its first end-of-turn."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        eos = self.tokenizer.eos_token_id
+        room = self.max_model_len - self.max_new_tokens
+        out: list[list[int]] = [[eos] for _ in prompts]  # an over-long chat ends its turn at once
+        fits = [i for i, p in enumerate(prompts) if len(p) <= room]
+        if not fits:
+            return out
+        params = [SamplingParams(temperature=self.temperature, max_tokens=self.max_new_tokens, seed=seed * 1009 + i,
+                                 stop_token_ids=[eos], detokenize=False) for i in fits]
+        results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in fits], params, use_tqdm=False)
+        for i, result in zip(fits, results):
+            new = list(result.outputs[0].token_ids)
+            out[i] = new[: new.index(eos) + 1] if eos in new else new
+        return out
+
+    def load_weights(self, state_dict: dict[str, Any]) -> None:
+        """Replace the served weights with the trainer's (full, unsharded) state dict."""
+        # reload_weights re-runs each layer's post-load step: the CPU backend repacks its GEMM
+        # weights there, so a plain model.load_weights would write into weights it no longer reads
+        weights = [(name, t.detach()) for name, t in state_dict.items()]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
+
+
 class LockstepSampler:
     """Collects one request from every live episode, then samples them as one batch."""
 

@@ -141,3 +141,18 @@ def test_resampled_preferences_vary_by_visit_and_replay_on_resume(world, sim_con
     same_task = [d.preference for d, f in zip(drawn, fixed) if f.id == fixed[0].id]
     assert len({p.model_dump_json() for p in same_task}) > 1  # one question, different users
     assert drawn == [task_at(tasks, p, seed=0, cfg=sim_config) for p in range(40)]  # a resumed run sees the same
+
+
+def test_logits_at_trained_positions_only_match_the_full_projection(world, tiny_tokenizer, monkeypatch):
+    import toolorch.train.packing as packing
+
+    folder, tok = tiny_tokenizer
+    model, _, _ = _fresh(folder)
+    batch = collate([[s] for s in _samples(world, tok, [1.0, -1.0])], tok.pad_token_id)
+    with torch.no_grad():
+        sliced = token_logprobs(model, batch)
+        monkeypatch.setattr(packing, "_LOGITS_AT_MASK", False)  # an older transformers: every position
+        full = token_logprobs(model, batch)
+    for a, b in zip(sliced, full):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+    assert int(sliced[2].sum()) > 0
