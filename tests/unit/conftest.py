@@ -81,12 +81,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(request, tmp_path_factory):
+def vllm_python() -> str:
+    """The vLLM venv's Python (vLLM is not in the project's environment)."""
     python = os.environ.get(VLLM_PYTHON_ENV)
     if not python:
         pytest.skip(f"{VLLM_PYTHON_ENV} is unset: run scripts/vllm-venv.sh and export its last line")
+    return python
+
+
+@pytest.fixture(scope="session")
+def vllm_server(request, tmp_path_factory, vllm_python):
     model_dir = request.getfixturevalue("tiny_model_dir")  # only built when the server will run
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    server = VLLMServer.start(python, model_dir, log)
+    server = VLLMServer.start(vllm_python, model_dir, log)
     yield server
     server.stop()

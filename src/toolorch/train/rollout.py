@@ -13,6 +13,7 @@ marked trained; system, user and tool tokens, and the template's glue, are not.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +37,17 @@ class Engine(Protocol):
     def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]: ...
 
 
+def fitting(prompts: list[list[int]], room: int, eos: int) -> tuple[list[int], list[list[int]]]:
+    """(indices of the prompts that leave room to generate, outputs pre-filled with [eos]):
+    an over-long chat ends its turn at once."""
+    return [i for i, p in enumerate(prompts) if len(p) <= room], [[eos] for _ in prompts]
+
+
+def end_of_turn(new: list[int], eos: int) -> list[int]:
+    """Sampled ids up to and including the first end-of-turn."""
+    return new[: new.index(eos) + 1] if eos in new else new
+
+
 class HFEngine:
     """Batched sampling with a transformers model (left padding, KV cache)."""
 
@@ -49,9 +61,7 @@ class HFEngine:
     def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
         """prompts: B lists of ids -> B lists of new ids, each cut after its first end-of-turn."""
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        room = self.max_positions - self.max_new_tokens
-        fits = [i for i, p in enumerate(prompts) if len(p) <= room]
-        out: list[list[int]] = [[eos] for _ in prompts]  # an over-long chat ends its turn at once
+        fits, out = fitting(prompts, self.max_positions - self.max_new_tokens, eos)
         if not fits:
             return out
         width = max(len(prompts[i]) for i in fits)
@@ -69,8 +79,7 @@ class HFEngine:
                 pad_token_id=pad, eos_token_id=eos,
             )[:, width:].tolist()
         for row, i in enumerate(fits):
-            new = gen[row]
-            out[i] = new[: new.index(eos) + 1] if eos in new else new
+            out[i] = end_of_turn(gen[row], eos)
         return out
 
 
@@ -87,8 +96,6 @@ class VLLMEngine:
     def __init__(self, model_dir: str, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0,
                  max_model_len: int = 4096, gpu_memory_utilization: float = 0.3, dtype: str = "auto",
                  **engine_args: Any):
-        import os
-
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
@@ -105,17 +112,14 @@ class VLLMEngine:
         from vllm.inputs import TokensPrompt
 
         eos = self.tokenizer.eos_token_id
-        room = self.max_model_len - self.max_new_tokens
-        out: list[list[int]] = [[eos] for _ in prompts]  # an over-long chat ends its turn at once
-        fits = [i for i, p in enumerate(prompts) if len(p) <= room]
+        fits, out = fitting(prompts, self.max_model_len - self.max_new_tokens, eos)
         if not fits:
             return out
         params = [SamplingParams(temperature=self.temperature, max_tokens=self.max_new_tokens, seed=seed * 1009 + i,
                                  stop_token_ids=[eos], detokenize=False) for i in fits]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i]) for i in fits], params, use_tqdm=False)
         for i, result in zip(fits, results):
-            new = list(result.outputs[0].token_ids)
-            out[i] = new[: new.index(eos) + 1] if eos in new else new
+            out[i] = end_of_turn(list(result.outputs[0].token_ids), eos)
         return out
 
     def load_weights(self, state_dict: dict[str, Any]) -> None:

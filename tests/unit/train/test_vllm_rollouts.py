@@ -13,13 +13,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.vllm
-def test_vllm_engine_samples_like_hf_and_follows_the_trainer(tiny_model_dir, tmp_path):
-    python = os.environ.get("TOOLORCH_VLLM_PYTHON")
-    if not python:
-        pytest.skip("TOOLORCH_VLLM_PYTHON is unset: run scripts/vllm-venv.sh and export its last line")
+def test_vllm_engine_samples_like_hf_and_follows_the_trainer(vllm_python, tiny_model_dir, tmp_path):
     out = tmp_path / "out.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    proc = subprocess.run([python, str(Path(__file__).with_name("vllm_sync.py")), str(tiny_model_dir), str(out)],
+    proc = subprocess.run([vllm_python, str(Path(__file__).with_name("vllm_sync.py")), str(tiny_model_dir), str(out)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = json.loads(out.read_text())

@@ -12,6 +12,7 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from toolorch.train.chat import encode, render
 from toolorch.train.distributed import Dist
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.loop import TrainState, sync_engine
@@ -23,9 +24,8 @@ def main(model_dir: str, out_path: str) -> None:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True)
+    prompts = [encode(tok, render(tok, [{"role": "user", "content": q}], generation_prompt=True))
                for q in ("How much does a hammer cost?", "Which items are in stock?", "Who sells drills?")]
-    prompts = [list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p) for p in prompts]
     hf = HFEngine(model, tok, max_new_tokens=12, temperature=0.0)
     vllm = VLLMEngine(model_dir, tok, max_new_tokens=12, temperature=0.0, max_model_len=512, dtype="float32")
     before = {"hf": hf.sample(prompts, 0), "vllm": vllm.sample(prompts, 0)}
