@@ -3,14 +3,11 @@ tier), and OpenAIExpert / OpenAIPolicy against a real vLLM CPU server (marker `v
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import DROP, FakeOpenAI
 
 from toolorch.config import Config, EpisodeConfig, ExpertConfig
 from toolorch.core import ToolCall
@@ -22,60 +19,18 @@ from toolorch.tools import Toolbox
 from vllm_server import free_port
 
 STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
-CANNED = {
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "<answer>12.5</answer>"}}],
-    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-}
-DROP = 0  # in a script: close the connection without answering; bytes: answer 200 with that body
+ANSWER = "<answer>12.5</answer>"
 
 
-class ScriptedEndpoint:
-    """A real HTTP server on 127.0.0.1 that answers requests with a script of statuses, then 200s."""
+def scripted_endpoint(script: list[int | bytes | object]) -> FakeOpenAI:
+    """Answers requests with `script`'s entries in turn (an HTTP status, raw bytes or DROP), then 200s."""
+    script = list(script)
 
-    def __init__(self, script: list[int | bytes]):
-        self.script = list(script)
-        self.requests: list[dict] = []
-        endpoint = self
+    def reply(body: dict) -> int | bytes | object | str:
+        out = script.pop(0) if script else 200
+        return ANSWER if out == 200 else out
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                endpoint.requests.append(json.loads(body or b"{}"))
-                status = endpoint.script.pop(0) if endpoint.script else 200
-                if status == DROP:
-                    self.close_connection = True
-                    return
-                if isinstance(status, bytes):
-                    status, payload = 200, status
-                else:
-                    error = {"error": {"message": f"scripted {status}"}}
-                    payload = json.dumps(CANNED if status == 200 else error).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-
-@contextmanager
-def scripted_endpoint(script: list[int | bytes]) -> Iterator[ScriptedEndpoint]:
-    endpoint = ScriptedEndpoint(script)
-    thread = threading.Thread(target=endpoint.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield endpoint
-    finally:
-        endpoint.server.shutdown()
-        endpoint.server.server_close()
-        thread.join(5)
+    return FakeOpenAI(reply, usage=(11, 7))
 
 
 def expert_config(base_url: str, max_retries: int = 2, model: str = "scripted", name: str = "remote") -> ExpertConfig:
@@ -102,14 +57,14 @@ def test_dead_endpoint_fails_after_bounded_retries():
 def test_dropped_connections_are_retried_exactly_max_retries_times(retries):
     with scripted_endpoint([DROP] * 10) as endpoint:
         with pytest.raises(ExpertError, match=rf"after {retries + 1} attempts: APIConnectionError"):
-            OpenAIExpert(expert_config(endpoint.base_url, max_retries=retries), backoff_s=0.01).ask("hi")
+            OpenAIExpert(expert_config(endpoint.url, max_retries=retries), backoff_s=0.01).ask("hi")
         assert len(endpoint.requests) == retries + 1
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_transient_errors_are_retried_then_succeed(status):
     with scripted_endpoint([status, status]) as endpoint:
-        reply = OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
+        reply = OpenAIExpert(expert_config(endpoint.url, max_retries=2), backoff_s=0.01).ask("hi")
     assert len(endpoint.requests) == 3
     assert reply.text == "<answer>12.5</answer>"
     assert (reply.tokens_in, reply.tokens_out) == (11, 7)  # the server's usage, not an estimate
@@ -119,7 +74,7 @@ def test_transient_errors_are_retried_then_succeed(status):
 def test_persistent_server_errors_exhaust_retries():
     with scripted_endpoint([500] * 10) as endpoint:
         with pytest.raises(ExpertError, match=r"after 3 attempts: InternalServerError"):
-            OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
+            OpenAIExpert(expert_config(endpoint.url, max_retries=2), backoff_s=0.01).ask("hi")
     assert len(endpoint.requests) == 3
 
 
@@ -128,10 +83,10 @@ def test_client_errors_fail_fast_without_retries(status):
     with scripted_endpoint([status] * 10) as endpoint:
         start = time.monotonic()
         with pytest.raises(ExpertError, match="refused the request") as err:
-            OpenAIExpert(expert_config(endpoint.base_url, max_retries=3), backoff_s=1.0).ask("hi")
+            OpenAIExpert(expert_config(endpoint.url, max_retries=3), backoff_s=1.0).ask("hi")
         assert time.monotonic() - start < 1.0  # no backoff sleep
     assert len(endpoint.requests) == 1
-    assert endpoint.base_url in str(err.value)
+    assert endpoint.url in str(err.value)
 
 
 @pytest.mark.parametrize("body", [b"<html>gateway</html>", b'{"object": "list"}', b'{"choices": "x"}',
@@ -139,8 +94,8 @@ def test_client_errors_fail_fast_without_retries(status):
 def test_malformed_success_bodies_are_clear_errors(body):
     with scripted_endpoint([body] * 3) as endpoint:
         with pytest.raises(ExpertError, match="answered with") as err:
-            OpenAIExpert(expert_config(endpoint.base_url, max_retries=2), backoff_s=0.01).ask("hi")
-    assert endpoint.base_url in str(err.value)
+            OpenAIExpert(expert_config(endpoint.url, max_retries=2), backoff_s=0.01).ask("hi")
+    assert endpoint.url in str(err.value)
     assert len(endpoint.requests) == 1  # the same request would get the same body
 
 
@@ -161,7 +116,7 @@ def test_openai_policy_sends_hermes_wire_format_and_reports_server_usage():
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"},
                 {"role": "assistant", "content": "<tool_call>{}</tool_call>"}, {"role": "tool", "content": "12.5"}]
     with scripted_endpoint([503]) as endpoint:
-        policy = OpenAIPolicy(endpoint.base_url, "scripted", temperature=0.7, max_tokens=9, seed=42)
+        policy = OpenAIPolicy(endpoint.url, "scripted", temperature=0.7, max_tokens=9, seed=42)
         gen = policy.generate(messages)
     request = endpoint.requests[-1]
     assert len(endpoint.requests) == 2  # one retry after the 503

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,57 +29,11 @@ from toolorch.stages import eval as eval_stage
 from toolorch.synth import tau2
 from toolorch.tools import Toolbox
 from eval_tasks import library_tasks
+from fake_openai import FakeOpenAI
 from vllm_server import free_port
 
 ASSETS = Path(__file__).parents[2] / "assets" / "bench"
 HLE, FRAMES, DOCS = ASSETS / "hle_sample.jsonl", ASSETS / "frames_sample.jsonl", ASSETS / "documents_sample.jsonl"
-
-
-# ---- a scripted OpenAI-compatible endpoint ------------------------------------------------------
-
-class FakeChat:
-    """Answers each chat completion with `reply(request)`: a text, or an int HTTP error status."""
-
-    def __init__(self, reply: Callable[[dict[str, Any]], str | int]):
-        self.reply = reply
-        self.requests: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.requests.append(body)
-                out = fake.reply(body)
-                status = out if isinstance(out, int) else 200
-                payload = {"error": {"message": f"scripted {status}"}} if status != 200 else {
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": out}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-
-@contextmanager
-def fake_chat(reply: Callable[[dict[str, Any]], str | int]) -> Iterator[FakeChat]:
-    fake = FakeChat(reply)
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
 
 
 def endpoint(url: str, **kw: Any) -> Endpoint:
@@ -179,7 +129,7 @@ def test_llm_judge_counts_garbage_as_a_judge_failure() -> None:
         prompt = req["messages"][0]["content"]
         return next(v for k, v in replies.items() if f"Predicted answer: {k}\n" in prompt)
 
-    with fake_chat(reply) as fake:
+    with FakeOpenAI(reply) as fake:
         judge = LLMJudge(endpoint(fake.url))
         preds = {"frames-0": "The English Channel", "frames-1": "22", "frames-frames-x2": "Mercury"}
         rows = qa_bench.score_predictions(cases, preds, judge, policy="p")
@@ -193,7 +143,7 @@ def test_llm_judge_counts_garbage_as_a_judge_failure() -> None:
 
 
 def test_llm_judge_retries_a_bounded_number_of_times_then_fails_clearly() -> None:
-    with fake_chat(lambda req: 503) as fake:
+    with FakeOpenAI(lambda req: 503) as fake:
         with pytest.raises(JudgeError, match="unreachable after 3 attempts"):
             LLMJudge(endpoint(fake.url, max_retries=2)).judge("q", "a", "b")
     assert len(fake.requests) == 3
@@ -327,7 +277,7 @@ def test_llm_user_simulator_speaks_the_tau2_protocol(tau2_world) -> None:
     env, cases = tau2_world
     case = cases["19"]
     script = iter(["Hi, I want to cancel a reservation.", f"No, thank you. {STOP}"])
-    with fake_chat(lambda req: next(script)) as fake:
+    with FakeOpenAI(lambda req: next(script)) as fake:
         user = LLMUserSimulator(endpoint(fake.url), case.user_scenario, guidelines="GUIDELINES")
         result = converse(env, case, SaysNothingUseful(), user)
     first, second = fake.requests
@@ -347,13 +297,13 @@ def test_a_dead_user_simulator_fails_clearly_after_bounded_retries(tau2_world) -
     user = LLMUserSimulator(endpoint(dead_url(), max_retries=2), cases["1"].user_scenario)
     with pytest.raises(UserSimulatorError, match="unreachable after 3 attempts"):
         user.first_message()
-    with fake_chat(lambda req: 500) as fake:
+    with FakeOpenAI(lambda req: 500) as fake:
         result = converse(env, cases["1"], gold_agent(cases["1"]),
                           LLMUserSimulator(endpoint(fake.url, max_retries=1), cases["1"].user_scenario))
     assert len(fake.requests) == 2 and time.monotonic() - start < 10
     assert (result.stop_reason, result.reward, result.agent_steps) == ("user_error", 0.0, 0)
     assert "user simulator 'scripted'" in result.error
-    with fake_chat(lambda req: "   ") as fake:
+    with FakeOpenAI(lambda req: "   ") as fake:
         with pytest.raises(UserSimulatorError, match="empty message"):
             LLMUserSimulator(endpoint(fake.url), cases["1"].user_scenario).first_message()
 
@@ -385,7 +335,7 @@ def test_eval_stage_adds_a_benchmarks_block_recomputable_from_its_rows(tmp_path:
              "generalisation": {"unseen_pricing": False, "unseen_tool": False}}
     plain = _stage_run(tmp_path, library_env, sim_config.model_copy(update={"stages": {"eval": stage}}), "plain")
     assert "benchmarks" not in plain
-    with fake_chat(lambda req: f"Thanks, bye. {STOP}") as fake:
+    with FakeOpenAI(lambda req: f"Thanks, bye. {STOP}") as fake:
         bench = {"policies": ["only:frontier", "only:mini"], "hle": str(HLE), "frames": str(FRAMES),
                  "documents": str(DOCS), "tau2": {"task_ids": ["3", "19"], "max_steps": 6, "policy_in_prompt": False},
                  "user_simulator": {"base_url": fake.url, "model": "user", "backoff_s": 0.01}}

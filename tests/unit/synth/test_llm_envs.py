@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from toolorch.core import ToolCall
 from toolorch.env.world import Environment
@@ -20,7 +19,7 @@ VALID = json.loads((ASSETS / "vet_clinic.json").read_text())
 INVALID = json.loads((ASSETS / "invalid.json").read_text())["cases"]
 
 
-class FakeTeacher:
+class FakeTeacher(FakeOpenAI):
     """An OpenAI-compatible /v1/chat/completions that answers each step from a script.
 
     `script[step]` is the list of answers for that step's successive requests; the last
@@ -28,54 +27,17 @@ class FakeTeacher:
     """
 
     def __init__(self, script: dict[str, list[str]]):
+        super().__init__(self._answer, usage=(10, 10))
         self.script = script
-        self.requests: list[dict[str, Any]] = []
         self.served: dict[str, int] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def _answer(self, body: dict[str, Any]) -> str:
-        self.requests.append(body)
         prompt = body["messages"][1]["content"]
         step = next(s for s in STEPS if prompt.startswith(f"Step: {s}."))
         i = self.served.get(step, 0)
         self.served[step] = i + 1
         answers = self.script[step]
         return answers[min(i, len(answers) - 1)]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        teacher = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path != "/v1/chat/completions":
-                    self.send_error(404)
-                    return
-                content = teacher._answer(body)
-                reply = {"id": "rec", "object": "chat.completion", "created": 0, "model": body["model"],
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": content}}],
-                         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    def __enter__(self) -> FakeTeacher:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
