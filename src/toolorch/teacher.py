@@ -148,12 +148,18 @@ def expert_choice(cfg: Config) -> ExpertChoice | None:
 
 
 def cheap_expert_odds(pref: Preference) -> float:
-    """How often the teacher hands a task to the cheapest expert rather than the frontier one:
-    the preference's weight share on cost and latency, kept within [0.1, 0.9] so that every
-    user's demonstrations show both choices."""
+    """How often the teacher hands a task to the cheapest expert rather than the frontier one.
+
+    Decisive, as a strong teacher reading the preference would be: a user who weighs cost and
+    latency above accuracy mostly gets the cheap expert, one who weighs accuracy above them the
+    frontier one (twice the distance of their weight share from an even split), kept within
+    [0.05, 0.95] so that every user's demonstrations still show both choices now and then.
+    The demonstrations are all the tiny policy has to learn the preference from before GRPO:
+    a teacher that merely leans one way leaves the two users' data nearly alike.
+    """
     total = pref.accuracy + pref.cost + pref.latency
     share = (pref.cost + pref.latency) / total if total > 0 else 0.5
-    return min(0.9, max(0.1, share))
+    return min(0.95, max(0.05, 0.5 + 2.0 * (share - 0.5)))
 
 
 class ScriptedTeacher:
@@ -182,7 +188,9 @@ class ScriptedTeacher:
         options: dict[Route, list[ToolCall]] = {"gold": gold, "partial": self._cut_short(gold, rng)}
         if self.experts is not None:  # the expert writes the final answer (ToolOrchestra's `answer`)
             cheap = rng.random() < cheap_expert_odds(task.preference)
-            model = self.experts.cheap if cheap else self.experts.frontier
+            ranked = [self.experts.cheap, self.experts.frontier][:: 1 if cheap else -1]
+            # a user who forbids the pick gets the other expert rather than no delegation at all
+            model = next((m for m in ranked if task.preference.permits(expert_tool_name(m))), ranked[0])
             options["expert"] = [ToolCall(name=ANSWER_TOOL, arguments={"model": model})]
         if gold:
             options["extra"] = [self._wasted_call(task, gold, rng, tool_names)] + gold

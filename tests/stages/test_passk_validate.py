@@ -67,9 +67,14 @@ def _passk(root, out, overrides=()):
     return passk.run(cfg, root / "envs", root / "tasks" / "train.jsonl", out / "passk", out / "metrics" / "passk.json")
 
 
+# every route, distinct trajectories: the tiny profile itself only delegates (see configs/tiny.yaml)
+MIXED = ["stages.passk.keep_top=4", "stages.passk.distinct=true", "stages.passk.resample_preferences=false",
+         "stages.passk.routes={gold: 0.3, expert: 0.5, extra: 0.1, partial: 0.1}"]
+
+
 @pytest.fixture(scope="module")
 def passk_run(world):
-    return _passk(world, world)
+    return _passk(world, world, MIXED)
 
 
 def test_passk_keeps_verified_trajectories_most_efficient_first(world, passk_run):
@@ -105,10 +110,37 @@ def test_passk_keeps_verified_trajectories_most_efficient_first(world, passk_run
 
 
 def test_passk_is_deterministic_whatever_the_workers(world, passk_run, tmp_path):
-    again = _passk(world, tmp_path, ["stages.passk.workers=3"])
+    again = _passk(world, tmp_path, [*MIXED, "stages.passk.workers=3"])
     for name in ("tasks.jsonl", "trajectories.jsonl", "stats.json"):
         assert (tmp_path / "passk" / name).read_bytes() == (world / "passk" / name).read_bytes(), name
     assert again["pass@1"] == passk_run["pass@1"]
+
+
+def test_passk_can_keep_copies_so_the_teachers_frequencies_reach_sft(world, passk_run, tmp_path):
+    _passk(world, tmp_path, [*MIXED, "stages.passk.keep_top=8", "stages.passk.distinct=false"])
+    trajs = [json.loads(line) for line in (tmp_path / "passk" / "trajectories.jsonl").open()]
+    stats = {r["task_id"]: r for r in json.loads((tmp_path / "passk" / "stats.json").read_text())["tasks"]}
+    for task_id in ("a1", "c1", "d1", "y1"):
+        group = [t for t in trajs if t["task_id"] == task_id]
+        assert len(group) == stats[task_id]["correct"]  # every verified try, copies included
+    conversations = [json.dumps(t["messages"], sort_keys=True) for t in trajs]
+    assert len(set(conversations)) < len(conversations)
+
+
+def test_passk_can_demonstrate_each_question_under_several_users(world, tmp_path):
+    def users_by_task(out):
+        _passk(world, out, [*MIXED, "stages.passk.keep_top=8", "stages.passk.distinct=false",
+                            "stages.passk.resample_preferences=true"])
+        users: dict[str, set[str]] = {}
+        for line in (out / "passk" / "trajectories.jsonl").open():
+            t = json.loads(line)
+            prompt = t["messages"][0]["content"]
+            users.setdefault(t["task_id"], set()).add(prompt[prompt.index("User preference"):])
+        return users
+
+    users = users_by_task(tmp_path / "a")
+    assert max(len(u) for u in users.values()) > 1  # one question, several users
+    assert users == users_by_task(tmp_path / "b")  # seeded
 
 
 def test_unsolved_tasks_are_dropped(world, tmp_path):

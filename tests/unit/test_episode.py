@@ -4,7 +4,7 @@ import json
 import pytest
 
 from toolorch.config import Config, ExpertConfig
-from toolorch.core import Preference, Task, ToolCall
+from toolorch.core import Preference
 from toolorch.episode import run_episode
 from toolorch.policies import AskToolPolicy, Generation, PlanPolicy
 from toolorch.tools import Toolbox

@@ -69,6 +69,7 @@ def test_route_sampling_is_seeded_and_covers_every_route(author_task, sim_config
 
 def test_routes_differ_in_cost_and_outcome(library_env, author_task, sim_config):
     teacher = ScriptedTeacher(sim_config, TeacherRoutes(), seed=0)
+    author_task = author_task.model_copy(update={"preference": Preference(accuracy=1, cost=1)})  # either expert
     seen = {}
     for i in range(60):
         policy = teacher.policy(author_task, i)
@@ -111,6 +112,13 @@ def test_denied_and_missing_tools_are_never_routed(author_task, sim_config):
     assert all(c.name in {"book_author_id", "author_name"} for p in policies for c in p.calls)
 
 
+def test_a_user_who_forbids_the_frontier_still_gets_an_expert(author_task, sim_config):
+    experts_only = ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
+    exacting = author_task.model_copy(update={"preference": Preference(accuracy=1, deny=["ask_frontier"])})
+    routes = {experts_only.policy(exacting, i).calls[0].route for i in range(40)}
+    assert routes == {"ask_mini"}  # the frontier pick falls back to the permitted expert
+
+
 def test_all_zero_route_weights_are_rejected(sim_config):
     with pytest.raises(ValueError, match="at least one route"):
         ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=0, extra=0, partial=0))
@@ -126,7 +134,8 @@ def test_the_expert_the_teacher_picks_follows_the_preference(author_task, sim_co
         picks = [experts_only.policy(task, i).calls[0].route for i in range(300)]
         return picks.count("ask_mini") / len(picks)
 
-    thrifty, exacting = Preference(accuracy=1, cost=3), Preference(accuracy=1, cost=0)
-    assert cheap_expert_odds(thrifty) == 0.75 and cheap_expert_odds(exacting) == 0.1
-    assert cheap_expert_odds(Preference(accuracy=0, cost=5, latency=5)) == 0.9  # both choices stay in the data
-    assert 0.65 < cheap_share(thrifty) < 0.85 and 0.03 < cheap_share(exacting) < 0.17
+    thrifty, exacting = Preference(accuracy=2, cost=3), Preference(accuracy=1, cost=0)
+    assert cheap_expert_odds(thrifty) == pytest.approx(0.7) and cheap_expert_odds(exacting) == 0.05
+    assert cheap_expert_odds(Preference(accuracy=1, cost=1)) == 0.5
+    assert cheap_expert_odds(Preference(accuracy=0, cost=5, latency=5)) == 0.95  # both choices stay in the data
+    assert 0.6 < cheap_share(thrifty) < 0.8 and 0.01 < cheap_share(exacting) < 0.1

@@ -5,7 +5,6 @@ from which every reported number is computed (see `metrics.summarize`).
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from toolorch.core import Preference, Record, Task, Trajectory
 from toolorch.env import Environment
 from toolorch.episode import run_episode
 from toolorch.eval.baselines import PolicyMaker
-from toolorch.experts import Expert, build_expert, stable_seed
+from toolorch.experts import Expert, build_expert
 from toolorch.tools import Toolbox
 
 
@@ -130,19 +129,3 @@ def run_policy(tasks: list[Task], envs: dict[str, Environment], block: Block, po
             traj = run_episode(task, make(task, toolbox), toolbox, block.cfg)
             rows.append(to_row(traj, task, toolbox, block.name, policy, seen, cost_weight))
     return rows
-
-
-def stratified_subsample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
-    """At most `limit` tasks, keeping each category's share (largest remainders), seeded."""
-    if limit is None or len(tasks) <= limit:
-        return list(tasks)
-    by_cat: dict[str, list[Task]] = {}
-    for t in tasks:
-        by_cat.setdefault(t.category, []).append(t)
-    exact = {c: limit * len(g) / len(tasks) for c, g in by_cat.items()}
-    quota = {c: int(x) for c, x in exact.items()}
-    for c in sorted(exact, key=lambda c: (quota[c] - exact[c], c))[: limit - sum(quota.values())]:
-        quota[c] += 1
-    rng = random.Random(stable_seed(seed, "subsample", limit))
-    keep = {t.id for c in sorted(by_cat) for t in rng.sample(by_cat[c], quota[c])}
-    return [t for t in tasks if t.id in keep]  # original order

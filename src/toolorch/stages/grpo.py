@@ -5,14 +5,15 @@
     toolorch grpo --config configs/tiny.yaml --set stages.grpo.steps=20
 
 Reads models/sft (HF checkpoint), data/passk/tasks.jsonl (training tasks, each with a
-sampled preference; `resample_preferences` draws a new one on every visit), data/envs/<env>/
-and data/tasks/heldout.jsonl. Rollouts come from HF generate (`rollout_engine: hf`) or from a
-vLLM engine per rank that receives the trainer's weights after every step (`vllm`, the GPU path). Every step, each
-task of the batch gets `group_size` rollouts through the real episode runner with its
-preference in the system prompt; rewards (toolorch.train.rewards) give group-relative
+sampled preference), data/envs/<env>/ and data/tasks/heldout.jsonl. Rollouts come from HF
+generate (`rollout_engine: hf`) or from a vLLM engine per rank that receives the trainer's
+weights after every step (`vllm`, the GPU path). Every step, each task of the batch gets
+`group_size` rollouts through the real episode runner with a user's preference in the
+system prompt (`preferences`: the task's own, a new user per visit, or the same task
+under each of `contrast_profiles`); rewards (toolorch.train.rewards) give group-relative
 advantages; groups with no reward variance are dropped and counted; one clipped,
 token-level policy step follows (assistant tokens only, KL to the frozen SFT model when
-kl_coef > 0). Writes
+kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tasks. Writes
     models/grpo/             HF checkpoint + config.resolved.yaml
     models/grpo/tensorboard/ scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
     models/grpo/state/       full training state (torch.distributed.checkpoint) for resume
@@ -27,13 +28,15 @@ from typing import Any, Literal, Optional
 
 import torch
 import typer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from toolorch.config import Config
 from toolorch.core import Task
 from toolorch.env import Environment
+from toolorch.synth.splits import stratified_subsample
 from toolorch.jsonl import read_jsonl
 from toolorch.stages import finish, stage_config
+from toolorch.synth.preferences import PROFILES
 from toolorch.train.distributed import close, full_state_dict, init_distributed
 from toolorch.train.grpo import StepConfig
 from toolorch.train.heldout import HeldoutConfig, heldout_report
@@ -68,6 +71,7 @@ class GRPOSettings(BaseModel):
     kl_coef: float = Field(0.0, ge=0)
     adv_clip: float = Field(3.0, gt=0)
     min_group_std: float = Field(0.0, ge=0)
+    scale_by_std: bool = True  # False: advantages r - mean, so the preference's weights keep their scale
     max_len: int = Field(4096, ge=16)
     rows_per_micro: int = Field(4, ge=1)
     pack: bool = False  # several rollouts per row (see train.grpo.StepConfig)
@@ -76,11 +80,26 @@ class GRPOSettings(BaseModel):
     resume: bool = True
     stop_after: Optional[int] = Field(None, ge=1)
     with_code: bool = True
-    resample_preferences: bool = False  # every visit of a task draws a fresh preference
+    # which user each rollout group serves (train.loop.step_batch): task (as synthesized),
+    # resample (a new user every visit) or contrast (every task under each of contrast_profiles)
+    preferences: Literal["task", "resample", "contrast"] = "task"
+    contrast_profiles: list[str] = ["accuracy_first", "cost_averse"]
     rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: the GPU path, weights pushed after every step
     vllm_args: dict[str, Any] = {}  # extra vllm.LLM arguments (gpu_memory_utilization, max_model_len, ...)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
+
+
+    @model_validator(mode="after")
+    def _contrast_fits(self) -> GRPOSettings:
+        unknown = sorted(set(self.contrast_profiles) - set(PROFILES))
+        if unknown:
+            raise ValueError(f"contrast_profiles: unknown {unknown}; known: {sorted(PROFILES)}")
+        if self.preferences == "contrast" and (len(self.contrast_profiles) < 2
+                                               or self.tasks_per_step % len(self.contrast_profiles)):
+            raise ValueError("preferences: contrast needs >= 2 contrast_profiles and tasks_per_step "
+                             f"divisible by their number ({self.tasks_per_step} % {len(self.contrast_profiles)})")
+        return self
 
 
 def settings_of(cfg: Config) -> GRPOSettings:
@@ -92,10 +111,11 @@ def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
                       rows_per_micro=s.rows_per_micro, pack=s.pack)
     return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
                       warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-                      adv_clip=s.adv_clip, min_group_std=s.min_group_std, step=step, reward=s.reward,
+                      adv_clip=s.adv_clip, min_group_std=s.min_group_std, scale_by_std=s.scale_by_std,
+                      step=step, reward=s.reward,
                       checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code,
-                      resample_preferences=s.resample_preferences, rollout_engine=s.rollout_engine,
-                      vllm_args=dict(s.vllm_args), seed=seed)
+                      preferences=s.preferences, contrast_profiles=tuple(s.contrast_profiles),
+                      rollout_engine=s.rollout_engine, vllm_args=dict(s.vllm_args), seed=seed)
 
 
 def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
@@ -130,7 +150,9 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
     if not Path(heldout_path).exists():
         raise FileNotFoundError(f"{heldout_path}: held-out tasks not found (set stages.grpo.heldout.enabled=false "
                                 "to skip the check)")
-    tasks = sorted(load_tasks(heldout_path, "held-out"), key=lambda t: t.id)[: s.heldout.max_tasks]
+    # the eval stage's sample (seeded, category shares kept): the first tasks by id would all
+    # come from one held-out world
+    tasks = stratified_subsample(load_tasks(heldout_path, "held-out"), s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()

@@ -11,7 +11,8 @@ trajectory is verified against the task's answer. Tasks that no trajectory solve
 (a simulated expert reads the gold answer, so it could "solve" a broken task). Writes
     data/passk/tasks.jsonl         the kept tasks
     data/passk/trajectories.jsonl  successful trajectories, per task most efficient first
-                                   (lowest cost, then latency), the top `keep_top` distinct ones
+                                   (lowest cost, then latency), the top `keep_top` (distinct
+                                   ones unless `distinct: false`)
     data/passk/stats.json          per-task successes and the pass@1 / pass@k tables
     metrics/passk.json             pass@1 and pass@k overall / per category / per difficulty,
                                    kept and dropped counts, trajectories per second
@@ -35,10 +36,11 @@ from toolorch.config import Config
 from toolorch.core import Task, Trajectory
 from toolorch.env import Environment
 from toolorch.episode import run_episode
-from toolorch.experts import build_expert
+from toolorch.experts import build_expert, stable_seed
 from toolorch.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.openai_chat import EndpointError
 from toolorch.stages import finish, progress_bar, stage_config
+from toolorch.synth.preferences import sample_preference
 from toolorch.teacher import OnlineTeacher, ScriptedTeacher, TeacherRoutes, online_policy, reverify
 from toolorch.tools import Toolbox
 
@@ -50,6 +52,14 @@ class PasskSettings(BaseModel):
 
     k: int = Field(8, ge=1, le=256)  # trajectories per task
     keep_top: int = Field(4, ge=1)  # successful trajectories kept per task, most efficient first
+    # True: copies of one conversation count once, so a route sampled twice cannot fill the kept
+    # slots. False: every verified try is kept, so how often the teacher took a route (which
+    # expert it picks for which user) reaches SFT as it is.
+    distinct: bool = True
+    # True: each of the k tries serves a freshly drawn user (seeded by task and try), so one
+    # question is demonstrated under different preferences. With one user per question the
+    # policy could tell which expert to call from the question alone and ignore the preference.
+    resample_preferences: bool = False
     teacher: Literal["scripted", "openai"] = "scripted"
     routes: TeacherRoutes = TeacherRoutes()  # scripted teacher
     openai: Optional[OnlineTeacher] = None  # online teacher
@@ -136,6 +146,9 @@ class TeacherRunner:
     def _one(self, task: Task, env: Environment, sample: int) -> Trajectory | None:
         if self.endpoint_failures >= self.settings.max_endpoint_failures:  # another worker gave up
             raise PasskError(f"teacher endpoint failed {self.endpoint_failures} times in a row")
+        if self.settings.resample_preferences:
+            user = sample_preference(self.cfg, stable_seed(self.cfg.seed, "passk-user", task.id, sample))
+            task = task.model_copy(update={"preference": user})
         with env.session() as session:
             toolbox = Toolbox(self.cfg, session, experts=self.experts)
             if self.settings.teacher == "scripted":
@@ -176,7 +189,8 @@ def run_task(runner: TeacherRunner, task: Task, env: Environment) -> TaskResult:
     row = {"task_id": task.id, "category": task.category, "difficulty": task.difficulty,
            "n": runner.settings.k, "correct": len(good), "gold_verifies": verifies,
            "routes": _route_counts(trajs, good)}
-    return task, distinct(good)[: runner.settings.keep_top] if verifies else [], row
+    kept = distinct(good) if runner.settings.distinct else good
+    return task, kept[: runner.settings.keep_top] if verifies else [], row
 
 
 def run_all(cfg: Config, settings: PasskSettings, tasks: list[Task], envs: dict[str, Environment]) -> list[TaskResult]:

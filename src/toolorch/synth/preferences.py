@@ -28,9 +28,13 @@ def expert_tools_by_price(cfg: Config) -> list[str]:
     return [expert_tool_name(e.name) for e in experts]
 
 
-def sample_preference(cfg: Config, seed: int) -> Preference:
+def sample_preference(cfg: Config, seed: int, profile: str | None = None) -> Preference:
+    """A seeded user: a random profile (or the one named) plus, for some users, a deny or prefer list."""
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown preference profile {profile!r}; known: {sorted(PROFILES)}")
     rng = random.Random(seed)
-    pref = Preference(**PROFILES[rng.choice(sorted(PROFILES))])
+    drawn = rng.choice(sorted(PROFILES))  # drawn even when named, so the deny/prefer roll is the same
+    pref = Preference(**PROFILES[profile or drawn])
     experts = expert_tools_by_price(cfg)
     roll = rng.random()
     if len(experts) >= 2 and roll < DENY_SHARE:

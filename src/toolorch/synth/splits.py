@@ -12,6 +12,7 @@ import re
 from pydantic import BaseModel
 
 from toolorch.core import Task, normalize_answer
+from toolorch.experts import stable_seed
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -71,3 +72,19 @@ def plan_split(tasks: list[Task], heldout_envs: int, heldout_template_fraction: 
 
 def apply_split(tasks: list[Task], plan: SplitPlan) -> list[Task]:
     return [t.model_copy(update={"split": plan.split_of(t)}) for t in tasks]
+
+
+def stratified_subsample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
+    """At most `limit` tasks, keeping each category's share (largest remainders), seeded."""
+    if limit is None or len(tasks) <= limit:
+        return list(tasks)
+    by_cat: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_cat.setdefault(t.category, []).append(t)
+    exact = {c: limit * len(g) / len(tasks) for c, g in by_cat.items()}
+    quota = {c: int(x) for c, x in exact.items()}
+    for c in sorted(exact, key=lambda c: (quota[c] - exact[c], c))[: limit - sum(quota.values())]:
+        quota[c] += 1
+    rng = random.Random(stable_seed(seed, "subsample", limit))
+    keep = {t.id for c in sorted(by_cat) for t in rng.sample(by_cat[c], quota[c])}
+    return [t for t in tasks if t.id in keep]  # original order

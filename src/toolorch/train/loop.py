@@ -21,7 +21,7 @@ from toolorch.config import Config
 from toolorch.core import Task
 from toolorch.env import Environment
 from toolorch.experts import stable_seed
-from toolorch.synth.preferences import sample_preference
+from toolorch.synth.preferences import preference_kind, sample_preference
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
@@ -41,12 +41,14 @@ class LoopConfig:
     temperature: float = 1.0
     adv_clip: float = 3.0
     min_group_std: float = 0.0
+    scale_by_std: bool = True  # False: advantages r - mean (Dr. GRPO), see rewards.group_advantages
     step: StepConfig = StepConfig()
     reward: RewardConfig = RewardConfig()
     checkpoint_every: int = 0
     stop_after: int | None = None  # end the process after this many steps, as a kill would
     with_code: bool = True
-    resample_preferences: bool = False  # each visit of a task draws a fresh user preference
+    preferences: str = "task"  # task | resample | contrast: which user each rollout group serves (see step_batch)
+    contrast_profiles: tuple[str, ...] = ("accuracy_first", "cost_averse")
     rollout_engine: str = "hf"  # hf (transformers generate) | vllm (one engine per rank, weights pushed every step)
     vllm_args: dict = field(default_factory=dict)  # extra vllm.LLM arguments, e.g. gpu_memory_utilization
     seed: int = 0
@@ -91,27 +93,51 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
     return state
 
 
-def task_at(tasks: list[Task], position: int, seed: int, cfg: Config | None = None) -> Task:
-    """The task at `position` of an endless stream: pass p is a seeded permutation.
-
-    With `cfg`, the task comes with a preference drawn for this position (seeded, so a
-    resumed run sees the same ones): the same question under different users is how the
-    policy learns that the preference, not the task alone, decides the route.
-    """
+def task_at(tasks: list[Task], position: int, seed: int) -> Task:
+    """The task at `position` of an endless stream: pass p is a seeded permutation."""
     n = len(tasks)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + position // n)).tolist()
-    task = tasks[order[position % n]]
-    if cfg is None:
-        return task
-    return task.model_copy(update={"preference": sample_preference(cfg, stable_seed(seed, "preference", position))})
+    return tasks[order[position % n]]
+
+
+def step_batch(tasks: list[Task], position: int, loop: LoopConfig, cfg: Config) -> tuple[list[Task], int]:
+    """One step's tasks with the preference each is rolled out under, and the stream positions used.
+
+    - task: each task keeps the preference it was synthesized with.
+    - resample: every visit draws a new user (seeded by the position, so a resumed run
+      draws the same), so the same question is seen under different preferences.
+    - contrast: every task is rolled out once under each of `contrast_profiles` in the same
+      step, with the same deny/prefer draw. The groups differ only in the user's weights,
+      so what the policy learns from their opposite advantages is to read the preference;
+      and the profiles are balanced, so a majority of thrifty users cannot pull the policy
+      onto the cheap expert for everyone.
+    """
+    if loop.preferences == "task":
+        return [task_at(tasks, position + i, loop.seed) for i in range(loop.tasks_per_step)], loop.tasks_per_step
+    if loop.preferences == "resample":
+        return [_with_user(task_at(tasks, position + i, loop.seed), cfg, loop.seed, position + i)
+                for i in range(loop.tasks_per_step)], loop.tasks_per_step
+    if loop.preferences == "contrast":
+        profiles = loop.contrast_profiles
+        distinct = loop.tasks_per_step // len(profiles)
+        return [_with_user(task_at(tasks, position + i, loop.seed), cfg, loop.seed, position + i, p)
+                for i in range(distinct) for p in profiles], distinct
+    raise ValueError(f"preferences: {loop.preferences!r} is not one of task, resample, contrast")
+
+
+def _with_user(task: Task, cfg: Config, seed: int, position: int, profile: str | None = None) -> Task:
+    pref = sample_preference(cfg, stable_seed(seed, "preference", position), profile)
+    return task.model_copy(update={"preference": pref})
 
 
 def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[list, list[dict], bool]:
     """One task's G rollouts -> (samples with advantages, records for logging, kept)."""
     task = rollouts[0].task
     terms = group_rewards([EpisodeOutcome.of(r.trajectory) for r in rollouts], task.preference, loop.reward)
-    adv, kept = group_advantages([t.total for t in terms], clip=loop.adv_clip, min_std=loop.min_group_std)
-    records = [rollout_record(t, r.trajectory) for t, r in zip(terms, rollouts)]
+    adv, kept = group_advantages([t.total for t in terms], clip=loop.adv_clip, min_std=loop.min_group_std,
+                                 scale_by_std=loop.scale_by_std)
+    user = preference_kind(task.preference)
+    records = [rollout_record(t, r.trajectory, user) for t, r in zip(terms, rollouts)]
     samples = [with_advantage(r.sample, float(a)) for r, a in zip(rollouts, adv)] if kept else []
     return samples, records, kept
 
@@ -129,8 +155,7 @@ def sync_engine(state: TrainState) -> None:
 def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
              loop: LoopConfig) -> dict[str, float]:
     dist = state.dist
-    draw = cfg if loop.resample_preferences else None
-    batch = [task_at(tasks, state.data_position + i, loop.seed, draw) for i in range(loop.tasks_per_step)]
+    batch, used = step_batch(tasks, state.data_position, loop, cfg)
     mine = batch[dist.rank::dist.world]
     engine = state.vllm or HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
     t0 = time.perf_counter()
@@ -153,7 +178,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     t2 = time.perf_counter()
     all_records = [r for part in dist.gather(records) for r in part]
     state.step += 1
-    state.data_position += loop.tasks_per_step
+    state.data_position += used
     return {
         **rollout_scalars(all_records), **stats,
         "groups_kept": kept_total, "groups_filtered": loop.tasks_per_step - kept_total,

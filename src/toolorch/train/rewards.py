@@ -6,15 +6,26 @@
 Per trajectory in a rollout group (one task, G samples):
 
     outcome    1 if verified correct, else `wrong` (<= 0)
-    cost       -cost_weight * k_cost * minmax(cost_usd)       (correct only)
-    latency    -latency_weight * k_latency * minmax(latency_s)   (correct only)
-    deny       -deny_weight * (1 - 0.5**violations)             (every trajectory)
+    cost       -cost_weight * k_cost * minmax(cost_usd)           (every trajectory)
+    latency    -latency_weight * k_latency * minmax(latency_s)    (every trajectory)
+    deny       -deny_weight * (1 - 0.5**violations)               (every trajectory)
     prefer     +prefer_weight * share of calls to preferred tools  (correct only)
 
-`minmax` normalises over the group's *correct* trajectories, so dollars and seconds are
-on the same [0, 1] scale whatever their units; the most expensive correct sample gets 1.
-Higher cost gives a larger penalty: the sign ToolOrchestra's released code got wrong
-(it stored min/max of -cost and applied them to +cost).
+`minmax` normalises over the whole group, so dollars and seconds are on the same [0, 1]
+scale whatever their units; the group's most expensive sample gets 1. Higher cost gives a
+larger penalty: the sign ToolOrchestra's released code got wrong (it stored min/max of
+-cost and applied them to +cost).
+
+The price is charged on every try, right or wrong, as a user pays it: an expensive expert
+must earn its price through the answers it gets right. Charged on correct answers only (as
+ToolOrchestra does), a thrifty user's reward still favours an expert that is right a little
+more often at many times the price, because the price then counts only on the tasks both
+experts get right; the preference could hardly change the route.
+
+An episode that ends without an answer (malformed calls until the turn limit, say) is
+charged the group's full efficiency penalties, whatever it spent: otherwise failing
+cheaply would beat trying, and a policy that expects a question to go wrong would learn
+to break its own tool call rather than pay an expert.
 
 `k_cost` and `k_latency` come from the task's preference: a floor (so that among two
 correct answers the cheaper one always wins, even for an accuracy-only user) plus the
@@ -22,9 +33,9 @@ preference's share of weight on cost / latency. Accuracy's share enters through 
 denominator: the more a user weighs accuracy, the less efficiency counts.
 
 Ordering guarantees (tested, incl. property-based):
-- any correct trajectory scores above any wrong one: efficiency and prefer terms never
-  apply to wrong ones and `cost_weight + latency_weight + deny_weight < 1` bounds the
-  penalties of a correct one;
+- any correct trajectory scores above any wrong one: `cost_weight + latency_weight +
+  deny_weight < 1` bounds the penalties of a correct one above 0, and a wrong one scores
+  at most `wrong` <= 0 (the prefer bonus is for correct ones only);
 - of two correct trajectories that agree on tool use, the one that is no more expensive
   and no slower, and strictly cheaper or faster, scores strictly higher.
 """
@@ -66,11 +77,12 @@ class EpisodeOutcome:
     cost_usd: float
     latency_s: float
     tools: tuple[str, ...] = ()  # names of the tools called, in order (attempts included)
+    answered: bool = True  # False: the episode ended without a final answer (bad calls, turn limit, budget)
 
     @classmethod
     def of(cls, traj: Trajectory) -> EpisodeOutcome:
         tools = tuple(t.call.route for t in traj.turns if t.call is not None)
-        return cls(traj.correct, traj.usage.cost_usd, traj.usage.latency_s, tools)
+        return cls(traj.correct, traj.usage.cost_usd, traj.usage.latency_s, tools, traj.stop_reason == "answer")
 
 
 @dataclass(frozen=True)
@@ -120,35 +132,35 @@ def prefer_share(tools: tuple[str, ...], pref: Preference) -> float:
 def group_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardConfig) -> list[RewardTerms]:
     """Reward terms for one rollout group (same task, same preference)."""
     k_cost, k_latency = efficiency_coefficients(pref, cfg.efficiency_floor)
-    correct_idx = [i for i, o in enumerate(group) if o.correct]
-    norm_cost = dict(zip(correct_idx, minmax([group[i].cost_usd for i in correct_idx])))
-    norm_latency = dict(zip(correct_idx, minmax([group[i].latency_s for i in correct_idx])))
-    terms = []
-    for i, o in enumerate(group):
-        deny = -cfg.deny_weight * (1.0 - 0.5 ** deny_violations(o.tools, pref))
-        if o.correct:
-            terms.append(RewardTerms(
-                outcome=1.0,
-                cost=-cfg.cost_weight * k_cost * norm_cost[i],
-                latency=-cfg.latency_weight * k_latency * norm_latency[i],
-                deny=deny,
-                prefer=cfg.prefer_weight * prefer_share(o.tools, pref),
-            ))
-        else:
-            terms.append(RewardTerms(outcome=cfg.wrong, cost=0.0, latency=0.0, deny=deny, prefer=0.0))
-    return terms
+    norm_cost = [c if o.answered else 1.0 for o, c in zip(group, minmax([o.cost_usd for o in group]))]
+    norm_latency = [x if o.answered else 1.0 for o, x in zip(group, minmax([o.latency_s for o in group]))]
+    return [RewardTerms(
+        outcome=1.0 if o.correct else cfg.wrong,
+        cost=-cfg.cost_weight * k_cost * c,
+        latency=-cfg.latency_weight * k_latency * lat,
+        deny=-cfg.deny_weight * (1.0 - 0.5 ** deny_violations(o.tools, pref)),
+        prefer=cfg.prefer_weight * prefer_share(o.tools, pref) if o.correct else 0.0,
+    ) for o, c, lat in zip(group, norm_cost, norm_latency)]
 
 
 def group_advantages(rewards: list[float], eps: float = 1e-6, clip: float = 3.0,
-                     min_std: float = 0.0) -> tuple[np.ndarray, bool]:
-    """GRPO advantages (r - mean) / (std + eps), clipped to [-clip, clip].
+                     min_std: float = 0.0, scale_by_std: bool = True) -> tuple[np.ndarray, bool]:
+    """GRPO advantages (r - mean) / (std + eps), or r - mean without `scale_by_std`, clipped
+    to [-clip, clip].
 
     Returns (advantages of shape [G], kept). A group whose reward std is <= `min_std`
     (e.g. all right or all wrong) carries no learning signal: kept is False and the
     advantages are zero.
+
+    Dividing by the std makes every kept group push equally hard, whatever its spread: in a
+    group that is all right (or all wrong) an accuracy-first user's small cost term then
+    pushes to the cheap expert as hard as a right-versus-wrong group pushes to the better
+    one, so the preference's weights no longer set how much cost counts. `scale_by_std=False`
+    (Dr. GRPO) keeps rewards on their own scale.
     """
     r = np.asarray(rewards, dtype=np.float64)
     std = float(r.std()) if r.size else 0.0
     if r.size < 2 or std <= max(min_std, 1e-12):
         return np.zeros_like(r), False
-    return np.clip((r - r.mean()) / (std + eps), -clip, clip), True
+    centred = r - r.mean()
+    return np.clip(centred / (std + eps) if scale_by_std else centred, -clip, clip), True

@@ -39,8 +39,9 @@ class ScalarLog:
 
 
 def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Means over rollout records ({terms, correct, cost, latency, tools}): reward terms, accuracy,
-    cost, latency, and the tool-call mix (share of all calls per tool)."""
+    """Means over rollout records ({terms, correct, cost, latency, tools, user}): reward terms,
+    accuracy, cost, latency, the tool-call mix (share of all calls per tool), and the cost per
+    kind of user: whether the policy spends less for thrifty users shows up while it trains."""
     if not records:
         return {}
     out = {f"reward/{k}": float(np.mean([r["terms"][k] for r in records])) for k in (*TERMS, "total")}
@@ -52,10 +53,13 @@ def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:
     total = sum(calls.values())
     for tool, n in sorted(calls.items()):
         out[f"tool_mix/{tool}"] = n / total
+    for user in sorted({r["user"] for r in records}):
+        out[f"cost_usd_by_user/{user}"] = float(np.mean([r["cost_usd"] for r in records if r["user"] == user]))
     return out
 
 
-def rollout_record(terms: RewardTerms, traj: Any) -> dict[str, Any]:
+def rollout_record(terms: RewardTerms, traj: Any, user: str) -> dict[str, Any]:
+    """`user`: the kind of preference the rollout served (synth.preferences.preference_kind)."""
     return {"terms": terms.as_dict(), "correct": traj.correct, "cost_usd": traj.usage.cost_usd,
             "latency_s": traj.usage.latency_s, "turns": len(traj.turns),
-            "tools": [t.call.name for t in traj.turns if t.call is not None]}
+            "tools": [t.call.name for t in traj.turns if t.call is not None], "user": user}

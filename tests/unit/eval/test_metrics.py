@@ -6,7 +6,8 @@ import pytest
 
 from toolorch.core import Task
 from toolorch.eval.metrics import bootstrap_ci, dominates, summarize
-from toolorch.eval.runner import EvalRow, stratified_subsample
+from toolorch.eval.runner import EvalRow
+from toolorch.synth.splits import stratified_subsample
 
 
 def row(policy: str, task: str, correct: bool, cost: float, block: str = "main", category: str = "lookup",

@@ -130,17 +130,60 @@ def test_two_process_fsdp2_step_matches_one_process(world, tiny_tokenizer, tmp_p
         torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-4)
 
 
-def test_resampled_preferences_vary_by_visit_and_replay_on_resume(world, sim_config):
-    from toolorch.train.loop import task_at
+def _batches(world, sim_config, preferences: str, steps: int, tasks_per_step: int = 4):
+    from toolorch.train.loop import LoopConfig, step_batch
 
-    tasks = world.tasks
-    fixed = [task_at(tasks, p, seed=0) for p in range(40)]
-    drawn = [task_at(tasks, p, seed=0, cfg=sim_config) for p in range(40)]
+    loop = LoopConfig(tasks_per_step=tasks_per_step, preferences=preferences)
+    position, out = 0, []
+    for _ in range(steps):
+        batch, used = step_batch(world.tasks, position, loop, sim_config)
+        out.append(batch)
+        position += used
+    return out
+
+
+def test_resampled_preferences_vary_by_visit_and_replay_on_resume(world, sim_config):
+    fixed = [t for b in _batches(world, sim_config, "task", 10) for t in b]
+    drawn = [t for b in _batches(world, sim_config, "resample", 10) for t in b]
     assert [t.id for t in drawn] == [t.id for t in fixed]  # the same task stream
+    assert [t.preference for t in fixed] == [next(w for w in world.tasks if w.id == t.id).preference for t in fixed]
     assert len({d.preference.model_dump_json() for d in drawn}) >= 4  # several kinds of user
     same_task = [d.preference for d, f in zip(drawn, fixed) if f.id == fixed[0].id]
     assert len({p.model_dump_json() for p in same_task}) > 1  # one question, different users
-    assert drawn == [task_at(tasks, p, seed=0, cfg=sim_config) for p in range(40)]  # a resumed run sees the same
+    assert drawn == [t for b in _batches(world, sim_config, "resample", 10) for t in b]  # a resumed run: the same
+
+
+def test_contrast_batches_pair_each_task_under_the_two_profiles(world, sim_config):
+    from toolorch.synth.preferences import PROFILES, preference_kind
+
+    batches = _batches(world, sim_config, "contrast", 12)
+    stream = [t.id for b in _batches(world, sim_config, "task", 6) for t in b]
+    assert [t.id for b in batches for t in b[::2]] == stream  # two positions per step, none skipped
+    for batch in batches:
+        assert len(batch) == 4
+        for first, second in zip(batch[::2], batch[1::2]):
+            assert first.id == second.id and first.question == second.question
+            assert preference_kind(first.preference).split("+")[0] == "accuracy_first"
+            assert preference_kind(second.preference).split("+")[0] == "cost_averse"
+            # only the weights differ: the deny/prefer draw is shared
+            assert (first.preference.deny, first.preference.prefer) == (second.preference.deny, second.preference.prefer)
+            assert second.preference.cost == PROFILES["cost_averse"]["cost"]
+    extras = [t.preference.deny or t.preference.prefer for b in batches for t in b]
+    assert any(extras) and not all(extras)  # deny/prefer users still appear, at their usual share
+
+
+@pytest.mark.parametrize("update, match", [
+    ({"tasks_per_step": 3}, "divisible"),
+    ({"contrast_profiles": ["accuracy_first"]}, ">= 2"),
+    ({"contrast_profiles": ["accuracy_first", "stingy"]}, "unknown"),
+])
+def test_contrast_settings_are_checked(update, match):
+    from pydantic import ValidationError
+
+    from toolorch.stages.grpo import GRPOSettings
+
+    with pytest.raises(ValidationError, match=match):
+        GRPOSettings.model_validate({"preferences": "contrast", "tasks_per_step": 4, **update})
 
 
 def test_logits_at_trained_positions_only_match_the_full_projection(world, tiny_tokenizer, monkeypatch):

@@ -22,9 +22,35 @@ def totals(group, pref=ACCURACY_FIRST, cfg=CFG):
 
 
 def test_correct_scores_one_and_wrong_zero_when_alone():
-    r = group_rewards([EpisodeOutcome(True, 0.1, 5.0), EpisodeOutcome(False, 0.0, 0.0)], ACCURACY_FIRST, CFG)
-    assert r[0].outcome == 1.0 and r[0].total == pytest.approx(1.0)
-    assert r[1].outcome == 0.0 and r[1].total == 0.0
+    assert totals([EpisodeOutcome(True, 0.1, 5.0)]) == [pytest.approx(1.0)]
+    assert totals([EpisodeOutcome(False, 0.1, 5.0)]) == [0.0]
+
+
+def test_a_wrong_answer_is_charged_for_what_it_spent():
+    cheap, dear = EpisodeOutcome(False, 0.001, 5.0), EpisodeOutcome(False, 0.5, 5.0)
+    r = group_rewards([cheap, dear], COST_AVERSE, CFG)
+    assert r[0].total == 0.0 and r[1].cost < 0.0 and r[1].total < r[0].total
+
+
+def _expected(acc_dear: float, acc_cheap: float, pref: Preference) -> tuple[float, float]:
+    """Expected reward of a dear and a cheap expert sampled side by side in one group."""
+    out = [0.0, 0.0]
+    for dear_right in (True, False):
+        for cheap_right in (True, False):
+            p = (acc_dear if dear_right else 1 - acc_dear) * (acc_cheap if cheap_right else 1 - acc_cheap)
+            r = totals([EpisodeOutcome(dear_right, 0.006, 20.0), EpisodeOutcome(cheap_right, 0.0003, 10.0)], pref)
+            out = [out[0] + p * r[0], out[1] + p * r[1]]
+    return out[0], out[1]
+
+
+def test_the_preference_decides_whether_a_better_dearer_expert_is_worth_it():
+    """An expert right 65% of the time at 20x the price of one right 45% of the time: worth it
+    to an accuracy-first user, not to a cost-averse one. (Charging the price only on correct
+    answers favoured the dear expert for both.)"""
+    dear, cheap = _expected(0.65, 0.45, ACCURACY_FIRST)
+    assert dear > cheap + 0.1
+    dear, cheap = _expected(0.65, 0.45, COST_AVERSE)
+    assert cheap > dear + 0.05
 
 
 def test_cost_penalty_is_negative_and_grows_with_cost():
@@ -163,3 +189,24 @@ def test_zero_variance_groups_are_filtered():
     assert not kept and np.all(adv == 0)
     _, kept = group_advantages([0.5, 0.55], min_std=0.1)
     assert not kept
+
+
+def test_unscaled_advantages_keep_the_rewards_scale():
+    """All right, only the price differs: an accuracy-first user's small cost term must not push
+    as hard as a right-versus-wrong difference does."""
+    cost_only = totals([EpisodeOutcome(True, 0.006, 20.0), EpisodeOutcome(True, 0.0003, 10.0)])
+    right_wrong = totals([EpisodeOutcome(True, 0.006, 20.0), EpisodeOutcome(False, 0.0003, 10.0)])
+    scaled = [group_advantages(r)[0] for r in (cost_only, right_wrong)]
+    assert scaled[0][1] == pytest.approx(scaled[1][0], rel=1e-3)  # std scaling: equal pushes
+    raw = [group_advantages(r, scale_by_std=False)[0] for r in (cost_only, right_wrong)]
+    assert raw[0] == pytest.approx(np.asarray(cost_only) - np.mean(cost_only))
+    assert 0 < raw[0][1] < 0.1 * raw[1][0]
+
+
+def test_no_answer_never_beats_a_wrong_answer():
+    """Breaking the tool call is not a cheap way to be wrong."""
+    group = [EpisodeOutcome(False, 0.006, 20.0, ("ask_frontier",)), EpisodeOutcome(False, 0.0, 0.1, (), answered=False),
+             EpisodeOutcome(True, 0.0003, 10.0, ("ask_mini",))]
+    for pref in (ACCURACY_FIRST, COST_AVERSE):
+        wrong, silent, right = totals(group, pref)
+        assert silent <= wrong < 0 < right
