@@ -68,7 +68,7 @@ def _passk(root, out, overrides=()):
 
 
 # every route, distinct trajectories: the tiny profile itself only delegates (see configs/tiny.yaml)
-MIXED = ["stages.passk.keep_top=4", "stages.passk.distinct=true", "stages.passk.resample_preferences=false",
+MIXED = ["stages.passk.k=8", "stages.passk.keep_top=4", "stages.passk.distinct=true", "stages.passk.resample_preferences=false",
          "stages.passk.routes={gold: 0.3, expert: 0.5, extra: 0.1, partial: 0.1}"]
 
 
@@ -152,7 +152,9 @@ def test_unsolved_tasks_are_dropped(world, tmp_path):
 
 def test_profile_settings_validate():
     cfg = load_config(TINY)
-    assert passk.settings_of(cfg).k == 8 and validate.settings_of(cfg).rows_per_table == (50, 300)
+    s = passk.settings_of(cfg)
+    assert (s.k, s.keep_top, s.distinct, s.resample_preferences) == (6, 6, False, True)
+    assert validate.settings_of(cfg).rows_per_table == (50, 300)
 
 
 def test_bad_settings_are_refused():
@@ -201,7 +203,7 @@ def test_online_teacher_against_a_real_server(world, tmp_path):
     ToyChatModel.requests = []
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        m = _passk(root, tmp_path, ["stages.passk.teacher=openai", "stages.passk.k=3",
+        m = _passk(root, tmp_path, [*MIXED, "stages.passk.teacher=openai", "stages.passk.k=3",
                                     f"stages.passk.openai={{base_url: '{url}', model: toy}}"])
     finally:
         server.shutdown()
