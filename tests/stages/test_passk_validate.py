@@ -68,7 +68,8 @@ def _passk(root, out, overrides=()):
 
 
 # every route, distinct trajectories: the tiny profile itself only delegates (see configs/tiny.yaml)
-MIXED = ["stages.passk.k=8", "stages.passk.keep_top=4", "stages.passk.distinct=true", "stages.passk.resample_preferences=false",
+MIXED = ["stages.passk.k=8", "stages.passk.keep_top=4", "stages.passk.distinct=true",
+         "stages.passk.resample_preferences=false",
          "stages.passk.routes={gold: 0.3, expert: 0.5, extra: 0.1, partial: 0.1}"]
 
 

@@ -166,7 +166,8 @@ def test_contrast_batches_pair_each_task_under_the_two_profiles(world, sim_confi
             assert preference_kind(first.preference).split("+")[0] == "accuracy_first"
             assert preference_kind(second.preference).split("+")[0] == "cost_averse"
             # only the weights differ: the deny/prefer draw is shared
-            assert (first.preference.deny, first.preference.prefer) == (second.preference.deny, second.preference.prefer)
+            a, b = first.preference, second.preference
+            assert (a.deny, a.prefer) == (b.deny, b.prefer)
             assert second.preference.cost == PROFILES["cost_averse"]["cost"]
     extras = [t.preference.deny or t.preference.prefer for b in batches for t in b]
     assert any(extras) and not all(extras)  # deny/prefer users still appear, at their usual share
