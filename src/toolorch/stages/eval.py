@@ -27,9 +27,9 @@ from toolorch.eval.metrics import is_baseline, summarize
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.report import write_report
 from toolorch.eval.runner import Block, EvalRow, Seen, load_envs, run_policy
-from toolorch.synth.splits import stratified_subsample
 from toolorch.jsonl import read_jsonl, write_jsonl
 from toolorch.stages import finish, stage_config
+from toolorch.synth.splits import stratified_subsample
 
 
 class Settings(BaseModel):

@@ -33,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from toolorch.config import Config
 from toolorch.core import Task
 from toolorch.env import Environment
-from toolorch.synth.splits import stratified_subsample
 from toolorch.jsonl import read_jsonl
 from toolorch.stages import finish, stage_config
 from toolorch.synth.preferences import PROFILES
+from toolorch.synth.splits import stratified_subsample
 from toolorch.train.distributed import close, full_state_dict, init_distributed
 from toolorch.train.grpo import StepConfig
 from toolorch.train.heldout import HeldoutConfig, heldout_report
@@ -88,7 +88,6 @@ class GRPOSettings(BaseModel):
     vllm_args: dict[str, Any] = {}  # extra vllm.LLM arguments (gpu_memory_utilization, max_model_len, ...)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
-
 
     @model_validator(mode="after")
     def _contrast_fits(self) -> GRPOSettings:

@@ -40,7 +40,7 @@ from toolorch.experts import build_expert, stable_seed
 from toolorch.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.openai_chat import EndpointError
 from toolorch.stages import finish, progress_bar, stage_config
-from toolorch.synth.preferences import sample_preference
+from toolorch.synth.preferences import with_user
 from toolorch.teacher import OnlineTeacher, ScriptedTeacher, TeacherRoutes, online_policy, reverify
 from toolorch.tools import Toolbox
 
@@ -147,8 +147,7 @@ class TeacherRunner:
         if self.endpoint_failures >= self.settings.max_endpoint_failures:  # another worker gave up
             raise PasskError(f"teacher endpoint failed {self.endpoint_failures} times in a row")
         if self.settings.resample_preferences:
-            user = sample_preference(self.cfg, stable_seed(self.cfg.seed, "passk-user", task.id, sample))
-            task = task.model_copy(update={"preference": user})
+            task = with_user(task, self.cfg, stable_seed(self.cfg.seed, "passk-user", task.id, sample))
         with env.session() as session:
             toolbox = Toolbox(self.cfg, session, experts=self.experts)
             if self.settings.teacher == "scripted":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from toolorch.config import Config
-from toolorch.core import Preference
+from toolorch.core import Preference, Task
 from toolorch.tools import expert_tool_name
 
 # Weights are relative; an averse user weighs its concern above accuracy, so render() names it first.
@@ -42,6 +42,11 @@ def sample_preference(cfg: Config, seed: int, profile: str | None = None) -> Pre
     elif experts and roll < DENY_SHARE + PREFER_SHARE:
         pref.prefer = [experts[0]]
     return pref
+
+
+def with_user(task: Task, cfg: Config, seed: int, profile: str | None = None) -> Task:
+    """`task` as asked by a user drawn with `seed` (of `profile` when named)."""
+    return task.model_copy(update={"preference": sample_preference(cfg, seed, profile)})
 
 
 def preference_kind(pref: Preference) -> str:

@@ -21,7 +21,7 @@ from toolorch.config import Config
 from toolorch.core import Task
 from toolorch.env import Environment
 from toolorch.experts import stable_seed
-from toolorch.synth.preferences import preference_kind, sample_preference
+from toolorch.synth.preferences import preference_kind, with_user
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
@@ -112,22 +112,15 @@ def step_batch(tasks: list[Task], position: int, loop: LoopConfig, cfg: Config) 
       and the profiles are balanced, so a majority of thrifty users cannot pull the policy
       onto the cheap expert for everyone.
     """
+    if loop.preferences not in ("task", "resample", "contrast"):
+        raise ValueError(f"preferences: {loop.preferences!r} is not one of task, resample, contrast")
+    profiles = loop.contrast_profiles if loop.preferences == "contrast" else (None,)
+    distinct = loop.tasks_per_step // len(profiles)
+    picked = [task_at(tasks, position + i, loop.seed) for i in range(distinct)]
     if loop.preferences == "task":
-        return [task_at(tasks, position + i, loop.seed) for i in range(loop.tasks_per_step)], loop.tasks_per_step
-    if loop.preferences == "resample":
-        return [_with_user(task_at(tasks, position + i, loop.seed), cfg, loop.seed, position + i)
-                for i in range(loop.tasks_per_step)], loop.tasks_per_step
-    if loop.preferences == "contrast":
-        profiles = loop.contrast_profiles
-        distinct = loop.tasks_per_step // len(profiles)
-        return [_with_user(task_at(tasks, position + i, loop.seed), cfg, loop.seed, position + i, p)
-                for i in range(distinct) for p in profiles], distinct
-    raise ValueError(f"preferences: {loop.preferences!r} is not one of task, resample, contrast")
-
-
-def _with_user(task: Task, cfg: Config, seed: int, position: int, profile: str | None = None) -> Task:
-    pref = sample_preference(cfg, stable_seed(seed, "preference", position), profile)
-    return task.model_copy(update={"preference": pref})
+        return picked, distinct
+    return [with_user(t, cfg, stable_seed(loop.seed, "preference", position + i), p)
+            for i, t in enumerate(picked) for p in profiles], distinct
 
 
 def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[list, list[dict], bool]:
