@@ -1,7 +1,10 @@
-"""GRPO throughput: our trainer against TRL's GRPOTrainer, side by side in one run, on CPU.
+"""GRPO throughput: our trainer against TRL's GRPOTrainer, side by side in one run, on CPU or a GPU.
 
     pip install -c constraints.txt -e .[bench]       # TRL (and datasets, accelerate)
     python benchmarks/grpo.py reports/bench_grpo.json --config configs/tiny.yaml --steps 3 --rounds 3
+    python benchmarks/grpo.py out.json --device cuda --tasks-per-step 16 \
+        --spec '{"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                 "num_attention_heads": 9, "num_key_value_heads": 3}'     # a SmolLM2-135M-shaped body
 
 Both sides start every round from the same weights (a tiny random-init Qwen2 of the
 profile's `stages.sft.tiny` size, written once to a temporary folder) and run the same
@@ -75,6 +78,7 @@ class BenchConfig:
     pack: bool = False  # ours: several rollouts per row
     rows_per_micro: int = 4  # ours: rows per micro-batch
     threads: int = 2
+    device: str = "cpu"  # cpu | cuda: both sides
     seed: int = 0
 
 
@@ -145,7 +149,7 @@ def load_policy(model_dir: Path, bench: BenchConfig):
     torch.set_num_threads(bench.threads)
     torch.manual_seed(bench.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(bench.device)
     return model, tokenizer
 
 
@@ -168,6 +172,13 @@ def advantage_samples(rollouts: list[Rollout], group_size: int, tokenizer: Any) 
     return samples
 
 
+def synced_clock(bench: BenchConfig) -> float:
+    """perf_counter once the GPU has finished what was queued (CUDA kernels run asynchronously)."""
+    if bench.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
     """One round of our trainer; returns a record per step, warm-up steps included."""
     model, tokenizer = load_policy(work.model_dir, bench)
@@ -182,10 +193,11 @@ def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
         jobs = [(t, work.env) for t in tasks for _ in range(bench.group_size)]
         t0 = time.perf_counter()
         rollouts, sampled = run_rollouts(jobs, work.cfg, engine, seed=bench.seed * 1000 + index, with_code=False)
-        t1 = time.perf_counter()
+        t1 = synced_clock(bench)
         samples = advantage_samples(rollouts, bench.group_size, tokenizer)
-        stats = grpo_step(model, None, optimizer, scheduler, samples, step_cfg, tokenizer.pad_token_id, Dist())
-        t2 = time.perf_counter()
+        stats = grpo_step(model, None, optimizer, scheduler, samples, step_cfg, tokenizer.pad_token_id,
+                          Dist(device=bench.device))
+        t2 = synced_clock(bench)
         prompt = sum(len(r.sample.ids) - sum(r.sample.trained) for r in rollouts)
         records.append(StepRecord(t1 - t0, t2 - t1, sampled, int(stats["tokens"]), prompt))
     return records
@@ -207,7 +219,7 @@ def trl_args(out_dir: Path, n_steps: int, bench: BenchConfig):
         # TRL's defaults turn gradient checkpointing on and the model's KV cache off (generate() then re-runs the
         # whole prefix for every new token); ours uses neither, so neither does the baseline.
         gradient_checkpointing=False, use_cache=True,
-        use_cpu=True, bf16=False, report_to="none", save_strategy="no", logging_steps=1_000_000,
+        use_cpu=bench.device == "cpu", bf16=False, report_to="none", save_strategy="no", logging_steps=1_000_000,
         disable_tqdm=True, dataloader_num_workers=0, seed=bench.seed,
     )
 
@@ -222,6 +234,8 @@ def timed_trainer(trainer_cls: type, records: list[StepRecord]):
 
         def on_step_end(self, args, state, control, **kwargs):
             rec = records[-1]
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             rec.train_s += time.perf_counter() - rec.rollout_s  # step time minus the rollout phase
 
     class TimedGRPOTrainer(trainer_cls):
@@ -270,8 +284,17 @@ def run_trl(work: Workload, bench: BenchConfig, out_dir: Path) -> list[StepRecor
 # ---------------------------------------------------------------- report
 
 
-def side_summary(records: list[StepRecord]) -> dict[str, Any]:
+def side_summary(records: list[StepRecord], parameters: int) -> dict[str, Any]:
+    """Medians over steps. The model TFLOP/s count every position the phase runs the model over
+    (prompt and completion): 6 x parameters per token to train, 2 x to sample (attention not counted)."""
+    def positions(r: StepRecord) -> int:
+        return r.prompt_tokens + r.completion_tokens
+
     return {
+        "train_model_tflops_per_s": statistics.median(6 * parameters * positions(r) / r.train_s / 1e12
+                                                      for r in records),
+        "rollout_model_tflops_per_s": statistics.median(2 * parameters * positions(r) / r.rollout_s / 1e12
+                                                        for r in records),
         "rollout_tokens_per_s": statistics.median(r.completion_tokens / r.rollout_s for r in records),
         "train_tokens_per_s": statistics.median(r.trained_tokens / r.train_s for r in records),
         "rollout_s_median": statistics.median(r.rollout_s for r in records),
@@ -317,7 +340,8 @@ def compare(work: Workload, bench: BenchConfig, scratch: Path) -> dict[str, Any]
         check_same_work(mine, other)
         ours += mine[bench.warmup:]
         theirs += other[bench.warmup:]
-    o, t = side_summary(ours), side_summary(theirs)
+    parameters = sum(p.numel() for p in load_policy(work.model_dir, bench)[0].parameters())
+    o, t = side_summary(ours, parameters), side_summary(theirs, parameters)
     return {
         "tokens_counted": TOKENS_COUNTED,
         "phases": {"rollout": "ours: run_rollouts (episode runner, max_turns=1); TRL: GRPOTrainer._generate",
@@ -327,8 +351,10 @@ def compare(work: Workload, bench: BenchConfig, scratch: Path) -> dict[str, Any]
         "bench": asdict(bench),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": bench.threads,
                     "load_avg_1m_before": load_before[0], "load_avg_1m_after": os.getloadavg()[0],
+                    "device": bench.device,
+                    "gpu": torch.cuda.get_device_name() if bench.device.startswith("cuda") else None,
                     "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
-        "model_parameters": sum(p.numel() for p in load_policy(work.model_dir, bench)[0].parameters()),
+        "model_parameters": parameters,
         "ours": o, "trl": t,
         "ratio_ours_over_trl": {"rollout_tokens_per_s": o["rollout_tokens_per_s"] / t["rollout_tokens_per_s"],
                                 "train_tokens_per_s": o["train_tokens_per_s"] / t["train_tokens_per_s"]},
@@ -337,12 +363,14 @@ def compare(work: Workload, bench: BenchConfig, scratch: Path) -> dict[str, Any]
 
 def print_table(report: dict[str, Any]) -> None:
     b, o, t, ratio = report["bench"], report["ours"], report["trl"], report["ratio_ours_over_trl"]
+    where = report["machine"]["gpu"] or f"{b['threads']} threads"
     print(f"GRPO, {report['model_parameters']:,} params, {b['tasks_per_step']} prompts x {b['group_size']} samples x "
-          f"{b['max_new_tokens']} new tokens, {b['threads']} threads; median of {len(o['steps'])} timed steps "
+          f"{b['max_new_tokens']} new tokens, {where}; median of {len(o['steps'])} timed steps "
           f"(load avg {report['machine']['load_avg_1m_before']:.1f} -> {report['machine']['load_avg_1m_after']:.1f})")
-    print(f"{'':8} {'rollout tok/s':>14} {'train tok/s':>12}")
-    print(f"{'ours':8} {o['rollout_tokens_per_s']:>14.1f} {o['train_tokens_per_s']:>12.1f}")
-    print(f"{'TRL':8} {t['rollout_tokens_per_s']:>14.1f} {t['train_tokens_per_s']:>12.1f}")
+    print(f"{'':8} {'rollout tok/s':>14} {'train tok/s':>12} {'rollout TFLOP/s':>16} {'train TFLOP/s':>14}")
+    for name, side in (("ours", o), ("TRL", t)):
+        print(f"{name:8} {side['rollout_tokens_per_s']:>14.1f} {side['train_tokens_per_s']:>12.1f} "
+              f"{side['rollout_model_tflops_per_s']:>16.3f} {side['train_model_tflops_per_s']:>14.3f}")
     print(f"{'ours/TRL':8} {ratio['rollout_tokens_per_s']:>14.2f} {ratio['train_tokens_per_s']:>12.2f}")
     print(f"tokens counted: {report['tokens_counted']}")
 
@@ -375,15 +403,18 @@ def main(
     max_new_tokens: Optional[int] = typer.Option(None, min=1), threads: int = typer.Option(2, min=1),
     max_len: Optional[int] = typer.Option(None, min=16, help="Ours: longest row (profile's by default)."),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack", help="Ours: several rollouts per row."),
+    rows_per_micro: Optional[int] = typer.Option(None, min=1, help="Ours: rows per micro-batch (profile's)."),
+    device: str = typer.Option("cpu", help="cpu or cuda (both sides)."),
+    spec: str = typer.Option("{}", help='Model shape over the profile\'s tiny spec, JSON: {"hidden_size": 576, ...}.'),
 ) -> None:
     quiet_libraries()
     cfg = load_config(config)
     bench = bench_config(cfg, steps=steps, warmup=warmup, rounds=rounds, tasks_per_step=tasks_per_step,
                          group_size=group_size, max_new_tokens=max_new_tokens, threads=threads, max_len=max_len,
-                         pack=pack)
-    spec = TinyModelSpec.model_validate(cfg.stages.get("sft", {}).get("tiny", {}))
+                         pack=pack, rows_per_micro=rows_per_micro, device=device)
+    shape = TinyModelSpec.model_validate({**cfg.stages.get("sft", {}).get("tiny", {}), **json.loads(spec)})
     with tempfile.TemporaryDirectory(prefix="bench-grpo-") as tmp:
-        report = compare(build_workload(Path(tmp), cfg, spec, bench), bench, Path(tmp))
+        report = compare(build_workload(Path(tmp), cfg, shape, bench), bench, Path(tmp))
     print_table(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

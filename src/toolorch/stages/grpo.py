@@ -154,7 +154,7 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
     tasks = stratified_subsample(load_tasks(heldout_path, "held-out"), s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
-    sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
+    sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
                           load_envs(envs_dir, tasks), cfg, hc)
 

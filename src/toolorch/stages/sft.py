@@ -29,6 +29,7 @@ from toolorch.jsonl import read_jsonl
 from toolorch.modeling import TinyModelSpec, build_tiny_model
 from toolorch.stages import finish, progress_bar, stage_config
 from toolorch.train.chat import chat_texts, tokenize_chat
+from toolorch.train.distributed import default_device
 from toolorch.train.packing import Sample, pack
 from toolorch.train.sft import SFTLoop, train_sft
 
@@ -100,6 +101,7 @@ def run(cfg: Config, trajectories_path: Path = Path("data/passk/trajectories.jso
     trajs = load_trajectories(Path(trajectories_path), settings.max_trajectories)
     with tempfile.TemporaryDirectory() as scratch:
         model, tokenizer = load_base(settings, chat_texts([t.messages for t in trajs]), cfg.seed, Path(scratch))
+    model.to(default_device())
     samples = [Sample(*tokenize_chat(tokenizer, t.messages)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = SFTLoop(epochs=settings.epochs, lr=settings.lr, weight_decay=settings.weight_decay,

@@ -53,13 +53,22 @@ class Dist:
             tdist.barrier()
 
 
+def default_device() -> str:
+    """The GPU when there is one, else the CPU; TOOLORCH_DEVICE=cpu forces the CPU."""
+    wanted = os.environ.get("TOOLORCH_DEVICE", "")
+    if wanted:
+        return wanted
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def init_distributed() -> Dist:
-    """A process group when launched by torchrun with WORLD_SIZE > 1; otherwise a single process."""
+    """A process group when launched by torchrun with WORLD_SIZE > 1; otherwise a single process
+    (on the GPU when there is one)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Dist()
+        return Dist(device=default_device())
     rank = int(os.environ["RANK"])
-    if torch.cuda.is_available():
+    if default_device().startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         backend, device = "nccl", f"cuda:{local}"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from toolorch.train.distributed import Dist
-from toolorch.train.packing import IGNORE, Sample, collate, pack, token_logprobs, truncate
+from toolorch.train.packing import IGNORE, Sample, collate, model_device, pack, to_device, token_logprobs, truncate
 
 STAT_KEYS = ("loss", "pg", "kl", "entropy", "clipped", "tokens")
 
@@ -102,9 +102,10 @@ def grpo_step(model: torch.nn.Module, ref_model: torch.nn.Module | None, optimiz
     scale = dist.world / max(1.0, total_tokens)
     sums = dict.fromkeys(STAT_KEYS, 0.0)
     model.train()
+    device = model_device(model)
     optimizer.zero_grad(set_to_none=True)
     for rows in micros:
-        batch = collate(rows, pad_id)
+        batch = to_device(collate(rows, pad_id), device)
         ref_logp = None
         if ref_model is not None and cfg.kl_coef > 0:
             with torch.no_grad():

@@ -75,7 +75,7 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     torch.manual_seed(loop.seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    engine_model = copy.deepcopy(model).eval() if dist.world > 1 else model
+    engine_model = copy.deepcopy(model).to(dist.device).eval() if dist.world > 1 else model
     ref = None
     if loop.step.kl_coef > 0:
         ref = shard(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), dist)

@@ -95,6 +95,14 @@ def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.fl
 _LOGITS_AT_MASK = hasattr(modeling_utils, "slice_logits_to_keep")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                    temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probabilities of each label under `model`.

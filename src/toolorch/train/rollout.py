@@ -72,9 +72,11 @@ class HFEngine:
             mask[row, width - len(prompts[i]):] = 1
         torch.manual_seed(seed)
         sample = self.temperature > 0
+        device = next(self.model.parameters()).device
         with torch.no_grad():
             gen = self.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=self.max_new_tokens,
+                do_sample=sample,
                 temperature=self.temperature if sample else None, top_k=None, top_p=None,
                 pad_token_id=pad, eos_token_id=eos,
             )[:, width:].tolist()

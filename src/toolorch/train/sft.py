@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from toolorch.train.packing import Sample, collate, nll_sum
+from toolorch.train.packing import Sample, collate, model_device, nll_sum, to_device
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
 def sft_step(model: torch.nn.Module, rows: list[list[Sample]], pad_id: int, rows_per_micro: int) -> tuple[float, int]:
     """Accumulate gradients of the mean token loss over `rows`; returns (loss, tokens)."""
     micro = [rows[i:i + rows_per_micro] for i in range(0, len(rows), rows_per_micro)]
-    batches = [collate(m, pad_id) for m in micro]
+    device = model_device(model)
+    batches = [to_device(collate(m, pad_id), device) for m in micro]
     total_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
     loss_value = 0.0
     for batch in batches:

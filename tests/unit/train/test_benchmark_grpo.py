@@ -71,3 +71,11 @@ def test_both_trainers_process_the_same_tokens(world, tiny_tokenizer, tmp_path):
     assert ratio["rollout_tokens_per_s"] == pytest.approx(
         report["ours"]["rollout_tokens_per_s"] / report["trl"]["rollout_tokens_per_s"])
     assert "completion tokens" in report["tokens_counted"]
+
+
+def test_model_tflops_count_every_position_the_phase_runs_over():
+    rec = bench_grpo.StepRecord(rollout_s=2.0, train_s=4.0, completion_tokens=10, trained_tokens=10, prompt_tokens=90)
+    summary = bench_grpo.side_summary([rec], parameters=1000)
+    assert summary["train_model_tflops_per_s"] == pytest.approx(6 * 1000 * 100 / 4.0 / 1e12)
+    assert summary["rollout_model_tflops_per_s"] == pytest.approx(2 * 1000 * 100 / 2.0 / 1e12)
+    assert summary["train_tokens_per_s"] == pytest.approx(10 / 4.0)

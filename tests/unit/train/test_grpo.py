@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from toolorch.train.checkpoint import load_state, save_state
 from toolorch.train.chat import tokenize_chat
-from toolorch.train.distributed import Dist
+from toolorch.train.checkpoint import load_state, save_state
+from toolorch.train.distributed import Dist, default_device, init_distributed
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.packing import Sample, collate, token_logprobs
 
@@ -200,3 +200,14 @@ def test_logits_at_trained_positions_only_match_the_full_projection(world, tiny_
     for a, b in zip(sliced, full):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
     assert int(sliced[2].sum()) > 0
+
+
+def test_one_process_runs_on_the_gpu_when_there_is_one(monkeypatch):
+    monkeypatch.delenv("TOOLORCH_DEVICE", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu" and init_distributed() == Dist(0, 1, "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda" and init_distributed().device == "cuda"
+    monkeypatch.setenv("TOOLORCH_DEVICE", "cpu")  # a GPU machine can still run the CPU path
+    assert init_distributed().device == "cpu"
