@@ -24,18 +24,20 @@ from toolorch.config import Config
 from toolorch.core import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.env import Environment
 from toolorch.episode import initial_messages
+from toolorch.eval.runner import load_envs
 from toolorch.jsonl import read_jsonl
 from toolorch.parsing import render_call
 from toolorch.synth.preferences import PROFILES
 from toolorch.synth.splits import stratified_subsample
 from toolorch.tools import Toolbox
 from toolorch.train.chat import encode, render
+from toolorch.train.packing import model_device
 
 
 def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
     """log P(continuation | prompt) for each continuation, one batched forward pass."""
     width = len(prompt) + max(len(c) for c in continuations)
-    device = next(model.parameters()).device
+    device = model_device(model)
     ids = torch.zeros((len(continuations), width), dtype=torch.long)
     for row, cont in enumerate(continuations):
         seq = prompt + cont
@@ -121,7 +123,7 @@ def main(
     sample = stratified_subsample(read_jsonl(tasks, Task), max_tasks, cfg.seed)
     if not sample:
         raise typer.BadParameter(f"{tasks}: no tasks")
-    envs = {name: Environment.load(envs_dir / name) for name in sorted({t.env for t in sample})}
+    envs = load_envs(sample, envs_dir)
     report = {}
     for folder in models:
         tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -28,7 +28,7 @@ from toolorch.experts import build_expert
 from toolorch.policies import Generation
 from toolorch.tools import Toolbox
 from toolorch.train.chat import encode, render, suffix
-from toolorch.train.packing import Sample
+from toolorch.train.packing import Sample, model_device
 
 
 class Engine(Protocol):
@@ -72,7 +72,7 @@ class HFEngine:
             mask[row, width - len(prompts[i]):] = 1
         torch.manual_seed(seed)
         sample = self.temperature > 0
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         with torch.no_grad():
             gen = self.model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=self.max_new_tokens,
