@@ -75,7 +75,7 @@ class BenchConfig:
     lr: float = 1e-4
     temperature: float = 1.0
     max_len: int = 4096  # ours: longest row
-    pack: bool = False  # ours: several rollouts per row
+    share_prompts: bool = True  # ours: a group's prompt once per row (train.grpo.StepConfig)
     rows_per_micro: int = 4  # ours: rows per micro-batch
     threads: int = 2
     device: str = "cpu"  # cpu | cuda: both sides
@@ -187,7 +187,7 @@ def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     step_cfg = StepConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0, max_grad_norm=1.0, max_len=bench.max_len,
-                          rows_per_micro=bench.rows_per_micro, pack=bench.pack)
+                          rows_per_micro=bench.rows_per_micro, share_prompts=bench.share_prompts)
     records = []
     for index, tasks in enumerate(work.steps):
         jobs = [(t, work.env) for t in tasks for _ in range(bench.group_size)]
@@ -377,7 +377,8 @@ def print_table(report: dict[str, Any]) -> None:
 
 def bench_config(cfg: Config, **overrides: Any) -> BenchConfig:
     grpo = cfg.stages.get("grpo", {})
-    keys = ("tasks_per_step", "group_size", "max_new_tokens", "lr", "temperature", "max_len", "rows_per_micro", "pack")
+    keys = ("tasks_per_step", "group_size", "max_new_tokens", "lr", "temperature", "max_len", "rows_per_micro",
+            "share_prompts")
     base = {k: grpo[k] for k in keys if k in grpo}
     return BenchConfig(**{**base, "seed": cfg.seed, **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -402,7 +403,8 @@ def main(
     tasks_per_step: Optional[int] = typer.Option(None, min=1), group_size: Optional[int] = typer.Option(None, min=2),
     max_new_tokens: Optional[int] = typer.Option(None, min=1), threads: int = typer.Option(2, min=1),
     max_len: Optional[int] = typer.Option(None, min=16, help="Ours: longest row (profile's by default)."),
-    pack: Optional[bool] = typer.Option(None, "--pack/--no-pack", help="Ours: several rollouts per row."),
+    share_prompts: Optional[bool] = typer.Option(None, "--share-prompts/--separate-rows",
+                                                 help="Ours: a group's prompt once per row, or a row per rollout."),
     rows_per_micro: Optional[int] = typer.Option(None, min=1, help="Ours: rows per micro-batch (profile's)."),
     device: str = typer.Option("cpu", help="cpu or cuda (both sides)."),
     spec: str = typer.Option("{}", help='Model shape over the profile\'s tiny spec, JSON: {"hidden_size": 576, ...}.'),
@@ -411,7 +413,7 @@ def main(
     cfg = load_config(config)
     bench = bench_config(cfg, steps=steps, warmup=warmup, rounds=rounds, tasks_per_step=tasks_per_step,
                          group_size=group_size, max_new_tokens=max_new_tokens, threads=threads, max_len=max_len,
-                         pack=pack, rows_per_micro=rows_per_micro, device=device)
+                         share_prompts=share_prompts, rows_per_micro=rows_per_micro, device=device)
     shape = TinyModelSpec.model_validate({**cfg.stages.get("sft", {}).get("tiny", {}), **json.loads(spec)})
     with tempfile.TemporaryDirectory(prefix="bench-grpo-") as tmp:
         report = compare(build_workload(Path(tmp), cfg, shape, bench), bench, Path(tmp))

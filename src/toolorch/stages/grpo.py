@@ -74,7 +74,7 @@ class GRPOSettings(BaseModel):
     scale_by_std: bool = True  # False: advantages r - mean, so the preference's weights keep their scale
     max_len: int = Field(4096, ge=16)
     rows_per_micro: int = Field(4, ge=1)
-    pack: bool = False  # several rollouts per row (see train.grpo.StepConfig)
+    share_prompts: bool = True  # a group's prompt once per row, its completions after it (train.grpo.StepConfig)
     reward: RewardConfig = RewardConfig()
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     resume: bool = True
@@ -107,7 +107,7 @@ def settings_of(cfg: Config) -> GRPOSettings:
 
 def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
     step = StepConfig(clip_low=s.clip_low, clip_high=s.clip_high, kl_coef=s.kl_coef, max_len=s.max_len,
-                      rows_per_micro=s.rows_per_micro, pack=s.pack)
+                      rows_per_micro=s.rows_per_micro, share_prompts=s.share_prompts)
     return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
                       warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                       adv_clip=s.adv_clip, min_group_std=s.min_group_std, scale_by_std=s.scale_by_std,

@@ -1,11 +1,13 @@
 """GRPO: group-relative advantages and the clipped, token-level policy loss.
 
-    samples = advantage_samples(rollouts_of_task, terms)   # Sample.weight = advantage on every token
+    samples = [with_advantage(r.sample, a) for r, a in zip(group, advantages)]   # weight = advantage per token
     stats = grpo_step(model, ref, optimizer, scheduler, samples, StepConfig(), pad_id, dist)
 
-Each trajectory is one packed sequence; its advantage sits on every token the policy
-sampled (tool/observation/prompt tokens carry no loss). The loss is the mean over
-all trained tokens of the whole step (across micro-batches and ranks):
+Each trajectory's advantage sits on every token the policy sampled (tool/observation/
+prompt tokens carry no loss). Rollouts that begin with the same prompt (a group) share a
+row that holds the prompt once (`packing.pack_shared`; the same log-probs as a row each,
+at a fraction of the positions). The loss is the mean over all trained tokens of the
+whole step (across micro-batches and ranks):
 
     ratio = exp(logp - logp_old)
     pg    = -min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A)
@@ -22,7 +24,16 @@ from dataclasses import dataclass
 import torch
 
 from toolorch.train.distributed import Dist
-from toolorch.train.packing import IGNORE, Sample, collate, model_device, pack, to_device, token_logprobs, truncate
+from toolorch.train.packing import (
+    IGNORE,
+    Sample,
+    collate,
+    model_device,
+    pack_shared,
+    to_device,
+    token_logprobs,
+    truncate,
+)
 
 STAT_KEYS = ("loss", "pg", "kl", "entropy", "clipped", "tokens")
 
@@ -35,10 +46,10 @@ class StepConfig:
     max_len: int = 4096
     rows_per_micro: int = 4
     max_grad_norm: float = 1.0
-    # One rollout per row. Packing pays for short sequences (SFT); a rollout is a long prompt
-    # with a short completion, and a packed row's attention costs (sum of lengths)^2 where
-    # separate rows cost the sum of each length^2.
-    pack: bool = False
+    # A rollout is a long prompt and a short completion, and a group's G rollouts share the
+    # prompt: one row holds it once and every completion after it (packing.pack_shared).
+    # False: one rollout per row.
+    share_prompts: bool = True
 
 
 def with_advantage(sample: Sample, advantage: float) -> Sample:
@@ -76,7 +87,7 @@ def policy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], ref_logp
 
 
 def micro_batches(samples: list[Sample], cfg: StepConfig) -> list[list[list[Sample]]]:
-    rows = pack(samples, cfg.max_len) if cfg.pack else [[truncate(s, cfg.max_len)] for s in samples]
+    rows = pack_shared(samples, cfg.max_len) if cfg.share_prompts else [[truncate(s, cfg.max_len)] for s in samples]
     return [rows[i:i + cfg.rows_per_micro] for i in range(0, len(rows), cfg.rows_per_micro)]
 
 

@@ -1,8 +1,15 @@
 """Packing short sequences into fixed-length rows, and the masked token loss over them.
 
-Several chats share one row; each keeps its own position ids (restarting at 0) and
-attends only to itself through a block-diagonal causal mask, so a packed batch gives
+Several chats share one row (`pack`); each keeps its own position ids (restarting at 0)
+and attends only to itself through a block-diagonal causal mask, so a packed batch gives
 the same per-token losses as the chats one by one (tested).
+
+`pack_shared` builds rows for chats that begin with the same prompt (a GRPO rollout
+group: G samples of one prompt). The common prompt is written once at the head of the row and
+each chat keeps only its own tail, which attends to that head and continues its
+positions. An orchestrator's prompt is most of its tokens (the tool list, ~600 tokens,
+against a ~20-token tool call), so a row of G tails costs about one chat instead of G;
+the losses are the same as one by one (tested).
 """
 from __future__ import annotations
 
@@ -23,6 +30,9 @@ class Sample:
     trained: list[bool]
     weight: list[float] | None = None
     extra: dict = field(default_factory=dict)
+    # > 0: the tail of a chat whose first `after` tokens are the head of its row (the row's
+    # first sequence, see pack_shared): it attends to them and its positions continue theirs
+    after: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -52,13 +62,68 @@ def pack(samples: list[Sample], max_len: int) -> list[list[Sample]]:
     return rows
 
 
+def untrained_head(s: Sample) -> int:
+    """How many leading tokens can be shared: none trained, and the token after them not
+    trained either (a tail's first token is not predicted in its row), one left over."""
+    first_trained = next((i for i, t in enumerate(s.trained) if t), len(s))
+    return max(0, min(first_trained - 1, len(s) - 1))
+
+
+def common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    n = 0
+    for x, y in zip(a[:limit], b[:limit]):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def shared_row(members: list[Sample], head: int) -> list[Sample]:
+    if len(members) == 1 or head == 0:
+        return members
+    first = members[0]
+    row = [Sample(first.ids[:head], [False] * head, [0.0] * head)]
+    for s in members:
+        w = s.weight[head:] if s.weight is not None else None
+        row.append(Sample(s.ids[head:], s.trained[head:], w, s.extra, after=head))
+    return row
+
+
+def pack_shared(samples: list[Sample], max_len: int) -> list[list[Sample]]:
+    """Rows of chats that share their common untrained prompt once (see the module doc).
+
+    Chats are taken in order of their token ids (the same prompts side by side; a
+    deterministic order) and added to the current row while its length - the shared head
+    plus every chat's tail - stays within `max_len` and sharing saves tokens. A head never
+    holds a trained token, so every trained token is scored once, as in separate rows."""
+    rows: list[list[Sample]] = []
+    members: list[Sample] = []
+    head = 0
+    for s in sorted((truncate(x, max_len) for x in samples), key=lambda x: x.ids):
+        if members:
+            h = common_prefix(members[0].ids, s.ids, min(head, untrained_head(s)))
+            fits = h + sum(len(m) - h for m in members) + len(s) - h <= max_len
+            # a shorter head lengthens every tail already in the row: worth it only while
+            # that costs less than the h tokens `s` saves
+            if fits and (head - h) * (len(members) - 1) < h:
+                members.append(s)
+                head = h
+                continue
+            rows.append(shared_row(members, head))
+        members, head = [s], untrained_head(s)
+    if members:
+        rows.append(shared_row(members, head))
+    return rows
+
+
 def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """Tensors for a batch of packed rows, L = the longest row.
 
     input_ids [B, L], labels [B, L] (IGNORE where not trained), weights [B, L],
     position_ids [B, L] (restart per sequence), attention_mask [B, 1, L, L] additive
-    (0 = attend, dtype min = blocked), block-diagonal and causal. Padding attends to
-    itself only, so no softmax row is empty.
+    (0 = attend, dtype min = blocked), block-diagonal and causal; a tail (`after` > 0)
+    also sees the first `after` tokens of its row, and its positions start at `after`.
+    Padding attends to itself only, so no softmax row is empty.
     """
     length = max(sum(len(s) for s in row) for row in rows)
     b = len(rows)
@@ -67,6 +132,7 @@ def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.fl
     weights = torch.zeros((b, length), dtype=torch.float32)
     pos = torch.zeros((b, length), dtype=torch.long)
     seq = torch.full((b, length), -1, dtype=torch.long)
+    reach = torch.zeros((b, length), dtype=torch.long)  # a tail's token sees the row's first `reach` tokens
     for i, row in enumerate(rows):
         at = 0
         for k, s in enumerate(row):
@@ -77,14 +143,17 @@ def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.fl
             lab[0] = IGNORE  # the first token has no in-sequence context to be predicted from
             labels[i, at:at + n] = lab
             weights[i, at:at + n] = torch.tensor(s.weight if s.weight is not None else [1.0] * n)
-            pos[i, at:at + n] = torch.arange(n)
+            pos[i, at:at + n] = torch.arange(s.after, s.after + n)
             seq[i, at:at + n] = k
+            reach[i, at:at + n] = s.after
             at += n
         pos[i, at:] = torch.arange(length - at)
     same = seq[:, :, None] == seq[:, None, :]
     causal = torch.ones(length, length, dtype=torch.bool).tril()
     diag = torch.eye(length, dtype=torch.bool)
-    allowed = (same & causal & (seq[:, :, None] >= 0)) | diag
+    column = torch.arange(length)
+    head = (seq[:, None, :] == 0) & (column[None, None, :] < reach[:, :, None])
+    allowed = (same & causal & (seq[:, :, None] >= 0)) | head | diag
     mask = torch.zeros((b, 1, length, length), dtype=dtype)
     mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
     return {"input_ids": ids, "labels": labels, "weights": weights, "position_ids": pos, "attention_mask": mask}

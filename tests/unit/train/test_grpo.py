@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from toolorch.train.chat import tokenize_chat
 from toolorch.train.checkpoint import load_state, save_state
 from toolorch.train.distributed import Dist, default_device, init_distributed
-from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.grpo import StepConfig, grpo_step, micro_batches, with_advantage
 from toolorch.train.packing import Sample, collate, token_logprobs
 
 ONE = Dist()
@@ -89,15 +89,19 @@ def test_checkpoint_resume_gives_the_same_losses(world, tiny_tokenizer, tmp_path
     assert whole[1] != pytest.approx(whole[2])
 
 
-def test_packed_and_separate_rows_take_the_same_step(world, tiny_tokenizer):
+def test_shared_prompt_rows_and_separate_rows_take_the_same_step(world, tiny_tokenizer):
     folder, tok = tiny_tokenizer
-    samples = _samples(world, tok, [1.0, -0.5, 2.0])
+    samples = _samples(world, tok, [1.0, -0.5, 2.0, 0.3])
+    shared = micro_batches(samples, StepConfig(share_prompts=True, rows_per_micro=8))
+    separate = micro_batches(samples, StepConfig(share_prompts=False, rows_per_micro=8))
+    positions = [sum(len(s) for micro in m for row in micro for s in row) for m in (shared, separate)]
+    assert positions[0] < positions[1]  # the chats' common system prompt is written once
     results = {}
-    for pack in (True, False):
+    for share in (True, False):
         model, opt, sched = _fresh(folder)
-        micros = StepConfig(pack=pack, rows_per_micro=8)
+        micros = StepConfig(share_prompts=share, rows_per_micro=8)
         stats = grpo_step(model, None, opt, sched, samples, micros, tok.pad_token_id, ONE)
-        results[pack] = (stats, [p.grad.clone() for p in model.parameters()])
+        results[share] = (stats, [p.grad.clone() for p in model.parameters()])
     (packed, w_packed), (separate, w_separate) = results[True], results[False]
     assert packed["tokens"] == separate["tokens"] and packed["loss"] == pytest.approx(separate["loss"], rel=1e-5)
     assert packed["grad_norm"] == pytest.approx(separate["grad_norm"], rel=1e-4)

@@ -1,11 +1,12 @@
-"""Tokenized chats mask everything but assistant text; packed and unpacked losses agree."""
+"""Tokenized chats mask everything but assistant text; rows of chats (side by side, or sharing
+their prompt) give the losses of the chats one by one."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from toolorch.train.chat import encode, tokenize_chat
-from toolorch.train.packing import Sample, collate, nll_sum, pack
+from toolorch.train.packing import Sample, collate, nll_sum, pack, pack_shared, token_logprobs
 
 
 def test_only_assistant_tokens_are_trained(world, tiny_tokenizer):
@@ -19,10 +20,51 @@ def test_only_assistant_tokens_are_trained(world, tiny_tokenizer):
     assert text_trained == expected
     assert sum(trained) < len(ids) / 2
 
+
 def test_pack_is_first_fit_and_truncates():
     s = [Sample([1] * n, [True] * n) for n in (5, 4, 3, 9)]
     rows = pack(s, max_len=8)
     assert [[len(x) for x in r] for r in rows] == [[5, 3], [4], [8]]
+
+
+def test_shared_head_holds_no_trained_token_and_tails_continue_its_positions():
+    a = Sample([1, 2, 3, 4, 5], [False, False, False, True, True])
+    b = Sample([1, 2, 3, 4, 6], [False, False, False, True, True])  # the trained 4 is the same: not shared
+    c = Sample([7, 8, 9, 10, 11, 12, 13, 14, 15, 16], [False, True] * 5)
+    rows = pack_shared([c, b, a], max_len=9)
+    assert [[(s.ids, s.after) for s in r] for r in rows] == [
+        [([1, 2], 0), ([3, 4, 5], 2), ([3, 4, 6], 2)],  # sorted by ids; head = prompt minus its last token
+        [([7, 8, 9, 10, 11, 12, 13, 14, 15], 0)]]  # over max_len: cut
+    assert rows[0][0].trained == [False, False] and rows[0][1].trained == [False, True, True]
+    batch = collate(rows[:1], pad_id=0)
+    assert batch["position_ids"][0].tolist() == [0, 1, 2, 3, 4, 2, 3, 4]
+    allowed = batch["attention_mask"][0, 0] == 0
+    assert allowed[5, :2].all() and not allowed[5, 2:5].any() and allowed[7, 5:8].all()  # head, not the other tail
+
+
+def test_shared_prompt_rows_give_each_token_its_separate_row_logprob(world, tiny_tokenizer):
+    folder, tok = tiny_tokenizer
+    model = _model(folder)
+    samples = [Sample(*tokenize_chat(tok, t.messages)) for t in world.trajectories[:6]]
+    rows = pack_shared(samples, max_len=4096)
+    assert sum(len(s) for r in rows for s in r) < 0.7 * sum(len(s) for s in samples)  # one system prompt per row
+    with torch.no_grad():
+        shared, n_shared = nll_sum(model, collate(rows, tok.pad_token_id))
+        alone = [nll_sum(model, collate([[s]], tok.pad_token_id)) for s in samples]
+        logp, _, trained = token_logprobs(model, collate(rows, tok.pad_token_id))
+    assert n_shared == sum(n for _, n in alone) == sum(sum(s.trained[1:]) for s in samples)
+    assert float(shared) == pytest.approx(sum(float(x) for x, _ in alone), rel=1e-4)
+    # token by token, not only in sum: each tail's log-probs are those of its chat alone
+    tails = [s for r in rows for s in r if any(s.trained)]
+    by_tail = {tuple(s.ids): s for s in tails}
+    with torch.no_grad():
+        for s in samples:
+            own, _, own_trained = token_logprobs(model, collate([[s]], tok.pad_token_id))
+            tail = next(t for k, t in by_tail.items() if list(k) == s.ids[len(s) - len(k):])
+            row = next(i for i, r in enumerate(rows) if any(x is tail for x in r))
+            at = sum(len(x) for x in rows[row][:next(j for j, x in enumerate(rows[row]) if x is tail)])
+            got = logp[row, at:at + len(tail) - 1][trained[row, at:at + len(tail) - 1]]
+            torch.testing.assert_close(got, own[own_trained], rtol=1e-4, atol=1e-5)
 
 
 def _model(folder):
@@ -70,3 +112,4 @@ def test_trajectory_limit_spreads_over_tasks(tmp_path):
     chosen = load_trajectories(path, 4)
     assert [(t.task_id, t.policy) for t in chosen] == [("a", "p0"), ("b", "p0"), ("c", "p0"), ("a", "p1")]
     assert len(load_trajectories(path, None)) == 9
+
