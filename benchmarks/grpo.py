@@ -76,6 +76,7 @@ class BenchConfig:
     temperature: float = 1.0
     max_len: int = 4096  # ours: longest row
     share_prompts: bool = True  # ours: a group's prompt once per row (train.grpo.StepConfig)
+    row_len: int = 1536  # ours: tokens per shared row
     rows_per_micro: int = 4  # ours: rows per micro-batch
     threads: int = 2
     device: str = "cpu"  # cpu | cuda: both sides
@@ -187,7 +188,8 @@ def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     step_cfg = StepConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0, max_grad_norm=1.0, max_len=bench.max_len,
-                          rows_per_micro=bench.rows_per_micro, share_prompts=bench.share_prompts)
+                          rows_per_micro=bench.rows_per_micro, share_prompts=bench.share_prompts,
+                          row_len=bench.row_len)
     records = []
     for index, tasks in enumerate(work.steps):
         jobs = [(t, work.env) for t in tasks for _ in range(bench.group_size)]
@@ -378,7 +380,7 @@ def print_table(report: dict[str, Any]) -> None:
 def bench_config(cfg: Config, **overrides: Any) -> BenchConfig:
     grpo = cfg.stages.get("grpo", {})
     keys = ("tasks_per_step", "group_size", "max_new_tokens", "lr", "temperature", "max_len", "rows_per_micro",
-            "share_prompts")
+            "share_prompts", "row_len")
     base = {k: grpo[k] for k in keys if k in grpo}
     return BenchConfig(**{**base, "seed": cfg.seed, **{k: v for k, v in overrides.items() if v is not None}})
 

@@ -75,6 +75,7 @@ class GRPOSettings(BaseModel):
     max_len: int = Field(4096, ge=16)
     rows_per_micro: int = Field(4, ge=1)
     share_prompts: bool = True  # a group's prompt once per row, its completions after it (train.grpo.StepConfig)
+    row_len: int = Field(1536, ge=16)  # tokens per shared row (attention over a row grows with its square)
     reward: RewardConfig = RewardConfig()
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     resume: bool = True
@@ -107,7 +108,8 @@ def settings_of(cfg: Config) -> GRPOSettings:
 
 def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
     step = StepConfig(clip_low=s.clip_low, clip_high=s.clip_high, kl_coef=s.kl_coef, max_len=s.max_len,
-                      rows_per_micro=s.rows_per_micro, share_prompts=s.share_prompts)
+                      rows_per_micro=s.rows_per_micro, share_prompts=s.share_prompts,
+                      row_len=s.row_len)
     return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
                       warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
                       adv_clip=s.adv_clip, min_group_std=s.min_group_std, scale_by_std=s.scale_by_std,

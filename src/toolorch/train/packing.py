@@ -89,20 +89,22 @@ def shared_row(members: list[Sample], head: int) -> list[Sample]:
     return row
 
 
-def pack_shared(samples: list[Sample], max_len: int) -> list[list[Sample]]:
+def pack_shared(samples: list[Sample], max_len: int, row_len: int | None = None) -> list[list[Sample]]:
     """Rows of chats that share their common untrained prompt once (see the module doc).
 
-    Chats are taken in order of their token ids (the same prompts side by side; a
-    deterministic order) and added to the current row while its length - the shared head
-    plus every chat's tail - stays within `max_len` and sharing saves tokens. A head never
+    Chats (cut to `max_len`) are taken in order of their token ids (the same prompts side
+    by side; a deterministic order) and added to the current row while its length - the
+    shared head plus every chat's tail - stays within `row_len` (default `max_len`) and
+    sharing saves tokens; a chat longer than `row_len` gets a row of its own. A head never
     holds a trained token, so every trained token is scored once, as in separate rows."""
+    row_len = max_len if row_len is None else row_len
     rows: list[list[Sample]] = []
     members: list[Sample] = []
     head = 0
     for s in sorted((truncate(x, max_len) for x in samples), key=lambda x: x.ids):
         if members:
             h = common_prefix(members[0].ids, s.ids, min(head, untrained_head(s)))
-            fits = h + sum(len(m) - h for m in members) + len(s) - h <= max_len
+            fits = h + sum(len(m) - h for m in members) + len(s) - h <= row_len
             # a shorter head lengthens every tail already in the row: worth it only while
             # that costs less than the h tokens `s` saves
             if fits and (head - h) * (len(members) - 1) < h:

@@ -42,6 +42,17 @@ def test_shared_head_holds_no_trained_token_and_tails_continue_its_positions():
     assert allowed[5, :2].all() and not allowed[5, 2:5].any() and allowed[7, 5:8].all()  # head, not the other tail
 
 
+def test_rows_stay_within_row_len_and_a_longer_chat_gets_a_row_of_its_own():
+    prompt = [1] * 6
+    short = [Sample(prompt + [t, t], [False] * 6 + [True, True]) for t in (2, 3, 4, 5)]
+    long = Sample([9] * 12, [False] * 11 + [True])
+    rows = pack_shared(short + [long], max_len=16, row_len=11)
+    # a head of 5 prompt tokens and two 3-token tails per row; a third tail would make 14
+    assert [[len(s) for s in r] for r in rows] == [[5, 3, 3], [5, 3, 3], [12]]
+    assert [s.ids for s in rows[-1]] == [[9] * 12]  # longer than row_len, not cut: max_len is 16
+    assert sum(sum(s.trained) for r in rows for s in r) == 4 * 2 + 1
+
+
 def test_shared_prompt_rows_give_each_token_its_separate_row_logprob(world, tiny_tokenizer):
     folder, tok = tiny_tokenizer
     model = _model(folder)
