@@ -31,7 +31,7 @@ from toolorch.synth.preferences import PROFILES
 from toolorch.synth.splits import stratified_subsample
 from toolorch.tools import Toolbox
 from toolorch.train.chat import encode, render
-from toolorch.train.packing import model_device
+from toolorch.train.packing import common_prefix, model_device
 
 
 def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
@@ -61,9 +61,7 @@ def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], expe
     head = render(tokenizer, messages, generation_prompt=True)
     calls = [encode(tokenizer, head + render_call(ToolCall(name=ANSWER_TOOL, arguments={"model": e})))
              for e in experts]
-    shared = 0
-    while all(len(c) > shared for c in calls) and len({c[shared] for c in calls}) == 1:
-        shared += 1
+    shared = min((common_prefix(calls[0], c, len(c)) for c in calls[1:]), default=len(calls[0]))
     logps = torch.tensor(call_logprobs(model, calls[0][:shared], [c[shared:] for c in calls]))
     return dict(zip(experts, torch.softmax(logps, dim=0).tolist()))
 

@@ -75,7 +75,7 @@ class GRPOSettings(BaseModel):
     max_len: int = Field(4096, ge=16)
     rows_per_micro: int = Field(4, ge=1)
     share_prompts: bool = True  # a group's prompt once per row, its completions after it (train.grpo.StepConfig)
-    row_len: int = Field(1536, ge=16)  # tokens per shared row (attention over a row grows with its square)
+    row_len: int = Field(StepConfig.row_len, ge=16)  # tokens per shared row (measured in train.grpo.StepConfig)
     reward: RewardConfig = RewardConfig()
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     resume: bool = True

@@ -92,9 +92,8 @@ def test_checkpoint_resume_gives_the_same_losses(world, tiny_tokenizer, tmp_path
 def test_shared_prompt_rows_and_separate_rows_take_the_same_step(world, tiny_tokenizer):
     folder, tok = tiny_tokenizer
     samples = _samples(world, tok, [1.0, -0.5, 2.0, 0.3])
-    shared = micro_batches(samples, StepConfig(share_prompts=True, rows_per_micro=8))
-    separate = micro_batches(samples, StepConfig(share_prompts=False, rows_per_micro=8))
-    positions = [sum(len(s) for micro in m for row in micro for s in row) for m in (shared, separate)]
+    positions = [sum(len(s) for micro in micro_batches(samples, StepConfig(share_prompts=share, rows_per_micro=8))
+                     for row in micro for s in row) for share in (True, False)]
     assert positions[0] < positions[1]  # the chats' common system prompt is written once
     results = {}
     for share in (True, False):
@@ -102,10 +101,10 @@ def test_shared_prompt_rows_and_separate_rows_take_the_same_step(world, tiny_tok
         micros = StepConfig(share_prompts=share, rows_per_micro=8)
         stats = grpo_step(model, None, opt, sched, samples, micros, tok.pad_token_id, ONE)
         results[share] = (stats, [p.grad.clone() for p in model.parameters()])
-    (packed, w_packed), (separate, w_separate) = results[True], results[False]
-    assert packed["tokens"] == separate["tokens"] and packed["loss"] == pytest.approx(separate["loss"], rel=1e-5)
-    assert packed["grad_norm"] == pytest.approx(separate["grad_norm"], rel=1e-4)
-    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(w_packed, w_separate))  # the gradients
+    (shared, w_shared), (separate, w_separate) = results[True], results[False]
+    assert shared["tokens"] == separate["tokens"] and shared["loss"] == pytest.approx(separate["loss"], rel=1e-5)
+    assert shared["grad_norm"] == pytest.approx(separate["grad_norm"], rel=1e-4)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(w_shared, w_separate))  # the gradients
 
 
 def _torchrun(nproc: int, folder: Path, samples: Path, out: Path) -> dict:

@@ -123,4 +123,3 @@ def test_trajectory_limit_spreads_over_tasks(tmp_path):
     chosen = load_trajectories(path, 4)
     assert [(t.task_id, t.policy) for t in chosen] == [("a", "p0"), ("b", "p0"), ("c", "p0"), ("a", "p1")]
     assert len(load_trajectories(path, None)) == 9
-
