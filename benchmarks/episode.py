@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from toolorch.config import load_config
-from toolorch.episode import run_episode
-from toolorch.policies import PlanPolicy
+from toolorch.core.config import load_config
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.gold import substitute
+from toolorch.runtime.policies import PlanPolicy
+from toolorch.runtime.tools import Toolbox
 from toolorch.synth.envs import ProceduralGenerator
-from toolorch.synth.gold import substitute
 from toolorch.synth.tasks import synthesize_env_tasks
-from toolorch.tools import Toolbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,17 +43,17 @@ from typing import Any, Optional
 import torch
 import typer
 
-from toolorch.config import Config, load_config
-from toolorch.core import Task
-from toolorch.env import Environment
-from toolorch.episode import initial_messages, run_episode
-from toolorch.experts import build_expert
-from toolorch.modeling import TinyModelSpec, build_tiny_model
-from toolorch.policies import PlanPolicy
+from toolorch.core.config import Config, load_config
+from toolorch.core.records import Task
+from toolorch.runtime.chat import chat_texts
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import initial_messages, run_episode
+from toolorch.runtime.experts import build_expert
+from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
+from toolorch.runtime.policies import PlanPolicy
+from toolorch.runtime.tools import Toolbox
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
-from toolorch.tools import Toolbox
-from toolorch.train.chat import chat_texts
 from toolorch.train.distributed import Dist
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.rewards import group_advantages

@@ -19,10 +19,10 @@ from typing import Any, Optional
 
 import typer
 
-from toolorch.config import load_config
+from toolorch.core.config import load_config
+from toolorch.runtime.gold import verify_tasks
 from toolorch.synth.domains import DOMAIN_NAMES
 from toolorch.synth.envs import ProceduralGenerator
-from toolorch.synth.gold import verify_tasks
 from toolorch.synth.tasks import synthesize_tasks
 
 

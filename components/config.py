@@ -20,7 +20,7 @@ def resolve_config(profile: str, seed: int, model: str, k: int, group_size: int,
         preference_mix: Preference mix for task synthesis; empty keeps the profile's.
         overrides: Further `key=value` config overrides.
     """
-    from toolorch.kfp_io import resolve_config as resolve
+    from toolorch.ops.kfp_io import resolve_config as resolve
 
     resolve(profile, seed, overrides, config.path, model=model, k=k, group_size=group_size,
             preference_mix=preference_mix)

@@ -12,7 +12,7 @@ def eval_policies(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Da
     """Evaluate the trained policies against baselines on held-out tasks."""
     import tempfile
 
-    from toolorch.kfp_io import markdown_report, models_dir, run_stage
+    from toolorch.ops.kfp_io import markdown_report, models_dir, run_stage
 
     with tempfile.TemporaryDirectory() as scratch:
         run_stage("eval", config.path, metrics, tasks_path=f"{tasks.path}/heldout.jsonl", envs_dir=envs.path,

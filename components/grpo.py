@@ -20,8 +20,8 @@ def grpo(config: Input[Artifact], sft: Input[Model], passk: Input[Dataset], envs
     """
     import json
 
-    from toolorch.kfp_io import flat_numbers
-    from toolorch.pytorchjob import launch_grpo
+    from toolorch.ops.kfp_io import flat_numbers
+    from toolorch.ops.pytorchjob import launch_grpo
 
     launch_grpo(config.path, {"sft_dir": sft.path, "tasks_path": f"{passk.path}/tasks.jsonl", "envs_dir": envs.path,
                               "heldout_path": f"{tasks.path}/heldout.jsonl"},

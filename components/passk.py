@@ -10,7 +10,7 @@ from components.images import IMAGES
 def passk(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset], passk: Output[Dataset],
           metrics: Output[Metrics]):
     """Teacher pass@k over the train tasks: kept tasks and verified trajectories."""
-    from toolorch.kfp_io import run_stage
+    from toolorch.ops.kfp_io import run_stage
 
     run_stage("passk", config.path, metrics, envs_dir=envs.path, tasks_path=f"{tasks.path}/train.jsonl",
               out_dir=passk.path)

@@ -9,6 +9,6 @@ from components.images import IMAGES
 @dsl.component(base_image=IMAGES["train"], install_kfp_package=False)
 def sft(config: Input[Artifact], passk: Input[Dataset], model: Output[Model], metrics: Output[Metrics]):
     """Warm-start the orchestrator on the verified trajectories."""
-    from toolorch.kfp_io import run_stage
+    from toolorch.ops.kfp_io import run_stage
 
     run_stage("sft", config.path, metrics, trajectories_path=f"{passk.path}/trajectories.jsonl", out_dir=model.path)

@@ -9,6 +9,6 @@ from components.images import IMAGES
 @dsl.component(base_image=IMAGES["cpu"], install_kfp_package=False)
 def synth_envs(config: Input[Artifact], envs: Output[Dataset], metrics: Output[Metrics]):
     """Build one SQLite environment per configured domain."""
-    from toolorch.kfp_io import run_stage
+    from toolorch.ops.kfp_io import run_stage
 
     run_stage("synth_envs", config.path, metrics, out_dir=envs.path)

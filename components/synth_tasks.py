@@ -9,6 +9,6 @@ from components.images import IMAGES
 @dsl.component(base_image=IMAGES["cpu"], install_kfp_package=False)
 def synth_tasks(config: Input[Artifact], envs: Input[Dataset], tasks: Output[Dataset], metrics: Output[Metrics]):
     """Synthesize verified tasks and split them into train.jsonl / heldout.jsonl."""
-    from toolorch.kfp_io import run_stage
+    from toolorch.ops.kfp_io import run_stage
 
     run_stage("synth_tasks", config.path, metrics, envs_dir=envs.path, out_dir=tasks.path)

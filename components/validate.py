@@ -10,7 +10,7 @@ from components.images import IMAGES
 def validate(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset], passk: Input[Dataset],
              data_docs: Output[Artifact], metrics: Output[Metrics]):
     """Great Expectations suites over environments, tasks and trajectories; writes Data Docs."""
-    from toolorch.kfp_io import run_stage
+    from toolorch.ops.kfp_io import run_stage
 
     run_stage("validate", config.path, metrics, envs_dir=envs.path, train_path=f"{tasks.path}/train.jsonl",
               heldout_path=f"{tasks.path}/heldout.jsonl", kept_tasks_path=f"{passk.path}/tasks.jsonl",

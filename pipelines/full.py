@@ -28,7 +28,7 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
          grpo_timeout_s: int = 86400):
-    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.kfp_io.PARAMETER_KEYS)."""
+    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS

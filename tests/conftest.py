@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.config import Config, ExpertConfig, SimulatedProfile
-from toolorch.core import Task, ToolCall, ToolSpec
-from toolorch.env import Document, EnvSpec, Environment
+from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.records import Task, ToolCall, ToolSpec
+from toolorch.runtime.env import Document, Environment, EnvSpec
 
 
 def _str_arg(name: str) -> dict:

@@ -22,8 +22,13 @@ def _root() -> None:
 
 def _policy(spec: str, cfg, task):
     """Build a policy from a spec: gold | only:<expert> | hf:<dir> | openai:<base_url>#<model>."""
-    from toolorch.policies import AskToolPolicy, HFPolicy, OpenAIPolicy, PlanPolicy
-    from toolorch.tools import expert_tool_name
+    from toolorch.runtime.policies import (
+        AskToolPolicy,
+        HFPolicy,
+        OpenAIPolicy,
+        PlanPolicy,
+    )
+    from toolorch.runtime.tools import expert_tool_name
 
     if spec == "gold":
         return PlanPolicy(task.gold_calls, name="gold")
@@ -48,12 +53,12 @@ def run_episode_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the trajectory as JSON."),
 ) -> None:
     """Run one task against an environment and print the trajectory with its cost and latency."""
-    from toolorch.config import load_config
-    from toolorch.core import Task
-    from toolorch.env import Environment
-    from toolorch.episode import run_episode
-    from toolorch.jsonl import read_jsonl
-    from toolorch.tools import Toolbox
+    from toolorch.core.config import load_config
+    from toolorch.core.jsonl import read_jsonl
+    from toolorch.core.records import Task
+    from toolorch.runtime.env import Environment
+    from toolorch.runtime.episode import run_episode
+    from toolorch.runtime.tools import Toolbox
 
     cfg = load_config(config, set_)
     environment = Environment.load(env)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import typer.main
 import yaml
-
 from import_closure import toolorch_closure
+
 from toolorch.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.storage import S3Settings, S3Store
+from toolorch.ops.storage import S3Settings, S3Store
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

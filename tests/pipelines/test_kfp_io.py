@@ -1,4 +1,4 @@
-"""toolorch.kfp_io: config resolution from pipeline parameters, metrics logging, eval report."""
+"""toolorch.ops.kfp_io: config resolution from pipeline parameters, metrics logging, eval report."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolorch.config import load_config
-from toolorch.kfp_io import (flat_numbers, markdown_report, models_dir, parameter_overrides, profile_path,
-                             resolve_config, run_stage)
+from toolorch.core.config import load_config
+from toolorch.ops.kfp_io import (
+    flat_numbers,
+    markdown_report,
+    models_dir,
+    parameter_overrides,
+    profile_path,
+    resolve_config,
+    run_stage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

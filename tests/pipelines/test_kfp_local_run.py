@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolorch.kfp_io import flat_numbers
+from toolorch.ops.kfp_io import flat_numbers
 from toolorch.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]

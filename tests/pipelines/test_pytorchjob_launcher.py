@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolorch.pytorchjob import (JobFailed, job_command, job_manifest, job_state, launch_mode, local_command,
-                                 wait_for_job)
+from toolorch.ops.pytorchjob import (
+    JobFailed,
+    job_command,
+    job_manifest,
+    job_state,
+    launch_mode,
+    local_command,
+    wait_for_job,
+)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "manifests" / "pytorchjob-grpo.yaml"
 
@@ -26,7 +33,7 @@ def test_launch_mode_detects_the_cluster(tmp_path, monkeypatch):
     assert launch_mode({"TOOLORCH_GRPO_LAUNCH": "local", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "local"
     token = tmp_path / "token"
     token.write_text("t")
-    monkeypatch.setattr("toolorch.pytorchjob.SA_TOKEN", token)
+    monkeypatch.setattr("toolorch.ops.pytorchjob.SA_TOKEN", token)
     assert launch_mode({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "cluster"
     with pytest.raises(ValueError, match="TOOLORCH_GRPO_LAUNCH='gpu'"):
         launch_mode({"TOOLORCH_GRPO_LAUNCH": "gpu"})
@@ -105,7 +112,7 @@ def test_flag_tables_match_the_grpo_stage():
     import typer
     import typer.main
 
-    from toolorch.pytorchjob import INPUT_FLAGS, OUTPUT_FLAGS
+    from toolorch.ops.pytorchjob import INPUT_FLAGS, OUTPUT_FLAGS
     from toolorch.stages import grpo
 
     app = typer.Typer()

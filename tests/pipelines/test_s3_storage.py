@@ -1,13 +1,20 @@
-"""toolorch.storage against a real S3 server (rclone serve s3 on 127.0.0.1) and a dead endpoint."""
+"""toolorch.ops.storage against a real S3 server (rclone serve s3 on 127.0.0.1) and a dead endpoint."""
 from __future__ import annotations
 
 import time
 import uuid
 
 import pytest
-
 from s3_server import free_port
-from toolorch.storage import S3Settings, S3Store, StorageError, StorageUnavailable, s3_staged, split_s3
+
+from toolorch.ops.storage import (
+    S3Settings,
+    S3Store,
+    StorageError,
+    StorageUnavailable,
+    s3_staged,
+    split_s3,
+)
 
 
 @pytest.fixture
@@ -123,7 +130,7 @@ def test_run_stage_reads_and_writes_s3(store, bucket, s3_server, tmp_path):
     cfg.write_text("seed: 1\nstages:\n  synth_envs:\n    domains: [library]\n")
     store.upload_file(cfg, f"s3://{bucket}/run/config.yaml")
     env = {**os.environ, **s3_server.env()}
-    done = subprocess.run([sys.executable, "-m", "toolorch.storage", "run-stage", "synth_envs",
+    done = subprocess.run([sys.executable, "-m", "toolorch.ops.storage_cli", "run-stage", "synth_envs",
                            "--config", f"s3://{bucket}/run/config.yaml", "--out", f"out_dir=s3://{bucket}/run/envs",
                            "--out", f"metrics_path=s3://{bucket}/run/metrics/synth_envs.json"],
                           env=env, capture_output=True, text=True, timeout=300)
@@ -131,6 +138,6 @@ def test_run_stage_reads_and_writes_s3(store, bucket, s3_server, tmp_path):
     keys = store.keys(f"s3://{bucket}/run")
     assert "run/envs/library/env.json" in keys and "run/metrics/synth_envs.json" in keys
     dead = {**env, "TOOLORCH_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
-    done = subprocess.run([sys.executable, "-m", "toolorch.storage", "pull", f"s3://{bucket}/run", str(tmp_path / "x")],
+    done = subprocess.run([sys.executable, "-m", "toolorch.ops.storage_cli", "pull", f"s3://{bucket}/run", str(tmp_path / "x")],
                           env=dead, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unreachable" in done.stderr and "Traceback" not in done.stderr

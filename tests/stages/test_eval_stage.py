@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.config import Config
-from toolorch.core import Task
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl, write_jsonl
+from toolorch.core.records import Task
 from toolorch.eval.metrics import summarize
 from toolorch.eval.runner import EvalRow
-from toolorch.jsonl import read_jsonl, write_jsonl
 from toolorch.stages import eval as eval_stage
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "eval"))
@@ -97,8 +97,8 @@ def test_checkpoints_sweep_and_ad_hoc_cli(tmp_path, library_env, sim_config):
     from typer.testing import CliRunner
 
     from toolorch.cli import app
-    from toolorch.config import save_config
-    from toolorch.modeling import TinyModelSpec, build_tiny_model
+    from toolorch.core.config import save_config
+    from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 
     tasks, envs = _world(tmp_path, library_env)
     spec = TinyModelSpec(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=1,

@@ -4,17 +4,17 @@ import json
 import shutil
 import socket
 import threading
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from toolorch.config import load_config
-from toolorch.core import Task, ToolCall, Trajectory
-from toolorch.data_checks import ValidationFailed
-from toolorch.jsonl import read_jsonl, write_jsonl
+from toolorch.core.config import load_config
+from toolorch.core.jsonl import read_jsonl, write_jsonl
+from toolorch.core.records import Task, ToolCall, Trajectory
 from toolorch.stages import passk, validate
+from toolorch.synth.data_checks import ValidationFailed
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 # ranges for the two-table test world (the tiny profile's ranges fit generated domains)

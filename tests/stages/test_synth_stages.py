@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from toolorch.config import load_config
-from toolorch.core import Task
-from toolorch.jsonl import read_jsonl
+from toolorch.core.config import load_config
+from toolorch.core.jsonl import read_jsonl
+from toolorch.core.records import Task
 from toolorch.stages import synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,10 +134,10 @@ def test_stage_commands_are_registered_on_toolorch():
 
 @pytest.mark.slow
 def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
-    from toolorch.episode import run_episode
-    from toolorch.env import Environment
-    from toolorch.policies import AskToolPolicy, PlanPolicy
-    from toolorch.tools import Toolbox
+    from toolorch.runtime.env import Environment
+    from toolorch.runtime.episode import run_episode
+    from toolorch.runtime.policies import AskToolPolicy, PlanPolicy
+    from toolorch.runtime.tools import Toolbox
 
     cfg = load_config(None, ["stages.synth_envs.domains=[library,bank,clinic]",
                              "stages.synth_envs.tau2_domains=[airline]", "stages.synth_tasks.heldout_envs=1"])

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
-
-from toolorch.config import Config
-from toolorch.jsonl import write_jsonl
-from toolorch.stages import grpo, sft
 from unit.train.world import build_world
+
+from toolorch.core.config import Config
+from toolorch.core.jsonl import write_jsonl
+from toolorch.stages import grpo, sft
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,17 @@ import os
 from pathlib import Path
 
 import pytest
+from vllm_server import (
+    VLLMServer,  # tests/ is on sys.path: pytest imports tests/conftest.py from there
+)
 
-from toolorch.config import Config, EpisodeConfig
-from toolorch.core import Preference, Task, ToolCall, ToolSpec
-from toolorch.env import Document, EnvSpec, Environment
-from toolorch.modeling import TinyModelSpec, build_tiny_model
-from toolorch.parsing import render_call
-from toolorch.prompts import system_prompt
-from toolorch.tools import code_tool
-from vllm_server import VLLMServer  # tests/ is on sys.path: pytest imports tests/conftest.py from there
+from toolorch.core.config import Config, EpisodeConfig
+from toolorch.core.records import Preference, Task, ToolCall, ToolSpec
+from toolorch.runtime.env import Document, Environment, EnvSpec
+from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
+from toolorch.runtime.parsing import render_call
+from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.tools import code_tool
 
 VLLM_PYTHON_ENV = "TOOLORCH_VLLM_PYTHON"
 

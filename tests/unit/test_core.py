@@ -1,6 +1,6 @@
 import pytest
 
-from toolorch.core import Preference, Task, Usage, is_correct, normalize_answer
+from toolorch.core.records import Preference, Task, Usage, is_correct, normalize_answer
 
 
 def test_usage_adds_up():

@@ -5,8 +5,8 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from toolorch.core import CATEGORIES
-from toolorch.data_checks import (
+from toolorch.core.records import CATEGORIES
+from toolorch.synth.data_checks import (
     CheckSettings,
     category_share_frame,
     environment_frames,

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from toolorch.config import Config, ExpertConfig
-from toolorch.core import Preference
-from toolorch.episode import run_episode
-from toolorch.policies import AskToolPolicy, Generation, PlanPolicy
-from toolorch.tools import Toolbox
+from toolorch.core.config import Config, ExpertConfig
+from toolorch.core.records import Preference
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.policies import AskToolPolicy, Generation, PlanPolicy
+from toolorch.runtime.tools import Toolbox
 
 
 class FixedPolicy:

@@ -3,9 +3,15 @@ from collections import Counter
 
 import pytest
 
-from toolorch.config import ExpertConfig, SimulatedProfile
-from toolorch.core import Task, normalize_answer
-from toolorch.experts import ExpertError, ReplayExpert, SimulatedExpert, decoy_answer, stable_seed
+from toolorch.core.config import ExpertConfig, SimulatedProfile
+from toolorch.core.records import Task, normalize_answer
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.experts import (
+    ExpertError,
+    ReplayExpert,
+    SimulatedExpert,
+    decoy_answer,
+)
 
 
 def _tasks(n, category="lookup", difficulty=1, answer="Ada Byron", kind="string"):

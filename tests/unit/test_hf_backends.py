@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolorch.config import ExpertConfig
-from toolorch.episode import initial_messages, run_episode
-from toolorch.experts import HFExpert, build_expert
-from toolorch.policies import HFPolicy
-from toolorch.tools import Toolbox
+from toolorch.core.config import ExpertConfig
+from toolorch.runtime.episode import initial_messages, run_episode
+from toolorch.runtime.experts import HFExpert, build_expert
+from toolorch.runtime.policies import HFPolicy
+from toolorch.runtime.tools import Toolbox
 
 STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
 
@@ -47,7 +47,7 @@ def test_hf_expert_counts_real_tokens(tiny_model_dir):
 
 
 def test_hf_expert_rejects_missing_model_dir(tmp_path):
-    from toolorch.experts import ExpertError
+    from toolorch.runtime.experts import ExpertError
 
     cfg = ExpertConfig(name="local", backend="hf", price="mini", model=str(tmp_path / "nope"))
     with pytest.raises(ExpertError, match="not found"):

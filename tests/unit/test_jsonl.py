@@ -1,7 +1,7 @@
 import pytest
 
-from toolorch.core import Task
-from toolorch.jsonl import JsonlError, read_jsonl, write_jsonl
+from toolorch.core.jsonl import JsonlError, read_jsonl, write_jsonl
+from toolorch.core.records import Task
 
 
 def _task(i: int) -> Task:

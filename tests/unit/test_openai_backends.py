@@ -8,15 +8,15 @@ import urllib.request
 
 import pytest
 from fake_openai import DROP, FakeOpenAI
-
-from toolorch.config import Config, EpisodeConfig, ExpertConfig
-from toolorch.core import ToolCall
-from toolorch.episode import run_episode
-from toolorch.experts import ExpertError, OpenAIExpert
-from toolorch.openai_chat import EndpointError
-from toolorch.policies import OpenAIPolicy, PlanPolicy
-from toolorch.tools import Toolbox
 from vllm_server import free_port
+
+from toolorch.core.config import Config, EpisodeConfig, ExpertConfig
+from toolorch.core.records import ToolCall
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import ExpertError, OpenAIExpert
+from toolorch.runtime.openai_chat import EndpointError
+from toolorch.runtime.policies import OpenAIPolicy, PlanPolicy
+from toolorch.runtime.tools import Toolbox
 
 STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
 ANSWER = "<answer>12.5</answer>"

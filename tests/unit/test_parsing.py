@@ -3,8 +3,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolorch.core import ToolCall
-from toolorch.parsing import parse_assistant, render_call
+from toolorch.core.records import ToolCall
+from toolorch.runtime.parsing import parse_assistant, render_call
 
 
 def test_hermes_call_parsed():

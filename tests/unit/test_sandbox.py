@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.env import sandbox
-from toolorch.env.sandbox import SandboxResult, run_python
+from toolorch.runtime.env import sandbox
+from toolorch.runtime.env.sandbox import SandboxResult, run_python
 
 
 @pytest.fixture(scope="module", autouse=True)

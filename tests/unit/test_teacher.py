@@ -1,11 +1,18 @@
 """The scripted pass@k teacher: grounded answers, seeded route sampling, routes that differ in cost."""
 import pytest
 
-from toolorch.core import Preference, Task, ToolCall
-from toolorch.episode import run_episode
-from toolorch.teacher import (ROUTES, RoutePolicy, ScriptedTeacher, TeacherRoutes, cheap_expert_odds, grounded_answer,
-                              grounded_in)
-from toolorch.tools import Toolbox
+from toolorch.core.records import Preference, Task, ToolCall
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.teacher import (
+    ROUTES,
+    RoutePolicy,
+    ScriptedTeacher,
+    TeacherRoutes,
+    cheap_expert_odds,
+    grounded_answer,
+    grounded_in,
+)
+from toolorch.runtime.tools import Toolbox
 
 
 def _task(answer, answer_type="string", **kw):

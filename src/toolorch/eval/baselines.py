@@ -19,13 +19,20 @@ import random
 import re
 from typing import Any, Callable
 
-from toolorch.config import Config
-from toolorch.core import Task, ToolCall, ToolSpec, normalize_answer
-from toolorch.experts import approx_tokens, stable_seed
-from toolorch.parsing import render_call
-from toolorch.policies import (Generation, Policy, answer_from_observation, last_observation, prompt_tokens,
-                                question_of)
-from toolorch.tools import Toolbox, expert_tool_name
+from toolorch.core.config import Config
+from toolorch.core.records import Task, ToolCall, ToolSpec, normalize_answer
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.experts import approx_tokens
+from toolorch.runtime.parsing import render_call
+from toolorch.runtime.policies import (
+    Generation,
+    Policy,
+    answer_from_observation,
+    last_observation,
+    prompt_tokens,
+    question_of,
+)
+from toolorch.runtime.tools import Toolbox, expert_tool_name
 
 PolicyMaker = Callable[[Task, Toolbox], Policy]
 

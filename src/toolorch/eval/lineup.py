@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolorch.config import Config
-from toolorch.core import Task
-from toolorch.env import Environment
-from toolorch.eval.baselines import PolicyMaker, cascade_maker, only_expert_maker, random_maker, shared_maker
-from toolorch.policies import HFPolicy, Policy
-from toolorch.prompts import INSTRUCTIONS, describe_tool
+from toolorch.core.config import Config
+from toolorch.core.records import Task
+from toolorch.eval.baselines import (
+    PolicyMaker,
+    cascade_maker,
+    only_expert_maker,
+    random_maker,
+    shared_maker,
+)
+from toolorch.runtime.env import Environment
+from toolorch.runtime.policies import HFPolicy, Policy
+from toolorch.runtime.prompts import INSTRUCTIONS, describe_tool
 
 SCRIPTED = ("random", "cascade")
 CHECKPOINTS = ("grpo", "sft")
@@ -115,7 +121,7 @@ class Lineup:
             if not is_checkpoint(folder):
                 raise FileNotFoundError(f"prompted_base {folder} does not exist or has no config.json")
             return folder
-        from toolorch.modeling import build_tiny_model
+        from toolorch.runtime.modeling import build_tiny_model
 
         self.notes.append("prompted: a random-init tiny base model (no training) with the tool list in its prompt")
         return build_tiny_model(self.work_dir / "prompted_base", prompted_corpus(tasks, envs), seed=self.seed)

@@ -14,8 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from toolorch.core.seeds import stable_seed
 from toolorch.eval.runner import EvalRow
-from toolorch.experts import stable_seed
 
 GENERALISATION_BLOCKS = ("unseen_pricing", "unseen_tool")
 BASELINES = ("random", "cascade", "prompted", "oracle")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolorch.core import Task
-from toolorch.env import Environment
-from toolorch.episode import run_episode
+from toolorch.core.records import Task
 from toolorch.eval.runner import Block, EvalRow, Seen, to_row
-from toolorch.experts import approx_tokens
-from toolorch.policies import AskToolPolicy, Generation, Policy, prompt_tokens
-from toolorch.teacher import RoutePolicy
-from toolorch.tools import Toolbox, expert_tool_name
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import approx_tokens
+from toolorch.runtime.policies import AskToolPolicy, Generation, Policy, prompt_tokens
+from toolorch.runtime.teacher import RoutePolicy
+from toolorch.runtime.tools import Toolbox, expert_tool_name
 
 
 class GiveUpPolicy:

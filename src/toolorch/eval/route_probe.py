@@ -20,18 +20,18 @@ from typing import Any, Optional
 import torch
 import typer
 
-from toolorch.config import Config
-from toolorch.core import ANSWER_TOOL, Preference, Task, ToolCall
-from toolorch.env import Environment
-from toolorch.episode import initial_messages
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl
+from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
+from toolorch.core.splits import stratified_subsample
 from toolorch.eval.runner import load_envs
-from toolorch.jsonl import read_jsonl
-from toolorch.parsing import render_call
-from toolorch.synth.preferences import PROFILES
-from toolorch.synth.splits import stratified_subsample
-from toolorch.tools import Toolbox
-from toolorch.train.chat import encode, render
-from toolorch.train.packing import common_prefix, model_device
+from toolorch.runtime.chat import common_prefix, encode, render
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import initial_messages
+from toolorch.runtime.modeling import model_device
+from toolorch.runtime.parsing import render_call
+from toolorch.runtime.preferences import PROFILES
+from toolorch.runtime.tools import Toolbox
 
 
 def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
@@ -111,7 +111,7 @@ def main(
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolorch.config import load_config
+    from toolorch.core.config import load_config
 
     cfg = load_config(config, set_)
     unknown = [p for p in profiles if p not in PROFILES]

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolorch.config import Config
-from toolorch.core import Preference, Record, Task, Trajectory
-from toolorch.env import Environment
-from toolorch.episode import run_episode
+from toolorch.core.config import Config
+from toolorch.core.records import Preference, Record, Task, Trajectory
 from toolorch.eval.baselines import PolicyMaker
-from toolorch.experts import Expert, build_expert
-from toolorch.tools import Toolbox
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import Expert, build_expert
+from toolorch.runtime.tools import Toolbox
 
 
 class EvalRow(Record):

@@ -16,15 +16,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolorch.config import Config, load_config, save_config
-from toolorch.jsonl import write_json
+from toolorch.core.config import Config, load_config, save_config
+from toolorch.core.jsonl import write_json
 
 STAGES = ["synth_envs", "synth_tasks", "passk", "validate", "sft", "grpo", "eval"]
 
 
 def progress_bar(label: str, enabled: bool = True):
     """A rich progress bar for long work (steps, tasks); transient, so logs stay readable."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                     TimeRemainingColumn(), disable=not enabled, transient=True)

@@ -18,8 +18,10 @@ from typing import Any, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.config import Config, ExpertConfig
-from toolorch.core import Task
+from toolorch.core.config import Config, ExpertConfig
+from toolorch.core.jsonl import read_jsonl, write_jsonl
+from toolorch.core.records import Task
+from toolorch.core.splits import stratified_subsample
 from toolorch.eval.adapters.suite import BenchmarkSettings, run_benchmarks
 from toolorch.eval.baselines import experts_by_price
 from toolorch.eval.lineup import Lineup, expand
@@ -27,9 +29,7 @@ from toolorch.eval.metrics import is_baseline, summarize
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.report import write_report
 from toolorch.eval.runner import Block, EvalRow, Seen, load_envs, run_policy
-from toolorch.jsonl import read_jsonl, write_jsonl
 from toolorch.stages import finish, stage_config
-from toolorch.synth.splits import stratified_subsample
 
 
 class Settings(BaseModel):

@@ -30,13 +30,13 @@ import torch
 import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolorch.config import Config
-from toolorch.core import Task
-from toolorch.env import Environment
-from toolorch.jsonl import read_jsonl
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl
+from toolorch.core.records import Task
+from toolorch.core.splits import stratified_subsample
+from toolorch.runtime.env import Environment
+from toolorch.runtime.preferences import PROFILES
 from toolorch.stages import finish, stage_config
-from toolorch.synth.preferences import PROFILES
-from toolorch.synth.splits import stratified_subsample
 from toolorch.train.distributed import close, full_state_dict, init_distributed
 from toolorch.train.grpo import StepConfig
 from toolorch.train.heldout import HeldoutConfig, heldout_report

@@ -32,17 +32,24 @@ from typing import Any, Literal, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolorch.config import Config
-from toolorch.core import Task, Trajectory
-from toolorch.env import Environment
-from toolorch.episode import run_episode
-from toolorch.experts import build_expert, stable_seed
-from toolorch.jsonl import read_jsonl, write_json, write_jsonl
-from toolorch.openai_chat import EndpointError
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
+from toolorch.core.records import Task, Trajectory
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import build_expert
+from toolorch.runtime.openai_chat import EndpointError
+from toolorch.runtime.preferences import with_user
+from toolorch.runtime.teacher import (
+    OnlineTeacher,
+    ScriptedTeacher,
+    TeacherRoutes,
+    online_policy,
+    reverify,
+)
+from toolorch.runtime.tools import Toolbox
 from toolorch.stages import finish, progress_bar, stage_config
-from toolorch.synth.preferences import with_user
-from toolorch.teacher import OnlineTeacher, ScriptedTeacher, TeacherRoutes, online_policy, reverify
-from toolorch.tools import Toolbox
 
 
 class PasskSettings(BaseModel):

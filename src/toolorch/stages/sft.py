@@ -5,7 +5,7 @@
 
 Reads data/passk/trajectories.jsonl (full chats, system prompt first). The base model
 is `stages.sft.base`: `tiny` builds a random-init Qwen2 whose byte-level BPE tokenizer
-is trained on these chats (toolorch.modeling), anything else is an HF model folder.
+is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder.
 Chats are tokenized with the model's chat template, packed into rows of `max_len`
 tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes
     models/sft/            HF checkpoint (weights, tokenizer, chat template) + config.resolved.yaml
@@ -23,12 +23,12 @@ import torch
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.config import Config
-from toolorch.core import Trajectory
-from toolorch.jsonl import read_jsonl
-from toolorch.modeling import TinyModelSpec, build_tiny_model
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl
+from toolorch.core.records import Trajectory
+from toolorch.runtime.chat import chat_texts, tokenize_chat
+from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.stages import finish, progress_bar, stage_config
-from toolorch.train.chat import chat_texts, tokenize_chat
 from toolorch.train.distributed import default_device
 from toolorch.train.packing import Sample, pack
 from toolorch.train.sft import SFTLoop, train_sft

@@ -21,11 +21,17 @@ from typing import Any, Literal, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolorch.config import Config
+from toolorch.core.config import Config
+from toolorch.core.jsonl import write_jsonl
 from toolorch.stages import finish, stage_config
 from toolorch.synth.domains import DOMAIN_NAMES
-from toolorch.jsonl import write_jsonl
-from toolorch.synth.envs import IMPORTED_TASKS, EnvGenerator, ProceduralGenerator, check_environment, replace_folder
+from toolorch.synth.envs import (
+    IMPORTED_TASKS,
+    EnvGenerator,
+    ProceduralGenerator,
+    check_environment,
+    replace_folder,
+)
 from toolorch.synth.llm_envs import GenerationFailure, LLMGenerator
 from toolorch.synth.tau2 import DOMAINS as TAU2_DOMAINS
 from toolorch.synth.tau2 import import_tau2

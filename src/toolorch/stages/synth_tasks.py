@@ -27,15 +27,16 @@ from typing import Any, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.config import Config
-from toolorch.core import CATEGORIES, Task
-from toolorch.env import Environment
-from toolorch.jsonl import read_jsonl, write_json, write_jsonl
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
+from toolorch.core.records import CATEGORIES, Task
+from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split
+from toolorch.runtime.env import Environment
+from toolorch.runtime.gold import verify_tasks
+from toolorch.runtime.preferences import preference_kind
 from toolorch.stages import finish, stage_config
-from toolorch.synth.envs import HINTS_FILE, IMPORTED_TASKS, replace_folder, stable_seed
-from toolorch.synth.gold import verify_tasks
-from toolorch.synth.preferences import preference_kind
-from toolorch.synth.splits import SplitPlan, apply_split, dedup, plan_split
+from toolorch.synth.domain import synth_seed
+from toolorch.synth.envs import HINTS_FILE, IMPORTED_TASKS, replace_folder
 from toolorch.synth.tasks import synthesize_tasks
 
 
@@ -87,7 +88,7 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("d
     start = time.perf_counter()
     drafted, rejected = synthesize_tasks(envs, cfg, settings.tasks_per_template, seed, settings.workers)
     kept, duplicates = dedup(drafted)
-    plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, stable_seed(seed, "split"))
+    plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, synth_seed(seed, "split"))
     tasks = apply_split(kept, plan)
     imported = imported_tasks(envs)
     if imported:  # imported benchmark worlds are whole held-out environments

@@ -4,7 +4,7 @@
     toolorch validate --config configs/tiny.yaml --docs-dir reports/data_docs
 
 Reads data/envs/, data/tasks/{train,heldout}.jsonl and data/passk/{tasks,trajectories}.jsonl
-and runs six suites (see toolorch.data_checks): environments and their tables in range
+and runs six suites (see toolorch.synth.data_checks): environments and their tables in range
 (worlds imported from benchmarks, e.g. tau2, keep their own shape and skip the ranges);
 kept and held-out tasks well-formed, unique and re-verified by executing their gold
 calls; category balance of the kept train tasks; train/held-out disjoint by id,
@@ -27,9 +27,13 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from toolorch.config import Config
-from toolorch.core import Task, is_correct
-from toolorch.data_checks import (
+from toolorch.core.config import Config
+from toolorch.core.records import Task, is_correct
+from toolorch.runtime.env import Environment
+from toolorch.runtime.experts import build_expert
+from toolorch.runtime.teacher import reverify
+from toolorch.stages import finish, stage_config
+from toolorch.synth.data_checks import (
     CheckSettings,
     ValidationFailed,
     category_share_frame,
@@ -41,10 +45,6 @@ from toolorch.data_checks import (
     task_frame,
     trajectory_frame,
 )
-from toolorch.env import Environment
-from toolorch.experts import build_expert
-from toolorch.stages import finish, stage_config
-from toolorch.teacher import reverify
 
 
 def settings_of(cfg: Config) -> CheckSettings:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from toolorch.core import ToolSpec
-from toolorch.env.world import ToolError, check_arguments
+from toolorch.core.records import ToolSpec
+from toolorch.runtime.env.world import ToolError, check_arguments
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")

@@ -24,11 +24,19 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from toolorch.core import Record
-from toolorch.env.world import Document, EnvSpec, Environment
-from toolorch.synth.envs import Arg, DbTool, FactQA, SynthHints, search_tool, write_environment
-from toolorch.synth.llm_checks import (CheckedTool, Invalid, check_documents, check_rows, check_schema,
-                                       check_tools, parse_json_object)
+from toolorch.core.records import Record
+from toolorch.runtime.env.world import Document, Environment, EnvSpec, search_tool
+from toolorch.synth.domain import Arg, DbTool, FactQA, SynthHints
+from toolorch.synth.envs import write_environment
+from toolorch.synth.llm_checks import (
+    CheckedTool,
+    Invalid,
+    check_documents,
+    check_rows,
+    check_schema,
+    check_tools,
+    parse_json_object,
+)
 
 STEPS = ("schema", "rows", "tools", "documents")
 
@@ -169,7 +177,7 @@ class LLMGenerator:
         }
 
     def _ask(self, step: str, state: dict[str, Any], seed: int, feedback: str | None) -> str:
-        from toolorch.openai_chat import complete, make_client
+        from toolorch.runtime.openai_chat import complete, make_client
 
         if self._client is None:
             key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""

@@ -18,18 +18,19 @@ import hashlib
 import json
 import random
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from toolorch.config import Config
-from toolorch.core import Task, ToolCall
-from toolorch.env.world import Environment
-from toolorch.synth.envs import Arg, DbTool, FactQA, SynthHints, load_hints, stable_seed
-from toolorch.synth.gold import PREV, GoldError, gold_answer
-from toolorch.synth.preferences import sample_preference
-from toolorch.tools import Toolbox
+from toolorch.core.config import Config
+from toolorch.core.records import Task, ToolCall
+from toolorch.runtime.env.world import Environment
+from toolorch.runtime.gold import PREV, GoldError, gold_answer
+from toolorch.runtime.preferences import sample_preference
+from toolorch.runtime.tools import Toolbox
+from toolorch.synth.domain import Arg, DbTool, FactQA, SynthHints, synth_seed
+from toolorch.synth.envs import load_hints
 
 VALUE_FORMS = ("What is {noun}?", "Can you tell me {noun}?", "Please look up {noun}.", "I need to know {noun}.")
 LIST_FORMS = ("What are {noun}?", "List {noun}.", "Which are {noun}?")
@@ -247,7 +248,7 @@ def synthesize_env_tasks(env: Environment, cfg: Config, per_template: int, seed:
 def _fill(ctx: Context, template: Template, cfg: Config, per_template: int, seed: int,
           attempts_per_task: int, rejected: Counter[str]) -> list[Task]:
     template_id = f"{ctx.env.name}.{template.key}"
-    rng = random.Random(stable_seed(seed, template_id))
+    rng = random.Random(synth_seed(seed, template_id))
     made: dict[str, Task] = {}
     for _ in range(per_template * attempts_per_task):
         if len(made) >= per_template:
@@ -264,7 +265,7 @@ def _fill(ctx: Context, template: Template, cfg: Config, per_template: int, seed
         made[tid] = Task(id=tid, env=ctx.env.name, question=draft.question, answer=answer,
                          answer_type=draft.answer_type, category=template.category,  # type: ignore[arg-type]
                          difficulty=len(draft.calls), template=template_id, gold_calls=draft.calls,
-                         preference=sample_preference(cfg, stable_seed(seed, tid)))
+                         preference=sample_preference(cfg, synth_seed(seed, tid)))
     return list(made.values())
 
 

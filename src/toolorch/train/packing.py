@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import modeling_utils
 
-from toolorch.train.chat import IGNORE
+from toolorch.runtime.chat import IGNORE, common_prefix
 
 
 @dataclass
@@ -67,15 +67,6 @@ def untrained_head(s: Sample) -> int:
     trained either (a tail's first token is not predicted in its row), one left over."""
     first_trained = next((i for i, t in enumerate(s.trained) if t), len(s))
     return max(0, min(first_trained - 1, len(s) - 1))
-
-
-def common_prefix(a: list[int], b: list[int], limit: int) -> int:
-    n = 0
-    for x, y in zip(a[:limit], b[:limit]):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def shared_row(members: list[Sample], head: int) -> list[Sample]:
@@ -164,10 +155,6 @@ def collate(rows: list[list[Sample]], pad_id: int, dtype: torch.dtype = torch.fl
 # transformers releases that take a boolean [B, L] `logits_to_keep` (and have this helper) project
 # only those positions; older ones compute every position's logits and we select afterwards
 _LOGITS_AT_MASK = hasattr(modeling_utils, "slice_logits_to_keep")
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:

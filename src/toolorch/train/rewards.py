@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolorch.core import Preference, Trajectory
+from toolorch.core.records import Preference, Trajectory
 
 TERMS = ("outcome", "cost", "latency", "deny", "prefer")
 

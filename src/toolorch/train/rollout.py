@@ -3,7 +3,7 @@
     engine = HFEngine(model, tokenizer, max_new_tokens=64, temperature=1.0)
     rollouts = run_rollouts([(task, env)] * 8, cfg, engine, seed=0)
 
-Each episode runs `toolorch.episode.run_episode` in its own thread with a
+Each episode runs `toolorch.runtime.episode.run_episode` in its own thread with a
 `TokenPolicy`. Its `generate` call blocks in a `LockstepSampler` until every live
 episode has asked, then one batched `generate` serves them all (sorted by episode, so
 the batches and the seeded samples are the same on every run). The policy keeps the
@@ -20,15 +20,16 @@ from typing import Any, Protocol
 
 import torch
 
-from toolorch.config import Config
-from toolorch.core import Task, Trajectory
-from toolorch.env import Environment
-from toolorch.episode import run_episode
-from toolorch.experts import build_expert
-from toolorch.policies import Generation
-from toolorch.tools import Toolbox
-from toolorch.train.chat import encode, render, suffix
-from toolorch.train.packing import Sample, model_device
+from toolorch.core.config import Config
+from toolorch.core.records import Task, Trajectory
+from toolorch.runtime.chat import encode, render, suffix
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import build_expert
+from toolorch.runtime.modeling import model_device
+from toolorch.runtime.policies import Generation
+from toolorch.runtime.tools import Toolbox
+from toolorch.train.packing import Sample
 
 
 class Engine(Protocol):

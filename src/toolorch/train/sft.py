@@ -13,7 +13,8 @@ from typing import Callable
 
 import torch
 
-from toolorch.train.packing import Sample, collate, model_device, nll_sum, to_device
+from toolorch.runtime.modeling import model_device
+from toolorch.train.packing import Sample, collate, nll_sum, to_device
 
 
 @dataclass(frozen=True)

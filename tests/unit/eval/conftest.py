@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from eval_tasks import library_tasks
-from toolorch.core import Task
+
+from toolorch.core.records import Task
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Held-out tasks on the fixture library world (tests/conftest.py), one or more per category."""
 from __future__ import annotations
 
-from toolorch.core import Preference, Task, ToolCall
+from toolorch.core.records import Preference, Task, ToolCall
 
 
 def library_tasks() -> list[Task]:

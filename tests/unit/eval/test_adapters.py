@@ -8,29 +8,50 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-
-from toolorch.config import Config
-from toolorch.core import ToolCall
-from toolorch.eval.adapters import qa_bench, tau2_bench
-from toolorch.eval.adapters.endpoint import Endpoint
-from toolorch.eval.adapters.judge import ExactMatchJudge, JudgeError, LLMJudge, parse_verdict
-from toolorch.eval.adapters.qa_bench import QAFormatError, QARow, build_open_env, load_frames, load_hle
-from toolorch.eval.adapters.suite import BenchmarkSettings
-from toolorch.eval.adapters.tau2_bench import Tau2Result, gold_agent, run_conversation, scripted_users
-from toolorch.eval.adapters.tau2_user import (AGENT_GREETING, STOP, LLMUserSimulator, ScriptedUser,
-                                              UserSimulatorError)
-from toolorch.eval.baselines import shared_maker
-from toolorch.experts import ExpertReply, build_expert
-from toolorch.jsonl import read_jsonl, write_jsonl
-from toolorch.parsing import render_call
-from toolorch.policies import AskToolPolicy, Generation
-from toolorch.stages import eval as eval_stage
-from toolorch.synth import tau2
-from toolorch.tools import Toolbox
 from eval_tasks import library_tasks
 from fake_openai import FakeOpenAI
+from pydantic import ValidationError
 from vllm_server import free_port
+
+from toolorch.core.config import Config
+from toolorch.core.jsonl import read_jsonl, write_jsonl
+from toolorch.core.records import ToolCall
+from toolorch.eval.adapters import qa_bench, tau2_bench
+from toolorch.eval.adapters.endpoint import Endpoint
+from toolorch.eval.adapters.judge import (
+    ExactMatchJudge,
+    JudgeError,
+    LLMJudge,
+    parse_verdict,
+)
+from toolorch.eval.adapters.qa_bench import (
+    QAFormatError,
+    QARow,
+    build_open_env,
+    load_frames,
+    load_hle,
+)
+from toolorch.eval.adapters.suite import BenchmarkSettings
+from toolorch.eval.adapters.tau2_bench import (
+    Tau2Result,
+    gold_agent,
+    run_conversation,
+    scripted_users,
+)
+from toolorch.eval.adapters.tau2_user import (
+    AGENT_GREETING,
+    STOP,
+    LLMUserSimulator,
+    ScriptedUser,
+    UserSimulatorError,
+)
+from toolorch.eval.baselines import shared_maker
+from toolorch.runtime.experts import ExpertReply, build_expert
+from toolorch.runtime.parsing import render_call
+from toolorch.runtime.policies import AskToolPolicy, Generation
+from toolorch.runtime.tools import Toolbox
+from toolorch.stages import eval as eval_stage
+from toolorch.synth import tau2
 
 ASSETS = Path(__file__).parents[2] / "assets" / "bench"
 HLE, FRAMES, DOCS = ASSETS / "hle_sample.jsonl", ASSETS / "frames_sample.jsonl", ASSETS / "documents_sample.jsonl"

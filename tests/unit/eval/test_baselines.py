@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from toolorch.config import Config, ExpertConfig, SimulatedProfile
-from toolorch.core import Preference
-from toolorch.eval.baselines import cascade_maker, experts_by_price, only_expert_maker, random_maker
+from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.records import Preference
+from toolorch.eval.baselines import (
+    cascade_maker,
+    experts_by_price,
+    only_expert_maker,
+    random_maker,
+)
 from toolorch.eval.runner import Block, run_policy
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toolorch.core import Task
+from toolorch.core.records import Task
+from toolorch.core.splits import stratified_subsample
 from toolorch.eval.metrics import bootstrap_ci, dominates, summarize
 from toolorch.eval.runner import EvalRow
-from toolorch.synth.splits import stratified_subsample
 
 
 def row(policy: str, task: str, correct: bool, cost: float, block: str = "main", category: str = "lookup",

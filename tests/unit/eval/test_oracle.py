@@ -1,7 +1,7 @@
 """The oracle is an upper bound: as accurate as any policy and no dearer where it is right."""
 from __future__ import annotations
 
-from toolorch.config import SimulatedProfile
+from toolorch.core.config import SimulatedProfile
 from toolorch.eval.baselines import cascade_maker, only_expert_maker, random_maker
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.runner import Block, run_policy

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.config import load_config
-from toolorch.env import Environment
+from toolorch.core.config import load_config
+from toolorch.runtime.env import Environment
 from toolorch.synth.domains import DOMAIN_NAMES
 from toolorch.synth.envs import ProceduralGenerator
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.core import ToolCall
+from toolorch.core.records import ToolCall
 from toolorch.synth.domains import DOMAIN_NAMES, get_domain
 from toolorch.synth.envs import ProceduralGenerator, check_environment, load_hints
 
@@ -96,7 +96,7 @@ def test_broken_foreign_keys_are_rejected(all_envs, tmp_path):
     conn.execute(f"UPDATE {child.name} SET {ref_col} = 99999 WHERE id = 1")
     conn.commit()
     conn.close()
-    from toolorch.env import Environment
+    from toolorch.runtime.env import Environment
 
     with pytest.raises(ValueError, match="foreign keys"):
         check_environment(Environment.load(folder))

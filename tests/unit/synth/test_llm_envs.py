@@ -8,8 +8,8 @@ from typing import Any, Iterator
 import pytest
 from fake_openai import FakeOpenAI
 
-from toolorch.core import ToolCall
-from toolorch.env.world import Environment
+from toolorch.core.records import ToolCall
+from toolorch.runtime.env.world import Environment
 from toolorch.synth.envs import load_hints
 from toolorch.synth.llm_checks import Invalid, parse_json_object
 from toolorch.synth.llm_envs import STEPS, GenerationFailure, LLMGenerator, Rejection

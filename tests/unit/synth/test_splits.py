@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from toolorch.core import Task
-from toolorch.synth.splits import apply_split, dedup, plan_split
+from toolorch.core.records import Task
+from toolorch.core.splits import apply_split, dedup, plan_split
 
 
 def _task(env: str, template: str, n: int, question: str | None = None, answer: str = "1") -> Task:

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from toolorch.core import CATEGORIES, Preference, Task, ToolCall
-from toolorch.episode import run_episode
-from toolorch.policies import PlanPolicy
-from toolorch.synth.gold import PREV, verify, verify_tasks
-from toolorch.synth.preferences import expert_tools_by_price, sample_preference
-from toolorch.synth.tasks import synthesize_env_tasks, synthesize_tasks, templates
+from toolorch.core.records import CATEGORIES, Preference, Task, ToolCall
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.gold import PREV, verify, verify_tasks
+from toolorch.runtime.policies import PlanPolicy
+from toolorch.runtime.preferences import expert_tools_by_price, sample_preference
+from toolorch.runtime.tools import Toolbox
 from toolorch.synth.envs import load_hints
-from toolorch.tools import Toolbox
+from toolorch.synth.tasks import synthesize_env_tasks, synthesize_tasks, templates
 
 
 @pytest.fixture(scope="module")

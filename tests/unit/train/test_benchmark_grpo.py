@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.env import Environment
+from toolorch.runtime.env import Environment
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from toolorch.train.chat import tokenize_chat
+from toolorch.runtime.chat import tokenize_chat
 from toolorch.train.checkpoint import load_state, save_state
 from toolorch.train.distributed import Dist, default_device, init_distributed
 from toolorch.train.grpo import StepConfig, grpo_step, micro_batches, with_advantage
@@ -157,7 +157,7 @@ def test_resampled_preferences_vary_by_visit_and_replay_on_resume(world, sim_con
 
 
 def test_contrast_batches_pair_each_task_under_the_two_profiles(world, sim_config):
-    from toolorch.synth.preferences import PROFILES, preference_kind
+    from toolorch.runtime.preferences import PROFILES, preference_kind
 
     batches = _batches(world, sim_config, "contrast", 12)
     stream = [t.id for b in _batches(world, sim_config, "task", 6) for t in b]

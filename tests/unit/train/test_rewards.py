@@ -7,9 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from toolorch.core import Preference, Trajectory, Turn, ToolCall, Usage
+from toolorch.core.records import Preference, ToolCall, Trajectory, Turn, Usage
 from toolorch.train.rewards import (
-    EpisodeOutcome, RewardConfig, efficiency_coefficients, group_advantages, group_rewards, minmax,
+    EpisodeOutcome,
+    RewardConfig,
+    efficiency_coefficients,
+    group_advantages,
+    group_rewards,
+    minmax,
 )
 
 CFG = RewardConfig()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoModelForCausalLM
 
-from toolorch.env import Environment
-from toolorch.train.chat import render
+from toolorch.runtime.chat import render
+from toolorch.runtime.env import Environment
 from toolorch.train.rollout import HFEngine, LockstepSampler, run_rollouts
 
 

@@ -5,14 +5,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from toolorch.core import ANSWER_TOOL, Preference, ToolCall
-from toolorch.env import Environment
-from toolorch.episode import initial_messages
+from toolorch.core.records import ANSWER_TOOL, Preference, ToolCall
 from toolorch.eval.route_probe import expert_odds, probe
-from toolorch.parsing import render_call
-from toolorch.synth.preferences import PROFILES
-from toolorch.tools import Toolbox
-from toolorch.train.chat import encode, render
+from toolorch.runtime.chat import encode, render
+from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import initial_messages
+from toolorch.runtime.parsing import render_call
+from toolorch.runtime.preferences import PROFILES
+from toolorch.runtime.tools import Toolbox
 
 
 def _model(folder):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolorch.train.chat import encode, tokenize_chat
-from toolorch.train.packing import Sample, collate, nll_sum, pack, pack_shared, token_logprobs
+from toolorch.runtime.chat import encode, tokenize_chat
+from toolorch.train.packing import (
+    Sample,
+    collate,
+    nll_sum,
+    pack,
+    pack_shared,
+    token_logprobs,
+)
 
 
 def test_only_assistant_tokens_are_trained(world, tiny_tokenizer):
@@ -110,8 +117,8 @@ def test_padding_does_not_change_loss(world, tiny_tokenizer):
 
 
 def test_trajectory_limit_spreads_over_tasks(tmp_path):
-    from toolorch.core import Trajectory, Usage
-    from toolorch.jsonl import write_jsonl
+    from toolorch.core.jsonl import write_jsonl
+    from toolorch.core.records import Trajectory, Usage
     from toolorch.stages.sft import load_trajectories
 
     def traj(task: str, k: int) -> Trajectory:

@@ -12,7 +12,7 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from toolorch.train.chat import encode, render
+from toolorch.runtime.chat import encode, render
 from toolorch.train.distributed import Dist
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.loop import TrainState, sync_engine

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolorch.config import Config, ExpertConfig, SimulatedProfile
-from toolorch.core import Preference, Task, ToolCall, Trajectory
-from toolorch.episode import run_episode
-from toolorch.jsonl import write_jsonl
-from toolorch.policies import AskToolPolicy, PlanPolicy
-from toolorch.tools import Toolbox
+from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.jsonl import write_jsonl
+from toolorch.core.records import Preference, Task, ToolCall, Trajectory
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.policies import AskToolPolicy, PlanPolicy
+from toolorch.runtime.tools import Toolbox
 
 TITLES = {"Engines": "Ada Byron", "Notes": "Ada Byron", "Proofs": "Kurt Vonn"}
 YEARS = {1843: "Engines", 1842: "Notes", 1931: "Proofs"}

@@ -4,7 +4,7 @@
     text = EndpointChat(ep).say([{"role": "user", "content": "..."}])
 
 Retries are bounded (`max_retries`, exponential backoff from `backoff_s`); when they run
-out, `toolorch.openai_chat.EndpointError` names the URL and the last failure.
+out, `toolorch.runtime.openai_chat.EndpointError` names the URL and the last failure.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.openai_chat import complete, make_client
+from toolorch.runtime.openai_chat import complete, make_client
 
 
 class Endpoint(BaseModel):

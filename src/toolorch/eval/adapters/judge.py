@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from toolorch.core import normalize_answer
+from toolorch.core.records import normalize_answer
 from toolorch.eval.adapters.endpoint import Endpoint, EndpointChat
-from toolorch.openai_chat import EndpointError
+from toolorch.runtime.openai_chat import EndpointError
 
 JUDGE_PROMPT = """You grade answers. Decide whether the predicted answer to the question is correct,
 given the gold answer.
@@ -102,7 +102,7 @@ _CHOICE = re.compile(r"^\(?([A-Z])\)?(?:[.:)\s]|$)")
 
 
 class ExactMatchJudge:
-    """Normalised equality (`toolorch.core.normalize_answer`); a multiple-choice letter matches
+    """Normalised equality (`toolorch.core.records.normalize_answer`); a multiple-choice letter matches
     a prediction that opens with that letter ("B", "(B)", "B. Paris")."""
 
     name = "exact_match"

@@ -24,16 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from toolorch.config import Config
-from toolorch.core import Record, Task
-from toolorch.env.world import Document, EnvSpec, Environment
-from toolorch.episode import run_episode
+from toolorch.core.config import Config
+from toolorch.core.jsonl import JsonlError, read_objects
+from toolorch.core.records import Record, Task
 from toolorch.eval.adapters.judge import Judge
 from toolorch.eval.baselines import PolicyMaker
-from toolorch.experts import Expert
-from toolorch.jsonl import JsonlError, read_objects
-from toolorch.synth.envs import search_tool
-from toolorch.tools import Toolbox
+from toolorch.runtime.env.world import Document, Environment, EnvSpec, search_tool
+from toolorch.runtime.episode import run_episode
+from toolorch.runtime.experts import Expert
+from toolorch.runtime.tools import Toolbox
 
 OPEN_ENV = "open"
 # Accepted names per field, first match wins (the public datasets' names first).

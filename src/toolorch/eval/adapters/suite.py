@@ -22,15 +22,29 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from toolorch.config import Config
+from toolorch.core.config import Config
+from toolorch.core.jsonl import write_jsonl
 from toolorch.eval.adapters.endpoint import Endpoint
 from toolorch.eval.adapters.judge import build_judge
-from toolorch.eval.adapters.qa_bench import QACase, QAFile, QARow, build_open_env, load_frames, load_hle, run_qa, \
-    summarize_qa
-from toolorch.eval.adapters.tau2_bench import Tau2Result, llm_users, load_cases, run_tau2, summarize_tau2
+from toolorch.eval.adapters.qa_bench import (
+    QACase,
+    QAFile,
+    QARow,
+    build_open_env,
+    load_frames,
+    load_hle,
+    run_qa,
+    summarize_qa,
+)
+from toolorch.eval.adapters.tau2_bench import (
+    Tau2Result,
+    llm_users,
+    load_cases,
+    run_tau2,
+    summarize_tau2,
+)
 from toolorch.eval.lineup import Lineup
 from toolorch.eval.runner import Block
-from toolorch.jsonl import write_jsonl
 
 
 class Tau2Settings(BaseModel):

@@ -25,19 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from toolorch.config import Config
-from toolorch.core import Observation, Record, Task, Turn, Usage
-from toolorch.env.world import Environment, ToolError
+from toolorch.core.config import Config
+from toolorch.core.records import Observation, Record, Task, Turn, Usage
 from toolorch.eval.adapters.endpoint import Endpoint
-from toolorch.eval.adapters.tau2_user import (LLMUserSimulator, ScriptedUser, UserSimulator, UserSimulatorError,
-                                              stop_reason)
+from toolorch.eval.adapters.tau2_user import (
+    LLMUserSimulator,
+    ScriptedUser,
+    UserSimulator,
+    UserSimulatorError,
+    stop_reason,
+)
 from toolorch.eval.baselines import PolicyMaker
-from toolorch.experts import Expert
-from toolorch.parsing import parse_assistant
-from toolorch.policies import PlanPolicy, Policy, answer_from_observation
-from toolorch.prompts import system_prompt
+from toolorch.runtime.env.world import Environment, ToolError
+from toolorch.runtime.experts import Expert
+from toolorch.runtime.parsing import parse_assistant
+from toolorch.runtime.policies import PlanPolicy, Policy, answer_from_observation
+from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.tools import Toolbox
 from toolorch.synth import tau2
-from toolorch.tools import Toolbox
 
 USER_STOPS = ("user_stop", "transfer", "out_of_scope")  # tau2 scores only conversations the user ended
 CONVERSATION_NOTE = (

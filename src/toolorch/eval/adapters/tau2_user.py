@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolorch.eval.adapters.endpoint import Endpoint, EndpointChat
-from toolorch.openai_chat import EndpointError
+from toolorch.runtime.openai_chat import EndpointError
 
 STOP, TRANSFER, OUT_OF_SCOPE = "###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###"
 STOP_TOKENS = {STOP: "user_stop", TRANSFER: "transfer", OUT_OF_SCOPE: "out_of_scope"}

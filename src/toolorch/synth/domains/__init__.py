@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from toolorch.synth.envs import Domain
+from toolorch.synth.domain import Domain
 
 DOMAIN_NAMES: tuple[str, ...] = (
     "library", "bank", "clinic", "airline", "retail", "school", "railway", "restaurant",

@@ -1,5 +1,18 @@
 """Airline: airports, flights, passengers and bookings; baggage and change rules live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, code, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    code,
+    day,
+    money,
+    person,
+    pick,
+)
 
 TABLES = (
     Table("airports", (Col("code", "TEXT", lambda f, r: "".join(r.choice("ABCDEFGHJKLMNPRSTUVWXZ") for _ in range(3)),

@@ -1,5 +1,17 @@
 """Bank: customers, branches, accounts and transactions; fees and limits live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, code, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    code,
+    day,
+    money,
+    person,
+    pick,
+)
 
 TABLES = (
     Table("customers", (Col("name", "TEXT", person, unique=True),

@@ -1,5 +1,17 @@
 """Clinic: doctors, patients, appointments and prescriptions; visiting rules live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    day,
+    money,
+    person,
+    pick,
+)
 
 SPECIALTIES = ("cardiology", "dermatology", "pediatrics", "neurology", "orthopedics", "general practice")
 DRUGS = ("amoxicillin", "ibuprofen", "lisinopril", "metformin", "atorvastatin", "omeprazole", "cetirizine")

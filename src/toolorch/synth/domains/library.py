@@ -1,5 +1,16 @@
 """Library: authors, books, members and loans; fees and rules live in the policy documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, day, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    day,
+    person,
+    pick,
+)
 
 GENRES = ("fantasy", "mystery", "history", "science", "poetry", "biography", "travel", "cooking")
 

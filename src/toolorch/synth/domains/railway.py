@@ -1,5 +1,18 @@
 """Railway: stations, trains, trips and tickets; fares rules and services live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, code, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    code,
+    day,
+    money,
+    person,
+    pick,
+)
 
 TABLES = (
     Table("stations", (Col("name", "TEXT", lambda f, r: f"{f.city()} {r.choice(('Central', 'North', 'Junction'))}",

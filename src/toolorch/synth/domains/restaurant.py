@@ -1,5 +1,18 @@
 """Restaurant: dishes, staff, reservations and orders; house rules live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, code, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    code,
+    day,
+    money,
+    person,
+    pick,
+)
 
 STYLES = ("Grilled", "Roasted", "Braised", "Crispy", "Smoked", "Spicy", "Lemon", "Garlic", "Herb")
 BASES = ("Salmon", "Chicken", "Tofu", "Risotto", "Lamb", "Gnocchi", "Cauliflower", "Tart", "Duck", "Soup")

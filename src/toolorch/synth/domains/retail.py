@@ -1,5 +1,17 @@
 """Retail: customers, products, orders and order items; shipping and return rules live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, day, money, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    day,
+    money,
+    person,
+    pick,
+)
 
 CATEGORIES = ("apparel", "footwear", "kitchen", "garden", "electronics", "toys", "sports")
 THINGS = ("Jacket", "Kettle", "Lamp", "Backpack", "Sneakers", "Planter", "Headphones", "Blender", "Tent", "Scarf")

@@ -1,5 +1,15 @@
 """School: teachers, students, courses and enrolments; calendar and grading rules live in the documents."""
-from toolorch.synth.envs import Arg, Col, DbTool, Domain, Fact, Table, between, person, pick
+from toolorch.synth.domain import (
+    Arg,
+    Col,
+    DbTool,
+    Domain,
+    Fact,
+    Table,
+    between,
+    person,
+    pick,
+)
 
 SUBJECTS = ("Algebra", "Biology", "Chemistry", "History", "Literature", "Physics", "Spanish", "Art", "Geography")
 

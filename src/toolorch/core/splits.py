@@ -11,8 +11,8 @@ import re
 
 from pydantic import BaseModel
 
-from toolorch.core import Task, normalize_answer
-from toolorch.experts import stable_seed
+from toolorch.core.records import Task, normalize_answer
+from toolorch.core.seeds import stable_seed
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 

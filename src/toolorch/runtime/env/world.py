@@ -18,8 +18,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from toolorch.core import STATE_PREFIX, Record, ToolCall, ToolSpec
-from toolorch.jsonl import read_jsonl, write_jsonl
+from toolorch.core.jsonl import read_jsonl, write_jsonl
+from toolorch.core.records import STATE_PREFIX, Record, ToolCall, ToolSpec
 
 
 class ToolError(Exception):
@@ -246,3 +246,13 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     if len(rows) == 1 and len(rows[0]) == 1:
         return str(next(iter(rows[0].values())))
     return json.dumps(rows, ensure_ascii=False, default=str)
+
+
+SEARCH_COST_USD = 0.001
+SEARCH_LATENCY_S = 1.0
+
+
+def search_tool() -> ToolSpec:
+    return ToolSpec(name="search", kind="search", cost_usd=SEARCH_COST_USD, latency_s=SEARCH_LATENCY_S,
+                    description="Search the policies, FAQs and notes of this organisation; returns the top documents.",
+                    parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})

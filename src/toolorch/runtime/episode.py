@@ -10,12 +10,12 @@ end the episode as a failure with the reason recorded.
 """
 from __future__ import annotations
 
-from toolorch.config import Config
-from toolorch.core import Observation, Task, Trajectory, Turn, Usage, is_correct
-from toolorch.parsing import parse_assistant
-from toolorch.policies import Policy, answer_from_observation
-from toolorch.prompts import system_prompt
-from toolorch.tools import Toolbox
+from toolorch.core.config import Config
+from toolorch.core.records import Observation, Task, Trajectory, Turn, Usage, is_correct
+from toolorch.runtime.parsing import parse_assistant
+from toolorch.runtime.policies import Policy, answer_from_observation
+from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.tools import Toolbox
 
 
 def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:

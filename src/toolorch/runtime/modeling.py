@@ -7,7 +7,7 @@ transformers, vLLM and the trainer all load.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -80,3 +80,7 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], spec: TinyModelS
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def model_device(model: Any) -> Any:
+    return next(model.parameters()).device

@@ -30,12 +30,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.config import Config
-from toolorch.core import ANSWER_TOOL, Preference, Task, ToolCall, normalize_answer
-from toolorch.env import Environment
-from toolorch.experts import Expert, stable_seed
-from toolorch.policies import Generation, PlanPolicy, Policy, answer_from_observation, prompt_tokens
-from toolorch.tools import Toolbox, expert_tool_name
+from toolorch.core.config import Config
+from toolorch.core.records import (
+    ANSWER_TOOL,
+    Preference,
+    Task,
+    ToolCall,
+    normalize_answer,
+)
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.env import Environment
+from toolorch.runtime.experts import Expert
+from toolorch.runtime.policies import (
+    Generation,
+    PlanPolicy,
+    Policy,
+    answer_from_observation,
+    prompt_tokens,
+)
+from toolorch.runtime.tools import Toolbox, expert_tool_name
 
 Route = Literal["gold", "expert", "extra", "partial"]
 ROUTES: tuple[Route, ...] = ("gold", "expert", "extra", "partial")
@@ -219,7 +232,7 @@ class ScriptedTeacher:
 
 
 def online_policy(settings: OnlineTeacher, seed: int, sample: int) -> Policy:
-    from toolorch.policies import OpenAIPolicy
+    from toolorch.runtime.policies import OpenAIPolicy
 
     return OpenAIPolicy(settings.base_url, settings.model, api_key_env=settings.api_key_env,
                         temperature=settings.temperature, max_tokens=settings.max_tokens,
@@ -231,7 +244,7 @@ def reverify(task: Task, env: Environment, cfg: Config, experts: dict[str, Exper
     """None when executing the task's gold calls, in a fresh session, gives its answer (or, for a
     world-changing task, its final state); otherwise the reason. Checked apart from the teacher
     because a simulated expert reads the gold answer: it could 'solve' a broken task."""
-    from toolorch.synth.gold import verify, verify_state
+    from toolorch.runtime.gold import verify, verify_state
 
     if task.final_state:
         return verify_state(task, env, cfg)

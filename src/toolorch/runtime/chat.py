@@ -64,3 +64,12 @@ def chat_texts(messages_list: list[list[dict[str, Any]]], tokenizer: Any | None 
     if tokenizer is not None:
         return [render(tokenizer, m) for m in messages_list]
     return ["".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs) for msgs in messages_list]
+
+
+def common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    n = 0
+    for x, y in zip(a[:limit], b[:limit]):
+        if x != y:
+            break
+        n += 1
+    return n

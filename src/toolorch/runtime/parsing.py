@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from toolorch.core import ToolCall
+from toolorch.core.records import ToolCall
 
 _CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)

@@ -1,4 +1,10 @@
 """Environments: a SQLite world, its tools, its documents, and the code sandbox."""
-from toolorch.env.world import Document, EnvSpec, Environment, EnvSession, ToolError
+from toolorch.runtime.env.world import (
+    Document,
+    Environment,
+    EnvSession,
+    EnvSpec,
+    ToolError,
+)
 
 __all__ = ["Document", "EnvSpec", "Environment", "EnvSession", "ToolError"]

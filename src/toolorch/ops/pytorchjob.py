@@ -4,7 +4,7 @@
 
 Cluster mode (inside a pod with a service account, or TOOLORCH_GRPO_LAUNCH=cluster): inputs
 are uploaded to S3, a kubeflow.org/v1 PyTorchJob is created from manifests/pytorchjob-grpo.yaml
-(its replicas run `torchrun -m toolorch.storage run-stage grpo` over those s3:// paths),
+(its replicas run `torchrun -m toolorch.ops.storage_cli run-stage grpo` over those s3:// paths),
 polled until it succeeds, fails or times out (then deleted), and its outputs downloaded.
 Local mode (TOOLORCH_GRPO_LAUNCH=local, or no cluster found): the same stage under
 `torch.distributed.run --standalone` with TOOLORCH_LOCAL_NPROC processes (default 1).
@@ -56,7 +56,7 @@ def job_command(config_url: str, inputs: Mapping[str, str], outputs: Mapping[str
                 gpus_per_node: int) -> list[str]:
     """What each replica runs: torchrun (rendezvous from the operator's PET_* variables) over s3:// paths."""
     cmd = ["torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(gpus_per_node),
-           "-m", "toolorch.storage", "run-stage", "grpo", "--config", config_url]
+           "-m", "toolorch.ops.storage_cli", "run-stage", "grpo", "--config", config_url]
     cmd += [a for name, url in inputs.items() for a in ("--in", f"{name}={url}")]
     cmd += [a for name, url in outputs.items() for a in ("--out", f"{name}={url}")]
     return cmd
@@ -145,9 +145,10 @@ def launch_local(config_path: str | Path, inputs: Mapping[str, str], outputs: Ma
 def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
                    template_path: str | Path, image: str, nodes: int, gpus_per_node: int,
                    timeout_s: float, namespace: str, bucket: str) -> None:
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
-    from toolorch.storage import S3Store
+    from toolorch.ops.storage import S3Store
 
     name = f"grpo-{uuid.uuid4().hex[:10]}"
     prefix = f"s3://{bucket}/pytorchjobs/{name}"

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from toolorch.core import ToolCall
-from toolorch.experts import approx_tokens
-from toolorch.openai_chat import complete, make_client
-from toolorch.parsing import render_call
+from toolorch.core.records import ToolCall
+from toolorch.runtime.experts import approx_tokens
+from toolorch.runtime.openai_chat import complete, make_client
+from toolorch.runtime.parsing import render_call
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`python -m toolorch.storage ...`: buckets, folder push/pull, and a stage run over s3:// paths."""
+"""`python -m toolorch.ops.storage_cli ...`: buckets, folder push/pull, and a stage run over s3:// paths."""
 from __future__ import annotations
 
 import importlib
@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from toolorch.storage import S3Store, StorageError, s3_staged
+from toolorch.ops.storage import S3Store, StorageError, s3_staged
 
 app = typer.Typer(help="S3/MinIO storage for toolorch artifacts.", no_args_is_help=True, add_completion=False)
 
@@ -80,3 +80,7 @@ def run_stage(
     except StorageError as e:
         _fail(e)
     typer.echo(json.dumps(metrics, sort_keys=True, default=str))
+
+
+if __name__ == "__main__":
+    app()

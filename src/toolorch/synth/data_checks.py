@@ -24,8 +24,8 @@ from typing import Any, Callable
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.core import CATEGORIES
-from toolorch.jsonl import read_objects
+from toolorch.core.jsonl import read_objects
+from toolorch.core.records import CATEGORIES
 
 ANSWER_TYPES = ["string", "number", "list", "bool"]
 SUITES = ("environments", "env_tables", "tasks", "task_balance", "split", "trajectories")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from toolorch.config import Config, load_config, save_config
+from toolorch.core.config import Config, load_config, save_config
 
 # Pipeline parameter -> config key; an empty value ("" or 0) keeps the profile's value.
 PARAMETER_KEYS = {

@@ -1,9 +1,8 @@
 """The system prompt: tools with their prices and latencies, and the user's preference in words."""
 from __future__ import annotations
 
-import json
 
-from toolorch.core import ANSWER_TOOL, Preference, ToolSpec, expert_tool_name
+from toolorch.core.records import ANSWER_TOOL, Preference, ToolSpec, expert_tool_name
 
 INSTRUCTIONS = (
     "You are an orchestrator. Solve the user's task by calling tools, one call per turn, "
@@ -44,6 +43,3 @@ def system_prompt(tools: list[ToolSpec], preference: Preference, env_description
     parts.append(preference.render())
     return "\n\n".join(parts)
 
-
-def tools_json(tools: list[ToolSpec]) -> str:
-    return json.dumps([t.openai_schema() for t in tools])

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.core import Preference
+from toolorch.core.records import Preference
 
 
 class Section(BaseModel):

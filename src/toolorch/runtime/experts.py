@@ -6,7 +6,6 @@ for real models and every report that uses it says so.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -15,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from toolorch.config import ExpertConfig
-from toolorch.core import Task, normalize_answer
-from toolorch.openai_chat import EndpointError, complete, make_client
+from toolorch.core.config import ExpertConfig
+from toolorch.core.records import Task, normalize_answer
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.openai_chat import EndpointError, complete, make_client
 
 
 class ExpertError(RuntimeError):
@@ -36,12 +36,6 @@ class Expert(Protocol):
     name: str
 
     def ask(self, prompt: str, task: Task | None = None) -> ExpertReply: ...
-
-
-def stable_seed(*parts: object) -> int:
-    """A seed that is the same in every process (Python's hash() is salted)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
 
 
 def approx_tokens(text: str) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from toolorch.config import Config
-from toolorch.core import Observation, Task, ToolCall, normalize_answer
-from toolorch.env.world import Environment
-from toolorch.policies import answer_from_observation
-from toolorch.tools import Toolbox
+from toolorch.core.config import Config
+from toolorch.core.records import Observation, Task, ToolCall, normalize_answer
+from toolorch.runtime.env.world import Environment
+from toolorch.runtime.policies import answer_from_observation
+from toolorch.runtime.tools import Toolbox
 
 PREV = "$prev"
 MAX_ROWS_SHOWN = 50  # EnvSession.run_sql shows at most this many rows

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import random
 
-from toolorch.config import Config
-from toolorch.core import Preference, Task
-from toolorch.tools import expert_tool_name
+from toolorch.core.config import Config
+from toolorch.core.records import Preference, Task
+from toolorch.runtime.tools import expert_tool_name
 
 # Weights are relative; an averse user weighs its concern above accuracy, so render() names it first.
 PROFILES: dict[str, dict[str, float]] = {

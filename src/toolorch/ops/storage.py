@@ -5,10 +5,10 @@ Settings come from the environment (what the `toolorch-s3` Kubernetes secret inj
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     TOOLORCH_S3_REGION      default us-east-1
 
-    python -m toolorch.storage ensure-bucket toolorch-dvc       # DVC never creates its bucket
-    python -m toolorch.storage push data/envs s3://toolorch/runs/1/envs
-    python -m toolorch.storage pull s3://toolorch/runs/1/envs data/envs
-    python -m toolorch.storage run-stage synth_tasks --config configs/tiny.yaml \\
+    python -m toolorch.ops.storage_cli ensure-bucket toolorch-dvc       # DVC never creates its bucket
+    python -m toolorch.ops.storage_cli push data/envs s3://toolorch/runs/1/envs
+    python -m toolorch.ops.storage_cli pull s3://toolorch/runs/1/envs data/envs
+    python -m toolorch.ops.storage_cli run-stage synth_tasks --config configs/tiny.yaml \\
         --in envs_dir=s3://toolorch/runs/1/envs --out out_dir=s3://toolorch/runs/1/tasks
 
 Connection failures and S3 "try again" answers are retried a bounded number of times with
@@ -241,9 +241,3 @@ def s3_staged(inputs: Mapping[str, str], outputs: Mapping[str, str], store: S3St
         for name, url in outputs.items():
             if upload and is_s3(url):
                 store.push(paths[name], url)
-
-
-if __name__ == "__main__":
-    from toolorch.storage_cli import app
-
-    app()

@@ -7,10 +7,18 @@ that rewards are reproducible; experts report what they actually consumed.
 """
 from __future__ import annotations
 
-from toolorch.config import Config
-from toolorch.core import ANSWER_TOOL, Observation, Task, ToolCall, ToolSpec, Usage, expert_tool_name
-from toolorch.env.world import EnvSession, ToolError, check_arguments
-from toolorch.experts import Expert, ExpertError, build_expert
+from toolorch.core.config import Config
+from toolorch.core.records import (
+    ANSWER_TOOL,
+    Observation,
+    Task,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    expert_tool_name,
+)
+from toolorch.runtime.env.world import EnvSession, ToolError, check_arguments
+from toolorch.runtime.experts import Expert, ExpertError, build_expert
 
 CODE_PRICE_PER_S = 0.0000083  # ToolOrchestra's code-interpreter price
 
@@ -87,7 +95,9 @@ class Toolbox:
             if spec.kind == "expert":
                 return self._ask_expert(spec, call, task)
             if spec.kind == "code":
-                from toolorch.env.sandbox import run_python  # bwrap lookup only when code runs
+                from toolorch.runtime.env.sandbox import (
+                    run_python,  # bwrap lookup only when code runs
+                )
 
                 args = check_arguments(spec, call.arguments)
                 result = run_python(str(args["code"]), timeout_s=self.cfg.episode.code_timeout_s)

@@ -1,0 +1,1 @@
+"""Operations glue: object storage, KFP adapters, Kubernetes launchers."""

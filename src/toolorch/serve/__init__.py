@@ -1,0 +1,1 @@
+"""Serving: the orchestration gateway behind an OpenAI-compatible API."""
