@@ -39,10 +39,10 @@ def main(out: str | None = None, repeats: int = 5) -> dict:
     cfg = load_config(ROOT / "configs/tiny.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         env = ProceduralGenerator().generate("library", seed=0, out_dir=Path(tmp))
-        made, _ = synthesize_env_tasks(env, cfg, per_template=2, seed=0)
+        made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=2, seed=0)
         tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
         session = env.session()
-        box = Toolbox(cfg, session)
+        box = Toolbox(cfg.catalog(), session)
 
         def direct() -> None:
             for t in tasks:
@@ -52,7 +52,7 @@ def main(out: str | None = None, repeats: int = 5) -> dict:
 
         def runner() -> None:
             for t in tasks:
-                run_episode(t, PlanPolicy(t.gold_calls), box, cfg)
+                run_episode(t, PlanPolicy(t.gold_calls), box, cfg.episode.limits())
 
         direct(), runner()  # warm caches
         t_direct, t_runner = _time(direct, repeats), _time(runner, repeats)

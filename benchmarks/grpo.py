@@ -47,8 +47,8 @@ from toolorch.core.config import Config, load_config
 from toolorch.core.records import Task
 from toolorch.runtime.chat import chat_texts
 from toolorch.runtime.env import Environment
-from toolorch.runtime.episode import initial_messages, run_episode
-from toolorch.runtime.experts import build_expert
+from toolorch.runtime.episode import Runtime, initial_messages, run_episode
+from toolorch.runtime.experts import build_experts
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.tools import Toolbox
@@ -113,7 +113,7 @@ def single_turn(cfg: Config) -> Config:
 
 def benchmark_toolbox(cfg: Config, session: Any) -> Toolbox:
     """The toolbox `run_rollouts` builds (same experts, no code tool), so prompts agree."""
-    return Toolbox(cfg, session, {e.name: build_expert(e, cfg.seed) for e in cfg.experts}, with_code=False)
+    return Toolbox(cfg.catalog(), session, build_experts(cfg.catalog(), cfg.seed), with_code=False)
 
 
 def step_batches(tasks: list[Task], n_steps: int, per_step: int) -> list[list[Task]]:
@@ -135,11 +135,11 @@ def build_workload(tmp: Path, cfg: Config, spec: TinyModelSpec, bench: BenchConf
     """A procedural library world, its tasks (no code tool), and a tiny model whose tokenizer is
     trained on the tasks' gold trajectories, as the SFT stage's tiny base is."""
     env = ProceduralGenerator().generate("library", seed=cfg.seed, out_dir=tmp / "envs")
-    made, _ = synthesize_env_tasks(env, cfg, per_template=1, seed=cfg.seed)
+    made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=cfg.seed)
     tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
     with env.session() as session:
         box = benchmark_toolbox(cfg, session)
-        trajectories = [run_episode(t, PlanPolicy(t.gold_calls), box, cfg) for t in tasks]
+        trajectories = [run_episode(t, PlanPolicy(t.gold_calls), box, cfg.episode.limits()) for t in tasks]
     model_dir = build_tiny_model(tmp / "model", chat_texts([t.messages for t in trajectories]), spec, seed=cfg.seed)
     return make_workload(model_dir, env, tasks, cfg, bench)
 
@@ -194,7 +194,7 @@ def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
     for index, tasks in enumerate(work.steps):
         jobs = [(t, work.env) for t in tasks for _ in range(bench.group_size)]
         t0 = time.perf_counter()
-        rollouts, sampled = run_rollouts(jobs, work.cfg, engine, seed=bench.seed * 1000 + index, with_code=False)
+        rollouts, sampled = run_rollouts(jobs, Runtime.from_config(work.cfg), engine, seed=bench.seed * 1000 + index, with_code=False)
         t1 = synced_clock(bench)
         samples = advantage_samples(rollouts, bench.group_size, tokenizer)
         stats = grpo_step(model, None, optimizer, scheduler, samples, step_cfg, tokenizer.pad_token_id,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.catalog import ExpertConfig, SimulatedProfile
+from toolorch.core.config import Config
 from toolorch.core.records import Task, ToolCall, ToolSpec
 from toolorch.runtime.env import Document, Environment, EnvSpec
 

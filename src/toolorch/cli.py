@@ -57,8 +57,7 @@ def run_episode_cmd(
     from toolorch.core.jsonl import read_jsonl
     from toolorch.core.records import Task
     from toolorch.runtime.env import Environment
-    from toolorch.runtime.episode import run_episode
-    from toolorch.runtime.tools import Toolbox
+    from toolorch.runtime.episode import Runtime
 
     cfg = load_config(config, set_)
     environment = Environment.load(env)
@@ -67,7 +66,8 @@ def run_episode_cmd(
     if chosen is None:
         raise typer.BadParameter(f"no task {task_id or ''} for env '{environment.name}' in {tasks}")
     with environment.session() as session:
-        traj = run_episode(chosen, _policy(policy, cfg, chosen), Toolbox(cfg, session), cfg)
+        runtime = Runtime.from_config(cfg)
+        traj = runtime.run(chosen, _policy(policy, cfg, chosen), runtime.toolbox(session))
     if json_out:
         print(traj.model_dump_json(indent=2))
         return

@@ -151,6 +151,6 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
     env = Environment.load(tmp_path / "envs/tau2_airline")
     writer = next(t for t in tau2 if t.answer.startswith("state:") and len(t.gold_calls) > 2)
     with env.session() as s:  # following the gold actions reaches the expected world
-        assert run_episode(writer, PlanPolicy(writer.gold_calls), Toolbox(cfg, s), cfg).correct
+        assert run_episode(writer, PlanPolicy(writer.gold_calls), Toolbox(cfg.catalog(), s), cfg.episode.limits()).correct
     with env.session() as s:  # answering without acting leaves the world unchanged: wrong
-        assert not run_episode(writer, AskToolPolicy("search"), Toolbox(cfg, s), cfg).correct
+        assert not run_episode(writer, AskToolPolicy("search"), Toolbox(cfg.catalog(), s), cfg.episode.limits()).correct

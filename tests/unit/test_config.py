@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from toolorch.core.config import DEFAULT_PRICES, load_config, save_config
+from toolorch.core.catalog import DEFAULT_PRICES
+from toolorch.core.config import load_config, save_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 

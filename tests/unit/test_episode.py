@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from toolorch.core.config import Config, ExpertConfig
+from toolorch.core.catalog import ExpertConfig
+from toolorch.core.config import Config
 from toolorch.core.records import Preference
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.policies import AskToolPolicy, Generation, PlanPolicy
@@ -25,7 +26,7 @@ class FixedPolicy:
 
 def _run(env, task, policy, cfg):
     with env.session() as session:
-        return run_episode(task, policy, Toolbox(cfg, session, with_code=False), cfg)
+        return run_episode(task, policy, Toolbox(cfg.catalog(), session, with_code=False), cfg.episode.limits())
 
 
 def test_gold_plan_multi_hop(library_env, author_task, sim_config):
@@ -88,8 +89,8 @@ def test_tool_exception_becomes_observation(library_env, author_task, sim_config
             raise ZeroDivisionError("boom")
 
     with library_env.session() as session:
-        box = Toolbox(sim_config, session, experts={"frontier": Broken()}, with_code=False)
-        traj = run_episode(author_task, AskToolPolicy("ask_frontier"), box, sim_config)
+        box = Toolbox(sim_config.catalog(), session, experts={"frontier": Broken()}, with_code=False)
+        traj = run_episode(author_task, AskToolPolicy("ask_frontier"), box, sim_config.episode.limits())
     assert "ZeroDivisionError: boom" in traj.turns[0].observation.content
 
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from toolorch.core.config import ExpertConfig, SimulatedProfile
+from toolorch.core.catalog import ExpertConfig, SimulatedProfile
 from toolorch.core.records import Task, normalize_answer
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.experts import (

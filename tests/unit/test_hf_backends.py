@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolorch.core.config import ExpertConfig
+from toolorch.core.catalog import DEFAULT_PRICES, CatalogExpert
 from toolorch.runtime.episode import initial_messages, run_episode
 from toolorch.runtime.experts import HFExpert, build_expert
 from toolorch.runtime.policies import HFPolicy
@@ -32,7 +32,8 @@ def hf_policy(tiny_model_dir) -> HFPolicy:
 
 
 def test_hf_expert_counts_real_tokens(tiny_model_dir):
-    cfg = ExpertConfig(name="local", backend="hf", price="mini", model=str(tiny_model_dir), max_tokens=16)
+    cfg = CatalogExpert(name="local", backend="hf", price=DEFAULT_PRICES["mini"], model=str(tiny_model_dir),
+                        max_tokens=16)
     expert = build_expert(cfg)
     assert isinstance(expert, HFExpert)
     prompt = "What does a hammer cost?"
@@ -49,14 +50,14 @@ def test_hf_expert_counts_real_tokens(tiny_model_dir):
 def test_hf_expert_rejects_missing_model_dir(tmp_path):
     from toolorch.runtime.experts import ExpertError
 
-    cfg = ExpertConfig(name="local", backend="hf", price="mini", model=str(tmp_path / "nope"))
+    cfg = CatalogExpert(name="local", backend="hf", price=DEFAULT_PRICES["mini"], model=str(tmp_path / "nope"))
     with pytest.raises(ExpertError, match="not found"):
         build_expert(cfg)
 
 
 def test_hf_policy_counts_real_tokens(hf_policy, shop_env, shop_task, short_episodes):
     with shop_env.session() as session:
-        messages = initial_messages(shop_task, Toolbox(short_episodes, session, experts={}))
+        messages = initial_messages(shop_task, Toolbox(short_episodes.catalog(), session, experts={}))
     gen = hf_policy.generate(messages)
     new = greedy_new_tokens(hf_policy.model, hf_policy.tokenizer, messages, 24)
     assert gen.tokens_in == template_length(hf_policy.tokenizer, messages)
@@ -80,8 +81,8 @@ def test_hf_policy_seeded_sampling_is_reproducible(tiny_model_dir, hf_policy):
 
 def test_hf_policy_episode_survives_random_output(hf_policy, shop_env, shop_task, short_episodes):
     with shop_env.session() as session:
-        toolbox = Toolbox(short_episodes, session, experts={})
-        traj = run_episode(shop_task, hf_policy, toolbox, short_episodes)
+        toolbox = Toolbox(short_episodes.catalog(), session, experts={})
+        traj = run_episode(shop_task, hf_policy, toolbox, short_episodes.episode.limits())
     assert traj.stop_reason in STOP_REASONS
     assert traj.policy == hf_policy.name
     assert 1 <= len(traj.turns) <= short_episodes.episode.max_turns

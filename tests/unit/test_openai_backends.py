@@ -10,7 +10,8 @@ import pytest
 from fake_openai import DROP, FakeOpenAI
 from vllm_server import free_port
 
-from toolorch.core.config import Config, EpisodeConfig, ExpertConfig
+from toolorch.core.catalog import ExpertConfig
+from toolorch.core.config import Config, EpisodeConfig
 from toolorch.core.records import ToolCall
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.experts import ExpertError, OpenAIExpert
@@ -105,7 +106,7 @@ def test_toolbox_turns_a_dead_expert_into_an_error_observation(shop_env, shop_ta
     policy = PlanPolicy([ToolCall(name="ask_remote", arguments={"question": shop_task.question}),
                          ToolCall(name="item_price", arguments={"name": "hammer"})])
     with shop_env.session() as session:
-        traj = run_episode(shop_task, policy, Toolbox(cfg, session), cfg)
+        traj = run_episode(shop_task, policy, Toolbox(cfg.catalog(), session), cfg.episode.limits())
     first, second = traj.turns[0].observation, traj.turns[1].observation
     assert first.error and "unreachable after 2 attempts" in first.content and url in first.content
     assert not second.error and second.content == "12.5"  # the episode went on after the failure
@@ -187,7 +188,7 @@ def test_openai_expert_answers_from_vllm(vllm_server, tokenizer):
 def test_openai_expert_tool_is_accounted_by_the_toolbox(vllm_server, shop_env, shop_task):
     cfg = Config(experts=[expert_config(vllm_server.base_url, model=vllm_server.model, name="tiny")])
     with shop_env.session() as session:
-        obs = Toolbox(cfg, session).call(ToolCall(name="ask_tiny", arguments={"question": "hi"}), shop_task)
+        obs = Toolbox(cfg.catalog(), session).call(ToolCall(name="ask_tiny", arguments={"question": "hi"}), shop_task)
     assert not obs.error
     assert obs.usage.tokens_in > 0 and 0 < obs.usage.tokens_out <= 16
     assert obs.usage.cost_usd == pytest.approx(cfg.price("mini").cost(obs.usage.tokens_in, obs.usage.tokens_out))
@@ -197,7 +198,7 @@ def test_openai_expert_tool_is_accounted_by_the_toolbox(vllm_server, shop_env, s
 def test_openai_policy_episode_survives_random_output(vllm_server, tokenizer, shop_env, shop_task, short_episodes):
     policy = OpenAIPolicy(vllm_server.base_url, vllm_server.model, temperature=1.0, max_tokens=24, seed=0)
     with shop_env.session() as session:
-        traj = run_episode(shop_task, policy, Toolbox(short_episodes, session, experts={}), short_episodes)
+        traj = run_episode(shop_task, policy, Toolbox(short_episodes.catalog(), session, experts={}), short_episodes.episode.limits())
     assert traj.stop_reason in STOP_REASONS
     answered = traj.stop_reason == "answer"
     for turn in traj.turns[:-1] if answered else traj.turns:

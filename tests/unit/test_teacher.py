@@ -21,7 +21,7 @@ def _task(answer, answer_type="string", **kw):
 
 def _run(env, task, policy, cfg):
     with env.session() as session:
-        return run_episode(task, policy, Toolbox(cfg, session, with_code=False), cfg)
+        return run_episode(task, policy, Toolbox(cfg.catalog(), session, with_code=False), cfg.episode.limits())
 
 
 @pytest.mark.parametrize("observations,answer,answer_type,expected", [
@@ -67,15 +67,15 @@ def _routes(teacher, task, n=40, tools=None):
 
 
 def test_route_sampling_is_seeded_and_covers_every_route(author_task, sim_config):
-    a = _routes(ScriptedTeacher(sim_config, TeacherRoutes(), seed=0), author_task)
-    b = _routes(ScriptedTeacher(sim_config, TeacherRoutes(), seed=0), author_task)
-    c = _routes(ScriptedTeacher(sim_config, TeacherRoutes(), seed=1), author_task)
+    a = _routes(ScriptedTeacher(sim_config.catalog(), TeacherRoutes(), seed=0), author_task)
+    b = _routes(ScriptedTeacher(sim_config.catalog(), TeacherRoutes(), seed=0), author_task)
+    c = _routes(ScriptedTeacher(sim_config.catalog(), TeacherRoutes(), seed=1), author_task)
     assert a == b and a != c
     assert set(a) == set(ROUTES)
 
 
 def test_routes_differ_in_cost_and_outcome(library_env, author_task, sim_config):
-    teacher = ScriptedTeacher(sim_config, TeacherRoutes(), seed=0)
+    teacher = ScriptedTeacher(sim_config.catalog(), TeacherRoutes(), seed=0)
     author_task = author_task.model_copy(update={"preference": Preference(accuracy=1, cost=1)})  # either expert
     seen = {}
     for i in range(60):
@@ -94,7 +94,7 @@ def test_routes_differ_in_cost_and_outcome(library_env, author_task, sim_config)
 
 
 def test_partial_route_skips_hops_and_never_uses_unseen_values(author_task, sim_config):
-    teacher = ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=0, extra=0, partial=1), seed=0)
+    teacher = ScriptedTeacher(sim_config.catalog(), TeacherRoutes(gold=0, expert=0, extra=0, partial=1), seed=0)
     three_hops = author_task.model_copy(update={"gold_calls": [
         ToolCall(name="book_author_id", arguments={"title": "Engines"}),
         ToolCall(name="book_author_id", arguments={"title": "Proofs"}),
@@ -112,7 +112,7 @@ def test_partial_route_skips_hops_and_never_uses_unseen_values(author_task, sim_
 
 
 def test_denied_and_missing_tools_are_never_routed(author_task, sim_config):
-    teacher = ScriptedTeacher(sim_config, TeacherRoutes(), seed=0)
+    teacher = ScriptedTeacher(sim_config.catalog(), TeacherRoutes(), seed=0)
     no_experts = author_task.model_copy(update={"preference": Preference(deny=["ask_frontier", "ask_mini"])})
     assert "expert" not in _routes(teacher, no_experts)
     policies = [teacher.policy(author_task, i, {"book_author_id", "author_name"}) for i in range(40)]
@@ -120,7 +120,7 @@ def test_denied_and_missing_tools_are_never_routed(author_task, sim_config):
 
 
 def test_a_user_who_forbids_the_frontier_still_gets_an_expert(author_task, sim_config):
-    experts_only = ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
+    experts_only = ScriptedTeacher(sim_config.catalog(), TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
     exacting = author_task.model_copy(update={"preference": Preference(accuracy=1, deny=["ask_frontier"])})
     routes = {experts_only.policy(exacting, i).calls[0].route for i in range(40)}
     assert routes == {"ask_mini"}  # the frontier pick falls back to the permitted expert
@@ -128,13 +128,13 @@ def test_a_user_who_forbids_the_frontier_still_gets_an_expert(author_task, sim_c
 
 def test_all_zero_route_weights_are_rejected(sim_config):
     with pytest.raises(ValueError, match="at least one route"):
-        ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=0, extra=0, partial=0))
+        ScriptedTeacher(sim_config.catalog(), TeacherRoutes(gold=0, expert=0, extra=0, partial=0))
     with pytest.raises(ValueError):
         TeacherRoutes(gold=-1)
 
 
 def test_the_expert_the_teacher_picks_follows_the_preference(author_task, sim_config):
-    experts_only = ScriptedTeacher(sim_config, TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
+    experts_only = ScriptedTeacher(sim_config.catalog(), TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
 
     def cheap_share(pref):
         task = author_task.model_copy(update={"preference": pref})

@@ -8,67 +8,28 @@ Stage sections live here so that every profile file is checked against one schem
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from toolorch.core.catalog import (
+    DEFAULT_PRICES,
+    Catalog,
+    EpisodeLimits,
+    ExpertConfig,
+    Price,
+    Section,
+    ToolSettings,
+    build_catalog,
+)
 from toolorch.core.records import Preference
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Price(Section):
-    """Dollars per million tokens."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.input + tokens_out * self.output) / 1e6
-
-
-# ToolOrchestra's published table ($ per M input/output tokens).
-DEFAULT_PRICES: dict[str, Price] = {
-    "frontier": Price(input=1.25, output=10.0),
-    "mini": Price(input=0.25, output=2.0),
-    "coder-32b": Price(input=0.8, output=0.8),
-    "llama-70b": Price(input=0.9, output=0.9),
-    "qwen-32b": Price(input=0.8, output=0.8),
-    "math-72b": Price(input=0.9, output=0.9),
-    "math-7b": Price(input=0.2, output=0.2),
-    "orchestrator": Price(input=0.2, output=0.2),
-}
-
-
-class SimulatedProfile(Section):
-    """Declared behaviour of a simulated expert (offline profile; labelled simulated in reports)."""
-
-    accuracy: dict[str, float] = {}  # by task category; missing categories use `default_accuracy`
-    default_accuracy: float = Field(0.5, ge=0, le=1)
-    difficulty_decay: float = Field(0.05, ge=0, le=1)  # accuracy lost per hop beyond the first
-    tokens_out_mean: int = Field(200, ge=1)
-    latency_s_mean: float = Field(5.0, ge=0)
-
-
-class ExpertConfig(Section):
-    name: str
-    backend: Literal["simulated", "openai", "hf", "replay"] = "simulated"
-    price: str  # key into `prices`
-    description: str = ""
-    model: str | None = None  # served model name (openai) or HF dir (hf)
-    base_url: str | None = None  # openai backend
-    api_key_env: str | None = None  # name of the env var holding the key; never the key
-    replay_file: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
-    max_tokens: int = Field(512, ge=1)
-    simulated: SimulatedProfile = SimulatedProfile()
-
-
 class EpisodeConfig(Section):
+    """`episode` in a profile: the limits (`limits()`), the tool settings (`tools()`) and the
+    orchestrator's price row. Defaults live here only."""
+
     max_turns: int = Field(8, ge=1)
     max_tokens: int = Field(2048, ge=1)  # the policy's output tokens over the episode
     budget_usd: float = Field(1.0, gt=0)
@@ -81,6 +42,12 @@ class EpisodeConfig(Section):
     # tiny profile: a random-init model cannot read, and prompt tokens are its training cost.
     describe_db_tools: bool = True
 
+    def limits(self) -> EpisodeLimits:
+        return EpisodeLimits(**{k: getattr(self, k) for k in EpisodeLimits.model_fields})
+
+    def tools(self) -> ToolSettings:
+        return ToolSettings(**{k: getattr(self, k) for k in ToolSettings.model_fields})
+
 
 class Config(Section):
     profile: str = "tiny"
@@ -91,6 +58,10 @@ class Config(Section):
     experts: list[ExpertConfig] = []
     preference: Preference = Preference()
     stages: dict[str, dict[str, Any]] = {}  # per-stage settings, validated by each stage
+
+    def catalog(self) -> Catalog:
+        """The price catalog this profile declares (experts with their prices, tool settings)."""
+        return build_catalog(self.prices, self.experts, self.episode.policy_price, self.episode.tools())
 
     def price(self, key: str) -> Price:
         if key not in self.prices:

@@ -19,7 +19,7 @@ import random
 import re
 from typing import Any, Callable
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task, ToolCall, ToolSpec, normalize_answer
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.experts import approx_tokens
@@ -45,10 +45,9 @@ def _step(messages: list[dict[str, Any]]) -> int:
     return sum(1 for m in messages if m["role"] == "assistant")
 
 
-def experts_by_price(cfg: Config) -> list[str]:
+def experts_by_price(catalog: Catalog) -> list[str]:
     """Expert names, cheapest first (output price, then input price: experts mostly write)."""
-    ranked = sorted(cfg.experts, key=lambda e: (cfg.price(e.price).output, cfg.price(e.price).input, e.name))
-    return [e.name for e in ranked]
+    return [e.name for e in catalog.by_price()]
 
 
 class OnlyExpertPolicy:
@@ -159,9 +158,9 @@ def random_maker(seed: int, max_calls: int) -> PolicyMaker:
     return lambda task, toolbox: RandomRouterPolicy(task, toolbox.specs, seed, max_calls)
 
 
-def cascade_maker(cfg: Config) -> PolicyMaker:
+def cascade_maker(catalog: Catalog) -> PolicyMaker:
     def make(task: Task, toolbox: Toolbox) -> Policy:
-        order = [e for e in experts_by_price(cfg)
+        order = [e for e in experts_by_price(catalog)
                  if e in toolbox.experts and task.preference.permits(expert_tool_name(e))]
         return CascadePolicy(order, task.answer_type)
     return make

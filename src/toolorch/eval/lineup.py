@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task
 from toolorch.eval.baselines import (
     PolicyMaker,
@@ -35,9 +35,9 @@ def is_checkpoint(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def expand(names: list[str], cfg: Config) -> list[str]:
+def expand(names: list[str], catalog: Catalog) -> list[str]:
     """`only:*` -> one `only:<expert>` per configured expert; unknown names are an error."""
-    experts = [e.name for e in cfg.experts]
+    experts = catalog.names()
     out: list[str] = []
     for name in names:
         if name == "only:*":
@@ -78,16 +78,16 @@ class Lineup:
     def policy_name(self, name: str) -> str:
         return Path(name[3:]).name if name.startswith("hf:") else name
 
-    def maker(self, name: str, cfg: Config, tasks: list[Task], envs: dict[str, Environment]) -> PolicyMaker | None:
+    def maker(self, name: str, catalog: Catalog, tasks: list[Task], envs: dict[str, Environment]) -> PolicyMaker | None:
         """None when the policy cannot run here (the reason is in `notes`)."""
         if name.startswith("only:"):
-            if name[5:] not in {e.name for e in cfg.experts}:
+            if name[5:] not in catalog.names():
                 return None  # an expert withheld from this block's config
             return only_expert_maker(name[5:], self.only_expert_search)
         if name == "random":
             return random_maker(self.seed, self.random_max_calls)
         if name == "cascade":
-            return cascade_maker(cfg)
+            return cascade_maker(catalog)
         model = self._model(name, tasks, envs)
         return shared_maker(model) if model is not None else None
 

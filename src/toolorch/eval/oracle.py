@@ -20,7 +20,6 @@ from typing import Any
 from toolorch.core.records import Task
 from toolorch.eval.runner import Block, EvalRow, Seen, to_row
 from toolorch.runtime.env import Environment
-from toolorch.runtime.episode import run_episode
 from toolorch.runtime.experts import approx_tokens
 from toolorch.runtime.policies import AskToolPolicy, Generation, Policy, prompt_tokens
 from toolorch.runtime.teacher import RoutePolicy
@@ -50,9 +49,9 @@ def route_names(task: Task, block: Block) -> list[str]:
 def run_route(task: Task, env: Environment, block: Block, route: str, seen: Seen) -> EvalRow:
     # A fresh session per route: routes may write to the DB (tau2-style actions).
     with env.session() as session:
-        toolbox = Toolbox(block.cfg, session, experts=block.experts)
+        toolbox = block.runtime.toolbox(session)
         policy = candidate_routes(task, toolbox)[route]
-        traj = run_episode(task, policy, toolbox, block.cfg)
+        traj = block.runtime.run(task, policy, toolbox)
         return to_row(traj, task, toolbox, block.name, "oracle", seen, route=route)
 
 

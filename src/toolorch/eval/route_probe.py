@@ -20,7 +20,8 @@ from typing import Any, Optional
 import torch
 import typer
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
+from toolorch.core.config import load_config
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.core.splits import stratified_subsample
@@ -66,18 +67,18 @@ def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], expe
     return dict(zip(experts, torch.softmax(logps, dim=0).tolist()))
 
 
-def probe(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
+def probe(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], catalog: Catalog,
           profiles: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """{profile: {category: {expert: mean probability}}}, plus an "all" category. Each user
     is the profile's weights alone (no deny or prefer list)."""
-    experts = [e.name for e in cfg.experts]
+    experts = catalog.names()
     sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(experts, 0.0))
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for profile in profiles:
         for task in tasks:
             asked = task.model_copy(update={"preference": Preference(**PROFILES[profile])})
             with envs[task.env].session() as session:
-                messages = initial_messages(asked, Toolbox(cfg, session))
+                messages = initial_messages(asked, Toolbox(catalog, session))
             odds = expert_odds(model, tokenizer, messages, experts)
             for key in ((profile, task.category), (profile, "all")):
                 counts[key] += 1
@@ -111,13 +112,12 @@ def main(
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolorch.core.config import load_config
 
     cfg = load_config(config, set_)
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
-    shown = expert or max(cfg.experts, key=lambda e: cfg.price(e.price).output).name
+    shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
     sample = stratified_subsample(read_jsonl(tasks, Task), max_tasks, cfg.seed)
     if not sample:
         raise typer.BadParameter(f"{tasks}: no tasks")
@@ -126,7 +126,7 @@ def main(
     for folder in models:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        report[str(folder)] = probe(model, tokenizer, sample, envs, cfg, profiles)
+        report[str(folder)] = probe(model, tokenizer, sample, envs, cfg.catalog(), profiles)
         typer.echo(format_table(str(folder), report[str(folder)], shown) + "\n")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

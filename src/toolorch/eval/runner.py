@@ -1,19 +1,19 @@
 """Run one policy over tasks and keep one `EvalRow` per task: the saved per-task results
 from which every reported number is computed (see `metrics.summarize`).
 
-    rows = run_policy(tasks, envs, block, "cascade", cascade_maker(cfg))
+    rows = run_policy(tasks, envs, Block.build("main", cfg), "cascade", cascade_maker(cfg.catalog()))
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolorch.core.config import Config
 from toolorch.core.records import Preference, Record, Task, Trajectory
 from toolorch.eval.baselines import PolicyMaker
 from toolorch.runtime.env import Environment
-from toolorch.runtime.episode import run_episode
-from toolorch.runtime.experts import Expert, build_expert
+from toolorch.runtime.episode import Runtime
+from toolorch.runtime.experts import Expert
 from toolorch.runtime.tools import Toolbox
 
 
@@ -42,17 +42,20 @@ class EvalRow(Record):
     route: str | None = None  # oracle: which candidate route it took
 
 
-@dataclass
+@dataclass(frozen=True)
 class Block:
-    """A configuration to evaluate under: its config (prices, experts) and built experts."""
+    """A configuration to evaluate under: its runtime (catalog, limits, built experts)."""
 
     name: str
-    cfg: Config
-    experts: dict[str, Expert] = field(default_factory=dict)
+    runtime: Runtime
 
     @classmethod
     def build(cls, name: str, cfg: Config) -> Block:
-        return cls(name, cfg, {e.name: build_expert(e, cfg.seed) for e in cfg.experts})
+        return cls(name, Runtime.from_config(cfg))
+
+    @property
+    def experts(self) -> dict[str, Expert]:
+        return self.runtime.experts
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def run_policy(tasks: list[Task], envs: dict[str, Environment], block: Block, po
         if cost_weight is not None:
             task = task.model_copy(update={"preference": swept_preference(task.preference, cost_weight)})
         with envs[task.env].session() as session:
-            toolbox = Toolbox(block.cfg, session, experts=block.experts)
-            traj = run_episode(task, make(task, toolbox), toolbox, block.cfg)
+            toolbox = block.runtime.toolbox(session)
+            traj = block.runtime.run(task, make(task, toolbox), toolbox)
             rows.append(to_row(traj, task, toolbox, block.name, policy, seen, cost_weight))
     return rows

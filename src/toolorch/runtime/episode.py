@@ -1,6 +1,6 @@
 """The episode runner: policy <-> tools, turn by turn, with full accounting.
 
-    traj = run_episode(task, policy, toolbox, cfg)
+    traj = run_episode(task, policy, toolbox, limits)   # limits: cfg.episode.limits()
 
 Each turn the policy writes one message; it is parsed (Hermes tool call or final
 answer); a call is executed by the toolbox and its result appended as a `tool`
@@ -10,8 +10,13 @@ end the episode as a failure with the reason recorded.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from toolorch.core.catalog import Catalog, EpisodeLimits
 from toolorch.core.config import Config
 from toolorch.core.records import Observation, Task, Trajectory, Turn, Usage, is_correct
+from toolorch.runtime.env.world import EnvSession
+from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt
@@ -19,21 +24,22 @@ from toolorch.runtime.tools import Toolbox
 
 
 def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
-    env = toolbox.session.env.spec
+    description = toolbox.session.env.spec.description if toolbox.session is not None else ""
     return [
-        {"role": "system", "content": system_prompt(toolbox.specs, task.preference, env.description,
-                                                    toolbox.cfg.episode.describe_db_tools)},
+        {"role": "system", "content": system_prompt(toolbox.specs, task.preference, description,
+                                                    toolbox.catalog.tools.describe_db_tools)},
         {"role": "user", "content": task.question},
     ]
 
 
 def reaches_final_state(task: Task, toolbox: Toolbox) -> bool:
-    return task.final_state is None or toolbox.session.fingerprint() == task.final_state
+    if task.final_state is None:
+        return True
+    return toolbox.session is not None and toolbox.session.fingerprint() == task.final_state
 
 
-def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Trajectory:
-    limits = cfg.episode
-    price = cfg.price(limits.policy_price)
+def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits) -> Trajectory:
+    price = toolbox.catalog.orchestrator
     messages = initial_messages(task, toolbox)
     turns: list[Turn] = []
     total = Usage()
@@ -77,3 +83,29 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, cfg: Config) -> Tr
         correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
         stop_reason=stop, usage=total,
     )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every episode of a run shares: the price catalog, the limits and the built experts.
+
+    Training, eval and serving each hold one and run every episode through it.
+    """
+
+    catalog: Catalog
+    limits: EpisodeLimits
+    experts: dict[str, Expert]
+
+    @classmethod
+    def of(cls, catalog: Catalog, limits: EpisodeLimits, seed: int = 0) -> Runtime:
+        return cls(catalog, limits, build_experts(catalog, seed))
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Runtime:
+        return cls.of(cfg.catalog(), cfg.episode.limits(), cfg.seed)
+
+    def toolbox(self, session: EnvSession | None, with_code: bool = True) -> Toolbox:
+        return Toolbox(self.catalog, session, self.experts, with_code=with_code)
+
+    def run(self, task: Task, policy: Policy, toolbox: Toolbox) -> Trajectory:
+        return run_episode(task, policy, toolbox, self.limits)

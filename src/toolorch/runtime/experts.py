@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from toolorch.core.config import ExpertConfig
+from toolorch.core.catalog import Catalog, CatalogExpert
 from toolorch.core.records import Task, normalize_answer
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.openai_chat import EndpointError, complete, make_client
@@ -69,7 +69,7 @@ def decoy_answer(gold: str, answer_type: str, rng: random.Random) -> str:
 class SimulatedExpert:
     """Declared profile: accuracy by category and difficulty, token and latency draws."""
 
-    def __init__(self, cfg: ExpertConfig, seed: int = 0):
+    def __init__(self, cfg: CatalogExpert, seed: int = 0):
         self.name = cfg.name
         self.profile = cfg.simulated
         self.seed = seed
@@ -92,7 +92,7 @@ class SimulatedExpert:
 class ReplayExpert:
     """Recorded responses keyed by (task id, expert name), as in RouterBench."""
 
-    def __init__(self, cfg: ExpertConfig):
+    def __init__(self, cfg: CatalogExpert):
         self.name = cfg.name
         if not cfg.replay_file or not Path(cfg.replay_file).exists():
             raise ExpertError(f"replay expert '{cfg.name}': replay_file {cfg.replay_file!r} not found")
@@ -118,7 +118,7 @@ class ReplayExpert:
 class OpenAIExpert:
     """Any OpenAI-compatible chat endpoint, with a timeout and bounded retries with backoff."""
 
-    def __init__(self, cfg: ExpertConfig, backoff_s: float = 0.5):
+    def __init__(self, cfg: CatalogExpert, backoff_s: float = 0.5):
         if not cfg.base_url or not cfg.model:
             raise ExpertError(f"openai expert '{cfg.name}' needs base_url and model")
         self.name = cfg.name
@@ -149,7 +149,7 @@ class OpenAIExpert:
 class HFExpert:
     """A local transformers causal LM."""
 
-    def __init__(self, cfg: ExpertConfig):
+    def __init__(self, cfg: CatalogExpert):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if not cfg.model or not Path(cfg.model).exists():
@@ -176,7 +176,7 @@ class HFExpert:
         return ExpertReply(text, int(ids.shape[1]), int(new.shape[0]), time.monotonic() - start)
 
 
-def build_expert(cfg: ExpertConfig, seed: int = 0) -> Expert:
+def build_expert(cfg: CatalogExpert, seed: int = 0) -> Expert:
     if cfg.backend == "simulated":
         return SimulatedExpert(cfg, seed)
     if cfg.backend == "replay":
@@ -184,3 +184,8 @@ def build_expert(cfg: ExpertConfig, seed: int = 0) -> Expert:
     if cfg.backend == "openai":
         return OpenAIExpert(cfg)
     return HFExpert(cfg)
+
+
+def build_experts(catalog: Catalog, seed: int = 0) -> dict[str, Expert]:
+    """Every expert of the catalog, by name."""
+    return {e.name: build_expert(e, seed) for e in catalog.experts}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Observation, Task, ToolCall, normalize_answer
 from toolorch.runtime.env.world import Environment
 from toolorch.runtime.policies import answer_from_observation
@@ -72,13 +72,13 @@ def gold_answer(toolbox: Toolbox, calls: list[ToolCall], fact_answer: str | None
     return answer_from_observation(observations[-1].content)
 
 
-def verify_state(task: Task, env: Environment, cfg: Config) -> str | None:
+def verify_state(task: Task, env: Environment, catalog: Catalog) -> str | None:
     """A world-changing task re-verifies when its gold calls, in a fresh session, reach its final state.
 
     (Its reply, e.g. tau2's communicate_info, comes with the imported benchmark.)
     """
     with env.session() as session:
-        toolbox = Toolbox(cfg, session, experts={}, with_code=True)
+        toolbox = Toolbox(catalog, session, experts={}, with_code=True)
         prev: str | None = None
         for call in task.gold_calls:
             obs = toolbox.call(substitute(call, prev))
@@ -101,25 +101,25 @@ def verify(task: Task, toolbox: Toolbox) -> str | None:
     return None
 
 
-def verify_env_tasks(env: Environment, tasks: list[Task], cfg: Config) -> list[tuple[str, str]]:
+def verify_env_tasks(env: Environment, tasks: list[Task], catalog: Catalog) -> list[tuple[str, str]]:
     """Re-verify every task of one environment in a fresh session; returns (task id, reason) failures."""
     failures = []
     with env.session() as session:
-        toolbox = Toolbox(cfg, session, experts={}, with_code=True)
+        toolbox = Toolbox(catalog, session, experts={}, with_code=True)
         for task in tasks:
-            reason = verify_state(task, env, cfg) if task.final_state else verify(task, toolbox)
+            reason = verify_state(task, env, catalog) if task.final_state else verify(task, toolbox)
             if reason is not None:
                 failures.append((task.id, reason))
     return failures
 
 
-def verify_tasks(envs: list[Environment], tasks: list[Task], cfg: Config,
+def verify_tasks(envs: list[Environment], tasks: list[Task], catalog: Catalog,
                  workers: int = 1) -> list[tuple[str, str]]:
     """Re-verify tasks across environments; a task whose env is missing fails too."""
     by_env = {e.name: e for e in envs}
     failures = [(t.id, f"unknown environment '{t.env}'") for t in tasks if t.env not in by_env]
     groups = [(by_env[name], [t for t in tasks if t.env == name]) for name in sorted(by_env)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for found in pool.map(lambda g: verify_env_tasks(g[0], g[1], cfg), groups):
+        for found in pool.map(lambda g: verify_env_tasks(g[0], g[1], catalog), groups):
             failures += found
     return failures

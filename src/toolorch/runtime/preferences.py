@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Preference, Task
 from toolorch.runtime.tools import expert_tool_name
 
@@ -22,20 +22,20 @@ DENY_SHARE = 0.15  # users who forbid the priciest expert
 PREFER_SHARE = 0.15  # users who ask for the cheapest expert
 
 
-def expert_tools_by_price(cfg: Config) -> list[str]:
+def expert_tools_by_price(catalog: Catalog) -> list[str]:
     """Expert tool names, cheapest output price first."""
-    experts = sorted(cfg.experts, key=lambda e: (cfg.price(e.price).output, e.name))
+    experts = sorted(catalog.experts, key=lambda e: (e.price.output, e.name))
     return [expert_tool_name(e.name) for e in experts]
 
 
-def sample_preference(cfg: Config, seed: int, profile: str | None = None) -> Preference:
+def sample_preference(catalog: Catalog, seed: int, profile: str | None = None) -> Preference:
     """A seeded user: a random profile (or the one named) plus, for some users, a deny or prefer list."""
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown preference profile {profile!r}; known: {sorted(PROFILES)}")
     rng = random.Random(seed)
     drawn = rng.choice(sorted(PROFILES))  # drawn even when named, so the deny/prefer roll is the same
     pref = Preference(**PROFILES[profile or drawn])
-    experts = expert_tools_by_price(cfg)
+    experts = expert_tools_by_price(catalog)
     roll = rng.random()
     if len(experts) >= 2 and roll < DENY_SHARE:
         pref.deny = [experts[-1]]
@@ -44,9 +44,9 @@ def sample_preference(cfg: Config, seed: int, profile: str | None = None) -> Pre
     return pref
 
 
-def with_user(task: Task, cfg: Config, seed: int, profile: str | None = None) -> Task:
+def with_user(task: Task, catalog: Catalog, seed: int, profile: str | None = None) -> Task:
     """`task` as asked by a user drawn with `seed` (of `profile` when named)."""
-    return task.model_copy(update={"preference": sample_preference(cfg, seed, profile)})
+    return task.model_copy(update={"preference": sample_preference(catalog, seed, profile)})
 
 
 def preference_kind(pref: Preference) -> str:

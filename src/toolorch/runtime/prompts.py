@@ -1,7 +1,6 @@
 """The system prompt: tools with their prices and latencies, and the user's preference in words."""
 from __future__ import annotations
 
-
 from toolorch.core.records import ANSWER_TOOL, Preference, ToolSpec, expert_tool_name
 
 INSTRUCTIONS = (

@@ -1,8 +1,8 @@
 """The pass@k teacher: who makes the demonstrations that become SFT data.
 
-    teacher = ScriptedTeacher(cfg, TeacherRoutes(), seed=0)
+    teacher = ScriptedTeacher(cfg.catalog(), TeacherRoutes(), seed=0)
     policy = teacher.policy(task, sample=3)       # one trajectory's policy
-    traj = run_episode(task, policy, toolbox, cfg)
+    traj = run_episode(task, policy, toolbox, cfg.episode.limits())
 
 Offline, the teacher is a scripted *stochastic* policy built per task. It may read
 the task's gold plan (it is a teacher, not the student), but its answer is grounded:
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import (
     ANSWER_TOOL,
     Preference,
@@ -153,10 +153,10 @@ class ExpertChoice:
     frontier: str  # name of the most expensive expert
 
 
-def expert_choice(cfg: Config) -> ExpertChoice | None:
-    if not cfg.experts:
+def expert_choice(catalog: Catalog) -> ExpertChoice | None:
+    if not catalog.experts:
         return None
-    by_price = sorted(cfg.experts, key=lambda e: (cfg.price(e.price).output, cfg.price(e.price).input, e.name))
+    by_price = catalog.by_price()
     return ExpertChoice(by_price[0].name, by_price[-1].name)
 
 
@@ -178,13 +178,12 @@ def cheap_expert_odds(pref: Preference) -> float:
 class ScriptedTeacher:
     """Builds one seeded, stochastic route policy per (task, sample)."""
 
-    def __init__(self, cfg: Config, routes: TeacherRoutes, seed: int = 0, search_tool: str = "search"):
-        self.cfg = cfg
+    def __init__(self, catalog: Catalog, routes: TeacherRoutes, seed: int = 0, search_tool: str = "search"):
         self.weights = routes.model_dump()
         if sum(self.weights.values()) <= 0:
             raise ValueError("teacher routes: at least one route weight must be positive")
         self.seed = seed
-        self.experts = expert_choice(cfg)
+        self.experts = expert_choice(catalog)
         self.search_tool = search_tool
 
     def policy(self, task: Task, sample: int, tool_names: set[str] | None = None) -> RoutePolicy:
@@ -240,13 +239,13 @@ def online_policy(settings: OnlineTeacher, seed: int, sample: int) -> Policy:
                         seed=stable_seed(seed, "online-teacher", sample) % (2**31))
 
 
-def reverify(task: Task, env: Environment, cfg: Config, experts: dict[str, Expert] | None = None) -> str | None:
+def reverify(task: Task, env: Environment, catalog: Catalog, experts: dict[str, Expert] | None = None) -> str | None:
     """None when executing the task's gold calls, in a fresh session, gives its answer (or, for a
     world-changing task, its final state); otherwise the reason. Checked apart from the teacher
     because a simulated expert reads the gold answer: it could 'solve' a broken task."""
     from toolorch.runtime.gold import verify, verify_state
 
     if task.final_state:
-        return verify_state(task, env, cfg)
+        return verify_state(task, env, catalog)
     with env.session() as session:
-        return verify(task, Toolbox(cfg, session, experts=experts))
+        return verify(task, Toolbox(catalog, session, experts=experts))

@@ -7,7 +7,7 @@ that rewards are reproducible; experts report what they actually consumed.
 """
 from __future__ import annotations
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import (
     ANSWER_TOOL,
     Observation,
@@ -18,7 +18,7 @@ from toolorch.core.records import (
     expert_tool_name,
 )
 from toolorch.runtime.env.world import EnvSession, ToolError, check_arguments
-from toolorch.runtime.experts import Expert, ExpertError, build_expert
+from toolorch.runtime.experts import Expert, ExpertError, build_experts
 
 CODE_PRICE_PER_S = 0.0000083  # ToolOrchestra's code-interpreter price
 
@@ -32,10 +32,10 @@ def code_tool(timeout_s: float) -> ToolSpec:
     )
 
 
-def expert_tools(cfg: Config) -> list[ToolSpec]:
+def expert_tools(catalog: Catalog) -> list[ToolSpec]:
     specs = []
-    for e in cfg.experts:
-        p = cfg.price(e.price)
+    for e in catalog.experts:
+        p = e.price
         specs.append(ToolSpec(
             name=expert_tool_name(e.name),
             description=(e.description or f"Ask the {e.name} model.")
@@ -43,7 +43,7 @@ def expert_tools(cfg: Config) -> list[ToolSpec]:
             # `question` is optional: without it the expert gets the user's task, as ToolOrchestra's
             # experts see the problem itself; a small policy need not copy it.
             parameters={"type": "object", "properties": {"question": {"type": "string"}}, "required": []},
-            kind="expert", latency_s=e.simulated.latency_s_mean if e.backend == "simulated" else 0.0,
+            kind="expert", latency_s=e.latency_prior_s,
             expert=e.name,
         ))
     return specs
@@ -65,17 +65,20 @@ def answer_tool(experts: list[str]) -> ToolSpec:
 
 
 class Toolbox:
-    def __init__(self, cfg: Config, session: EnvSession, experts: dict[str, Expert] | None = None,
-                 with_code: bool = True):
-        self.cfg = cfg
+    """The tools of one episode. `session` is the world the db and search tools act on (None: a
+    request with no world, e.g. in serving); `experts` default to the catalog's, built with `seed`."""
+
+    def __init__(self, catalog: Catalog, session: EnvSession | None, experts: dict[str, Expert] | None = None,
+                 with_code: bool = True, seed: int = 0):
+        self.catalog = catalog
         self.session = session
-        self.experts = experts if experts is not None else {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
-        self.specs: list[ToolSpec] = list(session.env.spec.tools)
+        self.experts = experts if experts is not None else build_experts(catalog, seed)
+        self.specs: list[ToolSpec] = list(session.env.spec.tools) if session is not None else []
         if with_code:
-            self.specs.append(code_tool(cfg.episode.code_timeout_s))
-        self.specs += [s for s in expert_tools(cfg) if s.expert in self.experts]
-        if self.experts and cfg.episode.answer_tool:
-            self.specs.append(answer_tool([e.name for e in cfg.experts if e.name in self.experts]))
+            self.specs.append(code_tool(catalog.tools.code_timeout_s))
+        self.specs += [s for s in expert_tools(catalog) if s.expert in self.experts]
+        if self.experts and catalog.tools.answer_tool:
+            self.specs.append(answer_tool([n for n in catalog.names() if n in self.experts]))
         self._by_name = {s.name: s for s in self.specs}
 
     def spec(self, name: str) -> ToolSpec | None:
@@ -100,10 +103,12 @@ class Toolbox:
                 )
 
                 args = check_arguments(spec, call.arguments)
-                result = run_python(str(args["code"]), timeout_s=self.cfg.episode.code_timeout_s)
+                result = run_python(str(args["code"]), timeout_s=self.catalog.tools.code_timeout_s)
                 usage = Usage(cost_usd=CODE_PRICE_PER_S * spec.latency_s, latency_s=spec.latency_s)
                 return Observation(tool=call.name, content=self._clip(result.observation()),
                                    error=result.error is not None, usage=usage)
+            if self.session is None:
+                raise ToolError(f"'{call.name}' needs a world and this episode has none")
             content = self.session.call(spec, call)
         except (ToolError, ExpertError) as e:
             return Observation(tool=call.name, content=f"error: {e}", error=True, usage=usage)
@@ -117,11 +122,11 @@ class Toolbox:
         assert spec.expert is not None
         question = args.get("question") or (task.question if task else "")
         reply = self.experts[spec.expert].ask(str(question), task)
-        price = self.cfg.price(self.cfg.expert(spec.expert).price)
+        price = self.catalog.expert(spec.expert).price
         usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
                       cost_usd=price.cost(reply.tokens_in, reply.tokens_out), latency_s=reply.latency_s)
         return Observation(tool=call.name, content=self._clip(reply.text), usage=usage)
 
     def _clip(self, text: str) -> str:
-        limit = self.cfg.episode.max_observation_chars
+        limit = self.catalog.tools.max_observation_chars
         return text if len(text) <= limit else text[:limit] + f"\n...[truncated {len(text) - limit} chars]"

@@ -18,7 +18,8 @@ from typing import Any, Optional
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.core.config import Config, ExpertConfig
+from toolorch.core.catalog import ExpertConfig
+from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl, write_jsonl
 from toolorch.core.records import Task
 from toolorch.core.splits import stratified_subsample
@@ -64,7 +65,7 @@ class EvalSettings(Settings):
 
 
 def repriced(cfg: Config, cheap_factor: float, dear_factor: float) -> tuple[Config, str] | None:
-    order = experts_by_price(cfg)
+    order = experts_by_price(cfg.catalog())
     if len(order) < 2 or cfg.expert(order[0]).price == cfg.expert(order[-1]).price:
         return None  # nothing to reorder
     cheap, dear = cfg.expert(order[0]).price, cfg.expert(order[-1]).price
@@ -81,7 +82,7 @@ def repriced(cfg: Config, cheap_factor: float, dear_factor: float) -> tuple[Conf
 
 def retooled(cfg: Config, gen: GeneralisationSettings) -> tuple[Config, str] | None:
     names = [e.name for e in cfg.experts]
-    withhold = gen.withhold_experts if gen.withhold_experts is not None else experts_by_price(cfg)[-1:]
+    withhold = gen.withhold_experts if gen.withhold_experts is not None else experts_by_price(cfg.catalog())[-1:]
     unknown = [n for n in withhold if n not in names]
     if unknown:
         raise ValueError(f"stages.eval.generalisation.withhold_experts: no expert(s) {unknown} (have {names})")
@@ -117,7 +118,7 @@ class Evaluation:
         """Run `names` (oracle last) in one block; returns the policies that ran."""
         block, ran, rows = Block.build(name, cfg), [], []
         for policy in names:
-            make = None if policy == "oracle" else self.lineup.maker(policy, cfg, self.tasks, self.envs)
+            make = None if policy == "oracle" else self.lineup.maker(policy, block.runtime.catalog, self.tasks, self.envs)
             if make is not None:
                 rows += self._timed_run(f"{name}/{policy}", tasks, self.envs, block, self.lineup.policy_name(policy),
                                         make, self.seen)
@@ -132,12 +133,13 @@ class Evaluation:
 
     def sweep(self, policies: list[str]) -> None:
         for policy in policies:
-            make = self.lineup.maker(policy, self.cfg, self.tasks, self.envs)
+            block = Block.build("pareto", self.cfg)
+            make = self.lineup.maker(policy, block.runtime.catalog, self.tasks, self.envs)
             if make is None:
                 continue
             for w in self.settings.cost_weights:
                 self.rows += self._timed_run(f"pareto/{policy}", self.aux_tasks, self.envs,
-                                             Block.build("pareto", self.cfg), self.lineup.policy_name(policy),
+                                             block, self.lineup.policy_name(policy),
                                              make, self.seen, cost_weight=w)
 
 
@@ -151,7 +153,7 @@ def run_blocks(ev: Evaluation, names: list[str], sweep: list[str]) -> dict[str, 
         shifted["unseen_pricing"] = r
     if gen.unseen_tool and (r := retooled(ev.cfg, gen)):
         shifted["unseen_tool"] = r
-    gen_names = expand(gen.policies, ev.cfg) if gen.policies is not None else [n for n in names if n != "prompted"]
+    gen_names = expand(gen.policies, ev.cfg.catalog()) if gen.policies is not None else [n for n in names if n != "prompted"]
     for block_name, (block_cfg, _) in shifted.items():
         ev.block(block_name, block_cfg, gen_names, ev.aux_tasks)
     return {k: text for k, (_, text) in shifted.items()}
@@ -172,7 +174,7 @@ def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_d
     out_dir = Path(out_dir)
     lineup = Lineup(models_dir, out_dir, cfg.seed, settings.max_new_tokens, settings.random_max_calls,
                     settings.only_expert_search, settings.prompted_base)
-    names = [f"hf:{checkpoint}"] if checkpoint else expand(settings.policies, cfg)
+    names = [f"hf:{checkpoint}"] if checkpoint else expand(settings.policies, cfg.catalog())
     sweep = names[:1] if checkpoint else settings.sweep_policies
     ev = Evaluation(cfg, settings, tasks, lineup, seen, envs_dir)
     descriptions = run_blocks(ev, names, sweep)

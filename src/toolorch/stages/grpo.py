@@ -35,6 +35,7 @@ from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
 from toolorch.core.splits import stratified_subsample
 from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.preferences import PROFILES
 from toolorch.stages import finish, stage_config
 from toolorch.train.distributed import close, full_state_dict, init_distributed
@@ -158,7 +159,7 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
-                          load_envs(envs_dir, tasks), cfg, hc)
+                          load_envs(envs_dir, tasks), Runtime.from_config(cfg), hc)
 
 
 def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path("data/passk/tasks.jsonl"),
@@ -176,7 +177,7 @@ def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, cfg, loop, out_dir / "state", log, resume=s.resume)
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=s.resume)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:

@@ -37,8 +37,7 @@ from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.core.records import Task, Trajectory
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env import Environment
-from toolorch.runtime.episode import run_episode
-from toolorch.runtime.experts import build_expert
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.openai_chat import EndpointError
 from toolorch.runtime.preferences import with_user
 from toolorch.runtime.teacher import (
@@ -48,7 +47,6 @@ from toolorch.runtime.teacher import (
     online_policy,
     reverify,
 )
-from toolorch.runtime.tools import Toolbox
 from toolorch.stages import finish, progress_bar, stage_config
 
 
@@ -137,10 +135,10 @@ class TeacherRunner:
     """Runs one task's k episodes with the configured teacher."""
 
     def __init__(self, cfg: Config, settings: PasskSettings):
-        self.cfg = cfg
+        self.seed = cfg.seed
         self.settings = settings
-        self.experts = {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
-        self.scripted = ScriptedTeacher(cfg, settings.routes, seed=cfg.seed)
+        self.runtime = Runtime.from_config(cfg)
+        self.scripted = ScriptedTeacher(self.runtime.catalog, settings.routes, seed=cfg.seed)
         self.endpoint_failures = 0
         self._lock = threading.Lock()
 
@@ -148,22 +146,22 @@ class TeacherRunner:
         return [t for t in (self._one(task, env, i) for i in range(self.settings.k)) if t is not None]
 
     def gold_verifies(self, task: Task, env: Environment) -> bool:
-        return reverify(task, env, self.cfg, self.experts) is None
+        return reverify(task, env, self.runtime.catalog, self.runtime.experts) is None
 
     def _one(self, task: Task, env: Environment, sample: int) -> Trajectory | None:
         if self.endpoint_failures >= self.settings.max_endpoint_failures:  # another worker gave up
             raise PasskError(f"teacher endpoint failed {self.endpoint_failures} times in a row")
         if self.settings.resample_preferences:
-            task = with_user(task, self.cfg, stable_seed(self.cfg.seed, "passk-user", task.id, sample))
+            task = with_user(task, self.runtime.catalog, stable_seed(self.seed, "passk-user", task.id, sample))
         with env.session() as session:
-            toolbox = Toolbox(self.cfg, session, experts=self.experts)
+            toolbox = self.runtime.toolbox(session)
             if self.settings.teacher == "scripted":
                 policy = self.scripted.policy(task, sample, {s.name for s in toolbox.specs})
             else:
                 assert self.settings.openai is not None
-                policy = online_policy(self.settings.openai, self.cfg.seed, sample)
+                policy = online_policy(self.settings.openai, self.seed, sample)
             try:
-                traj = run_episode(task, policy, toolbox, self.cfg)
+                traj = self.runtime.run(task, policy, toolbox)
             except EndpointError as e:
                 with self._lock:
                     self.endpoint_failures += 1

@@ -86,7 +86,7 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("d
     envs = load_envs(envs_dir)
     seed = cfg.seed + settings.seed_offset
     start = time.perf_counter()
-    drafted, rejected = synthesize_tasks(envs, cfg, settings.tasks_per_template, seed, settings.workers)
+    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers)
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, synth_seed(seed, "split"))
     tasks = apply_split(kept, plan)
@@ -95,7 +95,7 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("d
         plan = plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
         tasks += imported
     synth_s = time.perf_counter() - start
-    failures = verify_tasks(envs, tasks, cfg, settings.workers)
+    failures = verify_tasks(envs, tasks, cfg.catalog(), settings.workers)
     verify_s = time.perf_counter() - start - synth_s
     if failures:
         listed = "; ".join(f"{tid}: {why}" for tid, why in failures[:10])

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from toolorch.core.config import Config
 from toolorch.core.records import Task, is_correct
 from toolorch.runtime.env import Environment
-from toolorch.runtime.experts import build_expert
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.teacher import reverify
 from toolorch.stages import finish, stage_config
 from toolorch.synth.data_checks import (
@@ -68,10 +68,9 @@ class Reverifier:
     """Re-executes a task row's gold calls in a fresh session of its environment."""
 
     def __init__(self, cfg: Config, envs_dir: Path):
-        self.cfg = cfg
         self.envs_dir = envs_dir
         self.envs: dict[str, Environment | None] = {}
-        self.experts = {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
+        self.runtime = Runtime.from_config(cfg)
         self._lock = threading.Lock()
 
     def __call__(self, row: dict[str, Any]) -> str | None:
@@ -83,7 +82,7 @@ class Reverifier:
         env = self._env(task.env)
         if env is None:
             return f"no environment '{task.env}' in {self.envs_dir}"
-        return reverify(task, env, self.cfg, self.experts)
+        return reverify(task, env, self.runtime.catalog, self.runtime.experts)
 
     def _env(self, name: str) -> Environment | None:
         with self._lock:

@@ -10,7 +10,7 @@ Templates are derived from an environment's tool hints (`synth.json`), one per
 Slots (tool arguments) are sampled from the DB; each draft's gold calls are executed
 through a real Toolbox and the answer is what they return (`synth.gold`).
 
-    tasks, stats = synthesize_env_tasks(env, cfg, per_template=1, seed=0)
+    tasks, stats = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=0)
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task, ToolCall
 from toolorch.runtime.env.world import Environment
 from toolorch.runtime.gold import PREV, GoldError, gold_answer
@@ -232,20 +232,20 @@ def task_id(env: str, template: str, slots: dict[str, Any]) -> str:
     return f"{env}.{template}.{digest}"
 
 
-def synthesize_env_tasks(env: Environment, cfg: Config, per_template: int, seed: int,
+def synthesize_env_tasks(env: Environment, catalog: Catalog, per_template: int, seed: int,
                          attempts_per_task: int = 4) -> tuple[list[Task], Counter[str]]:
     """Tasks for one environment, each answered by executing its gold calls; returns rejections by reason."""
     hints = load_hints(env)
     rejected: Counter[str] = Counter()
     tasks: list[Task] = []
     with env.session() as session:
-        ctx = Context(env, hints, Toolbox(cfg, session, experts={}, with_code=True))
+        ctx = Context(env, hints, Toolbox(catalog, session, experts={}, with_code=True))
         for template in templates(hints):
-            tasks += _fill(ctx, template, cfg, per_template, seed, attempts_per_task, rejected)
+            tasks += _fill(ctx, template, catalog, per_template, seed, attempts_per_task, rejected)
     return tasks, rejected
 
 
-def _fill(ctx: Context, template: Template, cfg: Config, per_template: int, seed: int,
+def _fill(ctx: Context, template: Template, catalog: Catalog, per_template: int, seed: int,
           attempts_per_task: int, rejected: Counter[str]) -> list[Task]:
     template_id = f"{ctx.env.name}.{template.key}"
     rng = random.Random(synth_seed(seed, template_id))
@@ -265,7 +265,7 @@ def _fill(ctx: Context, template: Template, cfg: Config, per_template: int, seed
         made[tid] = Task(id=tid, env=ctx.env.name, question=draft.question, answer=answer,
                          answer_type=draft.answer_type, category=template.category,  # type: ignore[arg-type]
                          difficulty=len(draft.calls), template=template_id, gold_calls=draft.calls,
-                         preference=sample_preference(cfg, synth_seed(seed, tid)))
+                         preference=sample_preference(catalog, synth_seed(seed, tid)))
     return list(made.values())
 
 
@@ -278,14 +278,14 @@ def _reason_kind(message: str) -> str:
     return "other"
 
 
-def synthesize_tasks(envs: list[Environment], cfg: Config, per_template: int, seed: int,
+def synthesize_tasks(envs: list[Environment], catalog: Catalog, per_template: int, seed: int,
                      workers: int = 1) -> tuple[list[Task], Counter[str]]:
     """Tasks of many environments, in environment order whatever the number of workers.
 
     Threads suffice: most of the time goes to sandbox subprocesses and SQLite, outside the GIL.
     """
     def one(env: Environment) -> tuple[list[Task], Counter[str]]:
-        return synthesize_env_tasks(env, cfg, per_template, seed)
+        return synthesize_env_tasks(env, catalog, per_template, seed)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, envs))

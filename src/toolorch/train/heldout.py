@@ -1,7 +1,7 @@
 """Held-out check written into the GRPO metrics: did training help, and does the policy obey
 the preference?
 
-    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, cfg, HeldoutConfig())
+    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, runtime, HeldoutConfig())
 
 - reward: every policy runs every held-out task once per seed (sampling); a task's
   reward group is all of its runs (every policy, every seed), so the efficiency terms
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from toolorch.core.config import Config
 from toolorch.core.records import Preference, Task
 from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import Runtime
 from toolorch.train.rewards import EpisodeOutcome, RewardConfig, group_rewards
 from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
 
@@ -37,10 +37,10 @@ class HeldoutConfig:
     with_code: bool = True
 
 
-def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
+def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
                hc: HeldoutConfig, seed: int) -> list[Rollout]:
     engine = HFEngine(model, tokenizer, hc.max_new_tokens, hc.temperature)
-    return run_rollouts([(t, envs[t.env]) for t in tasks], cfg, engine, seed=10_007 + seed, with_code=hc.with_code)[0]
+    return run_rollouts([(t, envs[t.env]) for t in tasks], runtime, engine, seed=10_007 + seed, with_code=hc.with_code)[0]
 
 
 def summarize(rollouts: list[Rollout], rewards: list[float]) -> dict[str, float]:
@@ -75,12 +75,12 @@ def policy_report(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, nam
     return report
 
 
-def preference_report(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
+def preference_report(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
                       hc: HeldoutConfig) -> dict[str, float | bool]:
     costs = {}
     for label, pref in (("cost_averse", COST_AVERSE), ("accuracy_first", ACCURACY_FIRST)):
         same = [t.model_copy(update={"preference": pref}) for t in tasks]
-        runs = [run_policy(model, tokenizer, same, envs, cfg, hc, s) for s in hc.seeds]
+        runs = [run_policy(model, tokenizer, same, envs, runtime, hc, s) for s in hc.seeds]
         costs[label] = float(np.mean([r.trajectory.usage.cost_usd for run in runs for r in run]))
         costs[f"{label}_accuracy"] = float(np.mean([r.trajectory.correct for run in runs for r in run]))
     return {**{f"{k}_cost_usd" if not k.endswith("accuracy") else k: v for k, v in costs.items()},
@@ -88,9 +88,9 @@ def preference_report(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[
 
 
 def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], envs: dict[str, Environment],
-                   cfg: Config, hc: HeldoutConfig) -> dict[str, Any]:
+                   runtime: Runtime, hc: HeldoutConfig) -> dict[str, Any]:
     """models: name -> HF model, in order (baseline first, trained last)."""
-    runs = {(name, s): run_policy(m, tokenizer, tasks, envs, cfg, hc, s) for name, m in models.items() for s in hc.seeds}
+    runs = {(name, s): run_policy(m, tokenizer, tasks, envs, runtime, hc, s) for name, m in models.items() for s in hc.seeds}
     rewards = rewards_by_run(runs, hc.reward)
     report: dict[str, Any] = {"tasks": len(tasks), "seeds": list(hc.seeds), "temperature": hc.temperature}
     for name in models:
@@ -102,5 +102,5 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
         spread = max(base["reward_spread"], trained["reward_spread"])
         report["reward_margin"] = margin
         report["margin_exceeds_seed_spread"] = bool(margin > spread)
-    report["preference"] = preference_report(models[names[-1]], tokenizer, tasks, envs, cfg, hc)
+    report["preference"] = preference_report(models[names[-1]], tokenizer, tasks, envs, runtime, hc)
     return report

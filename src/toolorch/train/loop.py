@@ -1,7 +1,7 @@
 """The GRPO loop: rollouts -> rewards -> advantages -> one policy step, with checkpoints.
 
     state = build_state(sft_dir, settings, dist)
-    train(state, tasks, envs, cfg, settings, out_dir, log)
+    train(state, tasks, envs, runtime, settings, out_dir, log)
 
 Tasks are drawn from a seeded stream (a fresh permutation every pass); the position in
 that stream is part of the checkpoint, so a resumed run sees the same tasks, the same
@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.preferences import preference_kind, with_user
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
@@ -105,7 +106,7 @@ def task_at(tasks: list[Task], position: int, seed: int) -> Task:
     return tasks[order[position % n]]
 
 
-def step_batch(tasks: list[Task], position: int, loop: LoopConfig, cfg: Config) -> tuple[list[Task], int]:
+def step_batch(tasks: list[Task], position: int, loop: LoopConfig, catalog: Catalog) -> tuple[list[Task], int]:
     """One step's tasks with the preference each is rolled out under, and the stream positions used.
 
     - task: each task keeps the preference it was synthesized with.
@@ -124,7 +125,7 @@ def step_batch(tasks: list[Task], position: int, loop: LoopConfig, cfg: Config) 
     picked = [task_at(tasks, position + i, loop.seed) for i in range(distinct)]
     if loop.preferences == "task":
         return picked, distinct
-    return [with_user(t, cfg, stable_seed(loop.seed, "preference", position + i), p)
+    return [with_user(t, catalog, stable_seed(loop.seed, "preference", position + i), p)
             for i, t in enumerate(picked) for p in profiles], distinct
 
 
@@ -150,15 +151,15 @@ def sync_engine(state: TrainState) -> None:
             state.vllm.load_weights(weights)
 
 
-def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
+def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
              loop: LoopConfig) -> dict[str, float]:
     dist = state.dist
-    batch, used = step_batch(tasks, state.data_position, loop, cfg)
+    batch, used = step_batch(tasks, state.data_position, loop, runtime.catalog)
     mine = batch[dist.rank::dist.world]
     engine = state.vllm or HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
     t0 = time.perf_counter()
     jobs = [(t, envs[t.env]) for t in mine for _ in range(loop.group_size)]
-    rollouts, sampled = run_rollouts(jobs, cfg, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,
+    rollouts, sampled = run_rollouts(jobs, runtime, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,
                                      with_code=loop.with_code) if jobs else ([], 0)
     t1 = time.perf_counter()
     samples, records, kept = [], [], 0
@@ -187,7 +188,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     }
 
 
-def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cfg: Config, loop: LoopConfig,
+def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime, loop: LoopConfig,
           checkpoint_dir: Path, log: ScalarLog, resume: bool = True) -> bool:
     """Run until `loop.steps`; returns False when stopped early by `stop_after`."""
     if resume and has_state(checkpoint_dir):
@@ -195,7 +196,7 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], cf
         sync_engine(state)
     done_here = 0
     while state.step < loop.steps:
-        scalars = one_step(state, tasks, envs, cfg, loop)
+        scalars = one_step(state, tasks, envs, runtime, loop)
         log.write(state.step, scalars)
         done_here += 1
         if loop.checkpoint_every and state.step % loop.checkpoint_every == 0:

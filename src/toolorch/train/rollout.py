@@ -1,7 +1,7 @@
 """Rollouts through the real episode runner, token in / token out, batched in lockstep.
 
     engine = HFEngine(model, tokenizer, max_new_tokens=64, temperature=1.0)
-    rollouts = run_rollouts([(task, env)] * 8, cfg, engine, seed=0)
+    rollouts = run_rollouts([(task, env)] * 8, Runtime.from_config(cfg), engine, seed=0)
 
 Each episode runs `toolorch.runtime.episode.run_episode` in its own thread with a
 `TokenPolicy`. Its `generate` call blocks in a `LockstepSampler` until every live
@@ -20,15 +20,12 @@ from typing import Any, Protocol
 
 import torch
 
-from toolorch.core.config import Config
 from toolorch.core.records import Task, Trajectory
 from toolorch.runtime.chat import encode, render, suffix
 from toolorch.runtime.env import Environment
-from toolorch.runtime.episode import run_episode
-from toolorch.runtime.experts import build_expert
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.modeling import model_device
 from toolorch.runtime.policies import Generation
-from toolorch.runtime.tools import Toolbox
 from toolorch.train.packing import Sample
 
 
@@ -230,11 +227,10 @@ class Rollout:
     sample: Sample  # ids [L], trained [L]
 
 
-def run_rollouts(jobs: list[tuple[Task, Environment]], cfg: Config, engine: Engine, seed: int,
+def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine: Engine, seed: int,
                  with_code: bool = True) -> tuple[list[Rollout], int]:
     """Run every (task, env) episode concurrently; returns (rollouts in job order, tokens sampled)."""
     sampler = LockstepSampler(engine, len(jobs), seed)
-    experts = {e.name: build_expert(e, cfg.seed) for e in cfg.experts}
     results: list[Rollout | BaseException | None] = [None] * len(jobs)
 
     def work(i: int) -> None:
@@ -242,7 +238,7 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], cfg: Config, engine: Engi
         policy = TokenPolicy(sampler, i)
         try:
             with env.session() as session:
-                traj = run_episode(task, policy, Toolbox(cfg, session, experts, with_code=with_code), cfg)
+                traj = runtime.run(task, policy, runtime.toolbox(session, with_code=with_code))
             results[i] = Rollout(task, traj, policy.sample())
         except BaseException as e:
             results[i] = e

@@ -46,7 +46,8 @@ from toolorch.eval.adapters.tau2_user import (
     UserSimulatorError,
 )
 from toolorch.eval.baselines import shared_maker
-from toolorch.runtime.experts import ExpertReply, build_expert
+from toolorch.runtime.episode import Runtime
+from toolorch.runtime.experts import ExpertReply
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.policies import AskToolPolicy, Generation
 from toolorch.runtime.tools import Toolbox
@@ -177,11 +178,10 @@ def test_llm_judge_retries_a_bounded_number_of_times_then_fails_clearly() -> Non
 def test_qa_episodes_in_the_open_world_are_graded_by_the_judge(tmp_path: Path, sim_config: Config) -> None:
     cases = load_frames(FRAMES).cases
     env = build_open_env(tmp_path / "open", DOCS)
-    experts = {e.name: build_expert(e) for e in sim_config.experts}
     judge = ExactMatchJudge()
-    right = qa_bench.run_qa(cases, env, shared_maker(AskToolPolicy("ask_frontier")), "frontier", sim_config, experts,
+    right = qa_bench.run_qa(cases, env, shared_maker(AskToolPolicy("ask_frontier")), "frontier", Runtime.from_config(sim_config),
                             judge)
-    wrong = qa_bench.run_qa(cases, env, shared_maker(AskToolPolicy("ask_mini")), "mini", sim_config, experts, judge)
+    wrong = qa_bench.run_qa(cases, env, shared_maker(AskToolPolicy("ask_mini")), "mini", Runtime.from_config(sim_config), judge)
     summary = qa_bench.summarize_qa(right + wrong)["frames"]
     assert summary["frontier"]["accuracy"] == 1.0 and summary["mini"]["accuracy"] == 0.0  # simulated 1.0 / 0.0
     assert summary["frontier"]["cost_usd"] > summary["mini"]["cost_usd"] > 0
@@ -223,8 +223,8 @@ class CallsForever:
 def converse(env, case, policy, user=None, cfg: Config | None = None, experts=None, max_steps: int = 60):
     cfg = cfg or Config()
     with env.session() as session:
-        toolbox = Toolbox(cfg, session, experts=experts if experts is not None else {})
-        return run_conversation(case, policy, toolbox, user or scripted_users(case), max_steps)
+        toolbox = Toolbox(cfg.catalog(), session, experts=experts if experts is not None else {})
+        return run_conversation(case, policy, toolbox, cfg.episode.limits(), user or scripted_users(case), max_steps)
 
 
 def test_gold_calls_with_a_scripted_user_score_one_on_every_task(tau2_world) -> None:

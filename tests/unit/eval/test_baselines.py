@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.catalog import ExpertConfig, SimulatedProfile
+from toolorch.core.config import Config
 from toolorch.core.records import Preference
 from toolorch.eval.baselines import (
     cascade_maker,
@@ -58,8 +59,8 @@ def test_random_router_is_seeded_and_respects_preferences(library_env, heldout_t
 
 def test_cascade_asks_cheapest_first_and_stops_on_agreement(library_env, heldout_tasks):
     cfg = three_experts()
-    assert experts_by_price(cfg) == ["qwen", "mini", "frontier"]  # by output price: $0.8, $2, $10 per M
-    rows = run_policy(heldout_tasks, _envs(library_env), Block.build("main", cfg), "cascade", cascade_maker(cfg))
+    assert experts_by_price(cfg.catalog()) == ["qwen", "mini", "frontier"]  # by output price: $0.8, $2, $10 per M
+    rows = run_policy(heldout_tasks, _envs(library_env), Block.build("main", cfg), "cascade", cascade_maker(cfg.catalog()))
     for r in rows:
         # qwen (right) and mini (wrong) disagree; frontier (right) agrees with qwen: stop after three
         assert r.tool_counts == {"ask_qwen": 1, "ask_mini": 1, "ask_frontier": 1} and r.correct
@@ -67,7 +68,7 @@ def test_cascade_asks_cheapest_first_and_stops_on_agreement(library_env, heldout
 
 def test_cascade_without_agreement_trusts_the_dearest(library_env, heldout_tasks, sim_config):
     rows = run_policy(heldout_tasks, _envs(library_env), Block.build("main", sim_config), "cascade",
-                      cascade_maker(sim_config))
+                      cascade_maker(sim_config.catalog()))
     # mini is always wrong, frontier always right: no agreement, answer frontier's reply
     assert all(r.tool_counts == {"ask_mini": 1, "ask_frontier": 1} and r.correct for r in rows)
     assert all(next(iter(r.tool_counts)) == "ask_mini" for r in rows)

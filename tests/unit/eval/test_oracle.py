@@ -1,7 +1,7 @@
 """The oracle is an upper bound: as accurate as any policy and no dearer where it is right."""
 from __future__ import annotations
 
-from toolorch.core.config import SimulatedProfile
+from toolorch.core.catalog import SimulatedProfile
 from toolorch.eval.baselines import cascade_maker, only_expert_maker, random_maker
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.runner import Block, run_policy
@@ -12,7 +12,7 @@ def test_oracle_bounds_every_policy(library_env, heldout_tasks, sim_config):
     observed = []
     for name, make in [("only:frontier", only_expert_maker("frontier", False)),
                        ("only:mini", only_expert_maker("mini", True)),
-                       ("random", random_maker(0, 3)), ("cascade", cascade_maker(sim_config))]:
+                       ("random", random_maker(0, 3)), ("cascade", cascade_maker(sim_config.catalog()))]:
         observed += run_policy(heldout_tasks, envs, block, name, make)
     oracle = {r.task_id: r for r in oracle_rows(heldout_tasks, envs, block, observed)}
     assert len(oracle) == len(heldout_tasks) and all(r.policy == "oracle" for r in oracle.values())

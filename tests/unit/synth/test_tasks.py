@@ -19,7 +19,7 @@ def two_envs(all_envs):
 
 @pytest.fixture(scope="module")
 def tasks(two_envs, tiny_cfg) -> list[Task]:
-    made, _ = synthesize_tasks(two_envs, tiny_cfg, per_template=1, seed=0, workers=2)
+    made, _ = synthesize_tasks(two_envs, tiny_cfg.catalog(), per_template=1, seed=0, workers=2)
     return made
 
 
@@ -49,7 +49,7 @@ def test_gold_call_shapes_per_category(tasks):
 
 
 def test_all_tasks_reverify_in_fresh_sessions(two_envs, tasks, tiny_cfg):
-    assert verify_tasks(two_envs, tasks, tiny_cfg, workers=2) == []
+    assert verify_tasks(two_envs, tasks, tiny_cfg.catalog(), workers=2) == []
 
 
 def test_a_wrong_answer_or_broken_call_fails_verification(two_envs, tasks, tiny_cfg):
@@ -58,7 +58,7 @@ def test_a_wrong_answer_or_broken_call_fails_verification(two_envs, tasks, tiny_
     doc = next(t for t in tasks if t.env == env.name and t.category == "document")
     bad_call = lookup.model_copy(update={"gold_calls": [ToolCall(name="no_such_tool", arguments={})]})
     with env.session() as session:
-        box = Toolbox(tiny_cfg, session, experts={})
+        box = Toolbox(tiny_cfg.catalog(), session, experts={})
         assert "task says" in verify(lookup.model_copy(update={"answer": "not the answer"}), box)
         assert "did not return the document" in verify(doc.model_copy(update={"answer": "12345 zebras"}), box)
         assert "failed" in verify(bad_call, box)
@@ -69,8 +69,8 @@ def test_gold_plans_replayed_by_the_episode_runner_are_correct(two_envs, tasks, 
     env = two_envs[1]
     for t in [t for t in tasks if t.env == env.name and t.category != "document"]:
         with env.session() as session:
-            traj = run_episode(t, PlanPolicy(t.gold_calls, name="gold"), Toolbox(tiny_cfg, session, experts={}),
-                               tiny_cfg)
+            traj = run_episode(t, PlanPolicy(t.gold_calls, name="gold"), Toolbox(tiny_cfg.catalog(), session, experts={}),
+                               tiny_cfg.episode.limits())
         assert traj.correct, (t.id, traj.answer, t.answer)
 
 
@@ -78,8 +78,8 @@ def test_gold_plans_replayed_by_the_episode_runner_are_correct(two_envs, tasks, 
 def test_same_seed_same_tasks_other_seed_other_tasks(two_envs, tasks, tiny_cfg):
     env = two_envs[0]
     a = [t for t in tasks if t.env == env.name]  # seed 0
-    b, _ = synthesize_env_tasks(env, tiny_cfg, 1, seed=0)
-    c, _ = synthesize_env_tasks(env, tiny_cfg, 1, seed=4)
+    b, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=0)
+    c, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=4)
     assert [t.model_dump_json() for t in a] == [t.model_dump_json() for t in b]
     assert {t.id for t in a} != {t.id for t in c}
 
@@ -93,9 +93,9 @@ def test_templates_cover_chains_and_every_fact(two_envs):
 
 
 def test_preferences_are_a_seeded_mix_naming_expert_tools(tiny_cfg):
-    prefs = [sample_preference(tiny_cfg, s) for s in range(400)]
-    assert prefs == [sample_preference(tiny_cfg, s) for s in range(400)]
-    cheap, *_, pricey = expert_tools_by_price(tiny_cfg)
+    prefs = [sample_preference(tiny_cfg.catalog(), s) for s in range(400)]
+    assert prefs == [sample_preference(tiny_cfg.catalog(), s) for s in range(400)]
+    cheap, *_, pricey = expert_tools_by_price(tiny_cfg.catalog())
     assert cheap == "ask_qwen_32b" and pricey == "ask_frontier"  # by output-token price
     assert {tuple(p.deny) for p in prefs} == {(), ("ask_frontier",)}
     assert {tuple(p.prefer) for p in prefs} == {(), ("ask_qwen_32b",)}

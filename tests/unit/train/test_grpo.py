@@ -139,7 +139,7 @@ def _batches(world, sim_config, preferences: str, steps: int, tasks_per_step: in
     loop = LoopConfig(tasks_per_step=tasks_per_step, preferences=preferences)
     position, out = 0, []
     for _ in range(steps):
-        batch, used = step_batch(world.tasks, position, loop, sim_config)
+        batch, used = step_batch(world.tasks, position, loop, sim_config.catalog())
         out.append(batch)
         position += used
     return out

@@ -6,6 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from toolorch.runtime.chat import render
 from toolorch.runtime.env import Environment
+from toolorch.runtime.episode import Runtime
 from toolorch.train.rollout import HFEngine, LockstepSampler, run_rollouts
 
 
@@ -22,7 +23,7 @@ def _jobs(world, n):
 
 def test_token_record_matches_the_chat(world, engine):
     cfg = world.cfg.model_copy(update={"episode": world.cfg.episode.model_copy(update={"max_turns": 3})})
-    rollouts, sampled = run_rollouts(_jobs(world, 4), cfg, engine, seed=0, with_code=False)
+    rollouts, sampled = run_rollouts(_jobs(world, 4), Runtime.from_config(cfg), engine, seed=0, with_code=False)
     assert len(rollouts) == 4 and sampled > 0
     tok = engine.tokenizer
     for r in rollouts:
@@ -38,7 +39,7 @@ def test_token_record_matches_the_chat(world, engine):
 
 
 def test_rollouts_are_reproducible_and_seed_dependent(world, engine):
-    runs = [run_rollouts(_jobs(world, 6), world.cfg, engine, seed=s, with_code=False)[0] for s in (3, 3, 4)]
+    runs = [run_rollouts(_jobs(world, 6), Runtime.from_config(world.cfg), engine, seed=s, with_code=False)[0] for s in (3, 3, 4)]
     ids = [[r.sample.ids for r in run] for run in runs]
     assert ids[0] == ids[1]
     assert ids[0] != ids[2]

@@ -23,7 +23,7 @@ def _model(folder):
 def _messages(world, task):
     env = Environment.load(world.envs_dir / task.env)
     with env.session() as session:
-        return initial_messages(task, Toolbox(world.cfg, session))
+        return initial_messages(task, Toolbox(world.cfg.catalog(), session))
 
 
 def test_odds_match_whole_sequence_likelihoods(world, tiny_tokenizer):
@@ -54,7 +54,7 @@ def test_table_averages_each_category_and_user(world, tiny_tokenizer):
     model = _model(folder)
     tasks = world.tasks[:4]
     envs = {t.env: Environment.load(world.envs_dir / t.env) for t in tasks}
-    table = probe(model, tok, tasks, envs, world.cfg, ["accuracy_first", "cost_averse"])
+    table = probe(model, tok, tasks, envs, world.cfg.catalog(), ["accuracy_first", "cost_averse"])
     assert set(table) == {"accuracy_first", "cost_averse"}
     categories = {t.category for t in tasks}
     for rows in table.values():

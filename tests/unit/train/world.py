@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolorch.core.config import Config, ExpertConfig, SimulatedProfile
+from toolorch.core.catalog import ExpertConfig, SimulatedProfile
+from toolorch.core.config import Config
 from toolorch.core.jsonl import write_jsonl
 from toolorch.core.records import Preference, Task, ToolCall, Trajectory
 from toolorch.runtime.episode import run_episode
@@ -59,7 +60,7 @@ def make_trajectories(env, tasks: list[Task], cfg: Config) -> list[Trajectory]:
     for task in tasks:
         for policy in (PlanPolicy(task.gold_calls, name="gold"), AskToolPolicy("ask_frontier")):
             with env.session() as session:
-                out.append(run_episode(task, policy, Toolbox(cfg, session, with_code=False), cfg))
+                out.append(run_episode(task, policy, Toolbox(cfg.catalog(), session, with_code=False), cfg.episode.limits()))
     return out
 
 

@@ -3,7 +3,7 @@
     cases = load_hle(Path("hle.jsonl")).cases          # HLE: id, question, answer, answer_type, category, image...
     cases = load_frames(Path("frames.jsonl")).cases    # FRAMES: Prompt, Answer, wiki_links / wikipedia_link_N
     env = build_open_env(Path("reports/eval/bench_envs/open"), documents=Path("wiki.jsonl"))
-    rows = run_qa(cases, env, maker, "grpo", cfg, experts, judge)
+    rows = run_qa(cases, env, maker, "grpo", Runtime.from_config(cfg), judge)
     summary = summarize_qa(rows)
 
 Nothing is downloaded: the files are the datasets' rows as JSONL (one object a line), with
@@ -24,15 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from toolorch.core.config import Config
 from toolorch.core.jsonl import JsonlError, read_objects
 from toolorch.core.records import Record, Task
 from toolorch.eval.adapters.judge import Judge
 from toolorch.eval.baselines import PolicyMaker
 from toolorch.runtime.env.world import Document, Environment, EnvSpec, search_tool
-from toolorch.runtime.episode import run_episode
-from toolorch.runtime.experts import Expert
-from toolorch.runtime.tools import Toolbox
+from toolorch.runtime.episode import Runtime
 
 OPEN_ENV = "open"
 # Accepted names per field, first match wins (the public datasets' names first).
@@ -193,13 +190,13 @@ class QARow(Record):
     tool_counts: dict[str, int] = {}
 
 
-def run_qa(cases: list[QACase], env: Environment, make: PolicyMaker, policy_name: str, cfg: Config,
-           experts: dict[str, Expert], judge: Judge) -> list[QARow]:
+def run_qa(cases: list[QACase], env: Environment, make: PolicyMaker, policy_name: str, runtime: Runtime,
+           judge: Judge) -> list[QARow]:
     rows = []
     for case in cases:
         with env.session() as session:
-            toolbox = Toolbox(cfg, session, experts=experts, with_code=False)
-            traj = run_episode(case.task, make(case.task, toolbox), toolbox, cfg)
+            toolbox = runtime.toolbox(session, with_code=False)
+            traj = runtime.run(case.task, make(case.task, toolbox), toolbox)
         verdict = judge.judge(case.task.question, case.task.answer, traj.answer, case.task.answer_type)
         rows.append(QARow(benchmark=case.benchmark, policy=policy_name, task_id=case.task.id, subject=case.subject,
                           gold=case.task.answer, answer=traj.answer, correct=verdict.correct is True,

@@ -102,9 +102,9 @@ def run_benchmarks(cfg: Config, settings: BenchmarkSettings, lineup: Lineup, nam
         judge = build_judge(settings.judge)
         rows: list[QARow] = []
         for name in policies:
-            make = lineup.maker(name, cfg, [c.task for c in cases], {env.name: env})
+            make = lineup.maker(name, block.runtime.catalog, [c.task for c in cases], {env.name: env})
             if make is not None:
-                rows += run_qa(cases, env, make, lineup.policy_name(name), cfg, block.experts, judge)
+                rows += run_qa(cases, env, make, lineup.policy_name(name), block.runtime, judge)
         write_jsonl(out_dir / "bench_qa.jsonl", rows)
         result.update(summarize_qa(rows))
         result["judge"] = judge.name
@@ -115,9 +115,9 @@ def run_benchmarks(cfg: Config, settings: BenchmarkSettings, lineup: Lineup, nam
         assert settings.user_simulator is not None  # checked by the settings
         tau_rows: list[Tau2Result] = []
         for name in policies:
-            make = lineup.maker(name, cfg, [c.task for c in tau_cases], {env.name: env})
+            make = lineup.maker(name, block.runtime.catalog, [c.task for c in tau_cases], {env.name: env})
             if make is not None:
-                tau_rows += run_tau2(tau_cases, env, make, lineup.policy_name(name), cfg, block.experts,
+                tau_rows += run_tau2(tau_cases, env, make, lineup.policy_name(name), block.runtime,
                                      llm_users(settings.user_simulator), t.max_steps, t.policy_in_prompt)
         write_jsonl(out_dir / "bench_tau2.jsonl", tau_rows)
         result[f"tau2_{t.domain}"] = summarize_tau2(tau_rows)

@@ -1,7 +1,7 @@
 """tau2-bench (airline) as a conversation benchmark for any toolorch policy.
 
     env, cases, unconverted = load_cases("airline", Path("reports/eval/bench_envs"), split="test")
-    rows = run_tau2(cases, env, maker, "grpo", cfg, experts, user_factory=llm_users(endpoint))
+    rows = run_tau2(cases, env, maker, "grpo", Runtime.from_config(cfg), user_factory=llm_users(endpoint))
     summary = summarize_tau2(rows)
 
 The agent is the orchestrator policy. As in ToolOrchestra, it gets the domain's tools (the
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from toolorch.core.config import Config
+from toolorch.core.catalog import EpisodeLimits
 from toolorch.core.records import Observation, Record, Task, Turn, Usage
 from toolorch.eval.adapters.endpoint import Endpoint
 from toolorch.eval.adapters.tau2_user import (
@@ -37,7 +37,7 @@ from toolorch.eval.adapters.tau2_user import (
 )
 from toolorch.eval.baselines import PolicyMaker
 from toolorch.runtime.env.world import Environment, ToolError
-from toolorch.runtime.experts import Expert
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import PlanPolicy, Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt
@@ -138,7 +138,7 @@ def gold_agent(case: Tau2Case) -> Policy:
 
 def agent_prompt(toolbox: Toolbox, case: Tau2Case, policy_text: str) -> str:
     env = toolbox.session.env.spec
-    base = system_prompt(toolbox.specs, case.task.preference, env.description, toolbox.cfg.episode.describe_db_tools)
+    base = system_prompt(toolbox.specs, case.task.preference, env.description, toolbox.catalog.tools.describe_db_tools)
     return "\n\n".join(p for p in (base, CONVERSATION_NOTE, policy_text and f"Policy:\n{policy_text}") if p)
 
 
@@ -153,9 +153,9 @@ def transcript(messages: list[dict[str, Any]], tail: int = 40) -> str:
 class Conversation:
     """One agent-customer conversation over a private session of the world, with accounting."""
 
-    def __init__(self, case: Tau2Case, policy: Policy, toolbox: Toolbox, user: UserSimulator, policy_text: str):
-        self.case, self.policy, self.toolbox, self.user = case, policy, toolbox, user
-        self.cfg: Config = toolbox.cfg
+    def __init__(self, case: Tau2Case, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits, user: UserSimulator,
+                 policy_text: str):
+        self.case, self.policy, self.toolbox, self.limits, self.user = case, policy, toolbox, limits, user
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": agent_prompt(toolbox, case, policy_text)}]
         self.said: list[str] = []  # what reached the customer
         self.turns: list[Turn] = []
@@ -176,16 +176,16 @@ class Conversation:
                 reason = self.to_customer(said)
                 if reason is not None:
                     return reason
-            if self.total.cost_usd >= self.cfg.episode.budget_usd:
+            if self.total.cost_usd >= self.limits.budget_usd:
                 return "budget"
         return "max_steps"
 
     def step(self, index: int) -> str | None:
         """One agent turn; returns the message it sends the customer, if any."""
-        limits = self.cfg.episode
+        limits = self.limits
         gen = self.policy.generate(self.messages)
         own = Usage(tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
-                    cost_usd=self.cfg.price(limits.policy_price).cost(gen.tokens_in, gen.tokens_out),
+                    cost_usd=self.toolbox.catalog.orchestrator.cost(gen.tokens_in, gen.tokens_out),
                     latency_s=gen.tokens_out / limits.policy_tokens_per_s)
         self.total += own
         self.messages.append({"role": "assistant", "content": gen.text})
@@ -227,9 +227,9 @@ def missing_info(case: Tau2Case, said: list[str]) -> list[str]:
     return [i for i in case.communicate_info if not any(i.lower() in t for t in texts)]
 
 
-def run_conversation(case: Tau2Case, policy: Policy, toolbox: Toolbox, user: UserSimulator,
+def run_conversation(case: Tau2Case, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits, user: UserSimulator,
                      max_steps: int = 50, policy_text: str = "") -> Tau2Result:
-    conv = Conversation(case, policy, toolbox, user, policy_text)
+    conv = Conversation(case, policy, toolbox, limits, user, policy_text)
     stop = conv.run(max_steps)
     db_match = case.task.final_state is None or toolbox.session.fingerprint() == case.task.final_state
     missing = missing_info(case, conv.said)
@@ -243,15 +243,15 @@ def run_conversation(case: Tau2Case, policy: Policy, toolbox: Toolbox, user: Use
     )
 
 
-def run_tau2(cases: list[Tau2Case], env: Environment, make: PolicyMaker, policy_name: str, cfg: Config,
-             experts: dict[str, Expert], user_factory: UserFactory, max_steps: int = 50,
+def run_tau2(cases: list[Tau2Case], env: Environment, make: PolicyMaker, policy_name: str, runtime: Runtime,
+             user_factory: UserFactory, max_steps: int = 50,
              policy_in_prompt: bool = True) -> list[Tau2Result]:
     policy_text = (tau2.data_dir(env.name.removeprefix("tau2_")) / "policy.md").read_text() if policy_in_prompt else ""
     rows = []
     for case in cases:
         with env.session() as session:
-            toolbox = Toolbox(cfg, session, experts=experts)
-            result = run_conversation(case, make(case.task, toolbox), toolbox, user_factory(case), max_steps,
+            toolbox = runtime.toolbox(session)
+            result = run_conversation(case, make(case.task, toolbox), toolbox, runtime.limits, user_factory(case), max_steps,
                                       policy_text)
             rows.append(result.model_copy(update={"policy": policy_name}))
     return rows
