@@ -6,7 +6,7 @@ import pytest
 from toolorch.core.catalog import ExpertConfig
 from toolorch.core.config import Config
 from toolorch.core.records import Preference
-from toolorch.runtime.episode import run_episode
+from toolorch.runtime.episode import Halt, arun_episode, run_episode
 from toolorch.runtime.policies import AskToolPolicy, Generation, PlanPolicy
 from toolorch.runtime.tools import Toolbox
 
@@ -154,3 +154,44 @@ def test_compact_prompt_lists_db_tools_without_descriptions(library_env, author_
     assert "- book_author_id(title: string) [~0.5s]" in short and "Author id of a book" not in short
     assert "- search(query: string): Search the library's documents." in short  # not a db tool
     assert len(short) < len(full)
+
+
+class _Async:
+    """The sync policy and toolbox behind the async driver's interfaces, optionally halting."""
+
+    def __init__(self, policy, toolbox, halt_at_call=None):
+        self.name, self.policy, self.toolbox = policy.name, policy, toolbox
+        self.catalog, self.session, self.specs = toolbox.catalog, toolbox.session, toolbox.specs
+        self.halt_at_call, self.calls = halt_at_call, 0
+
+    async def agenerate(self, messages):
+        return self.policy.generate(messages)
+
+    async def acall(self, call, task):
+        self.calls += 1
+        if self.calls == self.halt_at_call:
+            return Halt("latency")
+        return self.toolbox.call(call, task)
+
+
+def test_async_driver_runs_the_same_loop(library_env, author_task, sim_config):
+    import asyncio
+
+    sync = _run(library_env, author_task, PlanPolicy(author_task.gold_calls), sim_config)
+    with library_env.session() as session:
+        both = _Async(PlanPolicy(author_task.gold_calls), Toolbox(sim_config.catalog(), session, with_code=False))
+        traj = asyncio.run(arun_episode(author_task, both, both, sim_config.episode.limits()))
+    assert traj.model_dump() == sync.model_dump()  # every message, turn and digit
+
+
+def test_driver_halt_ends_episode_with_its_reason(library_env, author_task, sim_config):
+    import asyncio
+
+    with library_env.session() as session:
+        both = _Async(PlanPolicy(author_task.gold_calls), Toolbox(sim_config.catalog(), session, with_code=False),
+                      halt_at_call=2)
+        traj = asyncio.run(arun_episode(author_task, both, both, sim_config.episode.limits()))
+    assert traj.stop_reason == "latency" and traj.answer is None and not traj.correct
+    assert len(traj.turns) == 2 and traj.turns[1].call.name == "author_name" and traj.turns[1].observation is None
+    assert traj.usage.cost_usd == pytest.approx(sum(t.policy_usage.cost_usd for t in traj.turns)
+                                                + traj.turns[0].observation.usage.cost_usd)

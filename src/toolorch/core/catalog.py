@@ -64,6 +64,7 @@ class ExpertConfig(Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     max_tokens: int = Field(512, ge=1)
+    latency_s: float | None = Field(None, ge=0)  # the latency prior the prompt states (simulated: its mean)
     simulated: SimulatedProfile = SimulatedProfile()
 
 
@@ -93,6 +94,8 @@ class CatalogExpert(ExpertConfig):
     @property
     def latency_prior_s(self) -> float:
         """The latency the orchestrator is told to expect (simulated experts declare theirs)."""
+        if self.latency_s is not None:
+            return self.latency_s
         return self.simulated.latency_s_mean if self.backend == "simulated" else 0.0
 
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Category = Literal["lookup", "multi_hop", "aggregate", "document", "reasoning"]
 CATEGORIES: tuple[str, ...] = ("lookup", "multi_hop", "aggregate", "document", "reasoning")
-ToolKind = Literal["db", "search", "code", "expert"]
-StopReason = Literal["answer", "max_turns", "max_tokens", "budget"]
+ToolKind = Literal["db", "search", "code", "expert", "http", "mcp"]  # http, mcp: served by the gateway
+StopReason = Literal["answer", "max_turns", "max_tokens", "budget", "latency"]  # latency: a serving deadline
 
 
 class Record(BaseModel):

@@ -1,6 +1,12 @@
 """The episode runner: policy <-> tools, turn by turn, with full accounting.
 
-    traj = run_episode(task, policy, toolbox, limits)   # limits: cfg.episode.limits()
+    traj = run_episode(task, policy, toolbox, limits)          # limits: cfg.episode.limits()
+    traj = await arun_episode(task, apolicy, atools, limits)   # the serving gateway
+
+The loop is written once, as a generator free of I/O (`episode`): it yields `Generate` and
+`CallTool` requests and is sent the results. `run_episode` drives it synchronously, `arun_episode`
+asynchronously; a driver may answer `Halt(reason)` to end the episode early (a budget or deadline
+that only the driver can see).
 
 Each turn the policy writes one message; it is parsed (Hermes tool call or final
 answer); a call is executed by the toolbox and its result appended as a `tool`
@@ -11,19 +17,38 @@ end the episode as a failure with the reason recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Generator, Protocol, Union
 
 from toolorch.core.catalog import Catalog, EpisodeLimits
 from toolorch.core.config import Config
-from toolorch.core.records import Observation, Task, Trajectory, Turn, Usage, is_correct
+from toolorch.core.records import (
+    Observation,
+    StopReason,
+    Task,
+    ToolCall,
+    ToolSpec,
+    Trajectory,
+    Turn,
+    Usage,
+    is_correct,
+)
 from toolorch.runtime.env.world import EnvSession
 from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
-from toolorch.runtime.policies import Policy, answer_from_observation
+from toolorch.runtime.policies import Generation, Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt
 from toolorch.runtime.tools import Toolbox
 
 
-def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
+class ToolView(Protocol):
+    """What the loop reads of a toolbox: the tools it lists, their prices, the world (if any)."""
+
+    catalog: Catalog
+    session: EnvSession | None
+    specs: list[ToolSpec]
+
+
+def initial_messages(task: Task, toolbox: ToolView) -> list[dict[str, Any]]:
     description = toolbox.session.env.spec.description if toolbox.session is not None else ""
     return [
         {"role": "system", "content": system_prompt(toolbox.specs, task.preference, description,
@@ -32,22 +57,56 @@ def initial_messages(task: Task, toolbox: Toolbox) -> list[dict[str, str]]:
     ]
 
 
-def reaches_final_state(task: Task, toolbox: Toolbox) -> bool:
+def reaches_final_state(task: Task, toolbox: ToolView) -> bool:
     if task.final_state is None:
         return True
     return toolbox.session is not None and toolbox.session.fingerprint() == task.final_state
 
 
-def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits) -> Trajectory:
+@dataclass(frozen=True)
+class Generate:
+    """The episode asks its driver for the policy's next message (answer: a `Generation`)."""
+
+    messages: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallTool:
+    """The episode asks its driver to run a tool call (answer: its `Observation`)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A driver's answer instead of a result: end the episode now (a serving budget, deadline)."""
+
+    reason: StopReason
+
+
+Request = Union[Generate, CallTool]
+Episode = Generator[Request, Union[Generation, Observation, Halt], Trajectory]
+
+
+def episode(task: Task, toolbox: ToolView, limits: EpisodeLimits, policy_name: str) -> Episode:
+    """The loop itself, free of I/O: it yields what it needs done and is sent the results.
+
+    `run_episode` drives it synchronously (training, eval, the teacher) and `arun_episode`
+    asynchronously (the serving gateway), so every caller runs this one loop.
+    """
     price = toolbox.catalog.orchestrator
     messages = initial_messages(task, toolbox)
     turns: list[Turn] = []
     total = Usage()
     tokens_out = 0
     answer: str | None = None
-    stop = "max_turns"
+    stop: StopReason = "max_turns"
     for index in range(limits.max_turns):
-        gen = policy.generate(messages)
+        gen = yield Generate(messages)
+        if isinstance(gen, Halt):
+            stop = gen.reason
+            break
+        assert isinstance(gen, Generation)
         own = Usage(tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
                     cost_usd=price.cost(gen.tokens_in, gen.tokens_out),
                     latency_s=gen.tokens_out / limits.policy_tokens_per_s)
@@ -65,7 +124,13 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLim
             obs = Observation(tool=parsed.call.name, error=True,
                               content=f"error: the user does not allow '{parsed.call.route}'")
         else:
-            obs = toolbox.call(parsed.call, task)
+            result = yield CallTool(parsed.call)
+            if isinstance(result, Halt):
+                turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call))
+                stop = result.reason
+                break
+            assert isinstance(result, Observation)
+            obs = result
         total += obs.usage
         messages.append({"role": "tool", "content": obs.content})
         turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call, observation=obs))
@@ -79,10 +144,46 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLim
             stop = "budget"
             break
     return Trajectory(
-        task_id=task.id, env=task.env, policy=policy.name, messages=messages, turns=turns, answer=answer,
+        task_id=task.id, env=task.env, policy=policy_name, messages=messages, turns=turns, answer=answer,
         correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
         stop_reason=stop, usage=total,
     )
+
+
+def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits) -> Trajectory:
+    """Drive `episode` synchronously: the policy writes, the toolbox runs each call."""
+    steps = episode(task, toolbox, limits, policy.name)
+    request = next(steps)
+    while True:
+        result = policy.generate(request.messages) if isinstance(request, Generate) \
+            else toolbox.call(request.call, task)
+        try:
+            request = steps.send(result)
+        except StopIteration as done:
+            return done.value
+
+
+class AsyncPolicy(Protocol):
+    name: str
+
+    async def agenerate(self, messages: list[dict[str, Any]]) -> Generation | Halt: ...
+
+
+class AsyncTools(ToolView, Protocol):
+    async def acall(self, call: ToolCall, task: Task) -> Observation | Halt: ...
+
+
+async def arun_episode(task: Task, policy: AsyncPolicy, tools: AsyncTools, limits: EpisodeLimits) -> Trajectory:
+    """Drive `episode` asynchronously (the serving gateway); either side may answer `Halt`."""
+    steps = episode(task, tools, limits, policy.name)
+    request = next(steps)
+    while True:
+        result = await policy.agenerate(request.messages) if isinstance(request, Generate) \
+            else await tools.acall(request.call, task)
+        try:
+            request = steps.send(result)
+        except StopIteration as done:
+            return done.value
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from toolorch.core.records import (
     expert_tool_name,
 )
 from toolorch.runtime.env.world import EnvSession, ToolError, check_arguments
-from toolorch.runtime.experts import Expert, ExpertError, build_experts
+from toolorch.runtime.experts import Expert, ExpertError, ExpertReply, build_experts
 
 CODE_PRICE_PER_S = 0.0000083  # ToolOrchestra's code-interpreter price
 
@@ -91,12 +91,9 @@ class Toolbox:
                                content=f"error: unknown tool '{call.name}'; available: {', '.join(self._by_name)}")
         usage = Usage(cost_usd=spec.cost_usd, latency_s=spec.latency_s)
         try:
-            if spec.name == ANSWER_TOOL:
-                model = check_arguments(spec, call.arguments)["model"]
-                reply = self._ask_expert(self._by_name[expert_tool_name(model)], ToolCall(name=call.name), task)
-                return reply.model_copy(update={"final": True})
             if spec.kind == "expert":
-                return self._ask_expert(spec, call, task)
+                expert, question, final = self.expert_question(call, task)
+                return self.expert_observation(call.name, expert, self.experts[expert].ask(question, task), final)
             if spec.kind == "code":
                 from toolorch.runtime.env.sandbox import (
                     run_python,  # bwrap lookup only when code runs
@@ -117,15 +114,23 @@ class Toolbox:
                                error=True, usage=usage)
         return Observation(tool=call.name, content=self._clip(content), usage=usage)
 
-    def _ask_expert(self, spec: ToolSpec, call: ToolCall, task: Task | None) -> Observation:
-        args = check_arguments(spec, call.arguments)
+    def expert_question(self, call: ToolCall, task: Task | None) -> tuple[str, str, bool]:
+        """For an `ask_<expert>` or `answer` call: (the expert, the question it gets, whether its reply
+        ends the episode). Without a `question` argument the expert gets the user's task. Raises ToolError."""
+        spec = self._by_name[call.name]
+        final = spec.name == ANSWER_TOOL
+        if final:
+            spec = self._by_name[expert_tool_name(check_arguments(spec, call.arguments)["model"])]
+        args = {} if final else check_arguments(spec, call.arguments)
         assert spec.expert is not None
-        question = args.get("question") or (task.question if task else "")
-        reply = self.experts[spec.expert].ask(str(question), task)
-        price = self.catalog.expert(spec.expert).price
+        return spec.expert, str(args.get("question") or (task.question if task else "")), final
+
+    def expert_observation(self, tool: str, expert: str, reply: ExpertReply, final: bool = False) -> Observation:
+        """An expert's reply as the orchestrator sees it, priced from the catalog."""
+        price = self.catalog.expert(expert).price
         usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
                       cost_usd=price.cost(reply.tokens_in, reply.tokens_out), latency_s=reply.latency_s)
-        return Observation(tool=call.name, content=self._clip(reply.text), usage=usage)
+        return Observation(tool=tool, content=self._clip(reply.text), usage=usage, final=final)
 
     def _clip(self, text: str) -> str:
         limit = self.catalog.tools.max_observation_chars

@@ -159,7 +159,8 @@ class EnvSession:
     def __init__(self, env: Environment):
         self.env = env
         src = sqlite3.connect(f"file:{env.db_path}?mode=ro", uri=True)
-        self.conn = sqlite3.connect(":memory:")
+        # Used by one thread at a time, not always the one that opened it (the gateway's tool pool).
+        self.conn = sqlite3.connect(":memory:", check_same_thread=False)
         src.backup(self.conn)
         src.close()
         self.conn.row_factory = sqlite3.Row
