@@ -84,6 +84,29 @@ def run_episode_cmd(
                   f"tokens={u.tokens_in}/{u.tokens_out}")
 
 
+@app.command("serve")
+def serve_cmd(
+    orchestrator: list[str] = typer.Option(..., help="[NAME=]SPEC: hf:<dir> | openai:<url>#<model> | only:<expert> "
+                                           "(repeatable: the first is the default variant, others canaries)."),
+    config: Optional[Path] = typer.Option(None, help="Profile YAML (a workstation), e.g. configs/tiny.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable; with --config)."),
+    catalog: Optional[Path] = typer.Option(None, help="Serving catalog YAML: experts, prices, tools."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    canary_weight: float = typer.Option(0.0, help="Share of traffic the other --orchestrator variants take."),
+    max_inflight: int = typer.Option(256, help="Orchestrations at once; beyond, 503 with Retry-After."),
+    max_request_s: float = typer.Option(1800.0, help="Every request's deadline (max_latency_s may lower it)."),
+    drain_s: float = typer.Option(30.0, help="On SIGTERM, how long in-flight requests may take to finish."),
+    ledger: Optional[Path] = typer.Option(None, help="SQLite file keeping each API key's spend across restarts."),
+    simulated_latency_scale: float = typer.Option(0.0, help="Simulated experts sleep x their declared latency."),
+) -> None:
+    """Serve the orchestrator behind an OpenAI-compatible API (the gateway runs the whole tool loop)."""
+    from toolorch.serve.main import ServeArgs, serve
+
+    raise typer.Exit(serve(ServeArgs(orchestrator, config, tuple(set_), catalog, host, port, canary_weight,
+                                     max_inflight, max_request_s, drain_s, ledger, simulated_latency_scale)))
+
+
 def _register_stages() -> None:
     for name in STAGES:
         try:

@@ -102,7 +102,7 @@ class Toolbox:
                 args = check_arguments(spec, call.arguments)
                 result = run_python(str(args["code"]), timeout_s=self.catalog.tools.code_timeout_s)
                 usage = Usage(cost_usd=CODE_PRICE_PER_S * spec.latency_s, latency_s=spec.latency_s)
-                return Observation(tool=call.name, content=self._clip(result.observation()),
+                return Observation(tool=call.name, content=self.clip(result.observation()),
                                    error=result.error is not None, usage=usage)
             if self.session is None:
                 raise ToolError(f"'{call.name}' needs a world and this episode has none")
@@ -112,7 +112,7 @@ class Toolbox:
         except Exception as e:  # a tool bug must not end the episode
             return Observation(tool=call.name, content=f"error: {call.name} failed: {e.__class__.__name__}: {e}",
                                error=True, usage=usage)
-        return Observation(tool=call.name, content=self._clip(content), usage=usage)
+        return Observation(tool=call.name, content=self.clip(content), usage=usage)
 
     def expert_question(self, call: ToolCall, task: Task | None) -> tuple[str, str, bool]:
         """For an `ask_<expert>` or `answer` call: (the expert, the question it gets, whether its reply
@@ -130,8 +130,8 @@ class Toolbox:
         price = self.catalog.expert(expert).price
         usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
                       cost_usd=price.cost(reply.tokens_in, reply.tokens_out), latency_s=reply.latency_s)
-        return Observation(tool=tool, content=self._clip(reply.text), usage=usage, final=final)
+        return Observation(tool=tool, content=self.clip(reply.text), usage=usage, final=final)
 
-    def _clip(self, text: str) -> str:
+    def clip(self, text: str) -> str:
         limit = self.catalog.tools.max_observation_chars
         return text if len(text) <= limit else text[:limit] + f"\n...[truncated {len(text) - limit} chars]"

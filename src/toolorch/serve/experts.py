@@ -1,0 +1,108 @@
+"""Expert models as the gateway calls them: asynchronously, over HTTP, with the catalog's limits.
+
+    expert = HttpExpert(catalog_expert, http_client)          # any OpenAI-compatible endpoint
+    reply = await expert.ask("question", timeout_s=20, request_id="req-1")   # ExpertReply | UpstreamError
+
+`LiveSimulatedExpert` stands in for a profile's `backend: simulated` experts when the gateway is
+started from a profile (a workstation): there is no ground truth for a user's question, so it
+answers nothing and says so, and reports the declared profile's token and latency draws
+(seeded by the prompt; the latency is slept x `latency_scale`, 0 by default).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Protocol
+
+import httpx
+
+from toolorch.core.catalog import CatalogExpert
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.experts import ExpertReply, approx_tokens
+from toolorch.serve.errors import upstream_message
+from toolorch.serve.resilience import UpstreamError, retry_after
+
+
+class AsyncExpert(Protocol):
+    name: str
+
+    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply: ...
+
+
+async def post_chat(client: httpx.AsyncClient, url: str, body: dict, headers: dict[str, str], timeout_s: float,
+                    who: str) -> dict:
+    """One chat completion POST; every failure is an UpstreamError with the upstream's status."""
+    try:
+        resp = await client.post(url, json=body, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise UpstreamError(f"{who} did not answer within {timeout_s:.1f} s", timeout=True) from None
+    except httpx.HTTPError as e:
+        raise UpstreamError(f"{who} unreachable: {e.__class__.__name__}: {e}") from None
+    if resp.status_code != 200:
+        message, code = upstream_message(resp.content)
+        raise UpstreamError(f"{who} answered HTTP {resp.status_code}: {message}" + (f" ({code})" if code else ""),
+                            status=resp.status_code, retry_after_s=retry_after(resp.headers.get("retry-after")))
+    try:
+        data = resp.json()
+        choice = data["choices"][0]["message"]
+        return {"text": choice.get("content") or "", "usage": data.get("usage") or {}}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise UpstreamError(f"{who} answered 200 without a chat completion: {resp.text[:200]!r}",
+                            status=502) from None
+
+
+class HttpExpert:
+    def __init__(self, cfg: CatalogExpert, client: httpx.AsyncClient):
+        if not cfg.base_url:
+            raise ValueError(f"expert '{cfg.name}' needs base_url")
+        self.name = cfg.name
+        self.cfg = cfg
+        self.client = client
+        self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        self.auth = {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply:
+        start = time.monotonic()
+        body = {"model": self.cfg.model or self.cfg.name, "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": self.cfg.max_tokens, "temperature": 0.0}
+        out = await post_chat(self.client, self.url, body, {**self.auth, "x-request-id": request_id}, timeout_s,
+                              f"expert '{self.name}'")
+        usage = out["usage"]
+        return ExpertReply(out["text"], int(usage.get("prompt_tokens") or approx_tokens(prompt)),
+                           int(usage.get("completion_tokens") or approx_tokens(out["text"])),
+                           time.monotonic() - start)
+
+
+class LiveSimulatedExpert:
+    def __init__(self, cfg: CatalogExpert, seed: int = 0, latency_scale: float = 0.0):
+        self.name = cfg.name
+        self.profile = cfg.simulated
+        self.seed = seed
+        self.latency_scale = latency_scale
+
+    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply:
+        rng = random.Random(stable_seed(self.seed, self.name, prompt))
+        tokens_out = max(1, int(rng.gauss(self.profile.tokens_out_mean, self.profile.tokens_out_mean * 0.2)))
+        latency = round(max(0.1, rng.gauss(self.profile.latency_s_mean, self.profile.latency_s_mean * 0.2)), 3)
+        if self.latency_scale > 0:
+            if latency * self.latency_scale > timeout_s:
+                await asyncio.sleep(timeout_s)
+                raise UpstreamError(f"simulated expert '{self.name}' did not answer within {timeout_s:.1f} s",
+                                    timeout=True)
+            await asyncio.sleep(latency * self.latency_scale)
+        text = (f"[simulated {self.name}] This is a simulated expert: no model read the question and this "
+                f"reply answers nothing. It reports the declared profile's usage ({tokens_out} output tokens) "
+                f"and latency ({latency:g} s).")
+        return ExpertReply(text, approx_tokens(prompt) + 40, tokens_out, latency)
+
+
+def build_async_expert(cfg: CatalogExpert, client: httpx.AsyncClient, seed: int = 0,
+                       latency_scale: float = 0.0) -> AsyncExpert:
+    if cfg.backend == "openai":
+        return HttpExpert(cfg, client)
+    if cfg.backend == "simulated":
+        return LiveSimulatedExpert(cfg, seed, latency_scale)
+    raise ValueError(f"expert '{cfg.name}': backend '{cfg.backend}' cannot be served (use openai or simulated)")

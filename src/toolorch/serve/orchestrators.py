@@ -1,0 +1,153 @@
+"""The orchestrator variants a gateway serves, and the canary split between them.
+
+    variants = parse_variants(["hf:models/grpo"])                       # one, named "default"
+    variants = parse_variants(["default=openai:http://engine:8000/v1#orchestrator",
+                               "canary=openai:http://engine-canary:8000/v1#orchestrator"])
+    split = Split(build(variants, seed=0, ...), canary_weight=0.1)     # 10% to the canaries
+    orch = split.choose(request_id)                                     # sticky for one request id
+
+Specs are `run-episode --policy`'s: `hf:DIR` (in-process; one thread, so one generation at a
+time), `openai:URL#model` (an OpenAI-compatible engine, e.g. vLLM serving the checkpoint, called
+through runtime.policies.OpenAIPolicy so the engine sees exactly what eval sends it; the call
+runs on the engine thread pool, the event loop never blocks), `only:<expert>` (asks one
+expert and answers with its reply: a gateway can be run and load-tested without a model).
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from toolorch.core.records import expert_tool_name
+from toolorch.core.seeds import stable_seed
+from toolorch.runtime.openai_chat import EndpointError
+from toolorch.runtime.policies import AskToolPolicy, Generation, HFPolicy, OpenAIPolicy, Policy
+from toolorch.serve.errors import ApiError
+
+READY_CACHE_S = 2.0
+SCRIPTED_MAX_TOKENS = 64  # beyond the question a scripted policy copies into its call
+
+
+class SpecError(ValueError):
+    """An --orchestrator value that cannot be served."""
+
+
+def parse_variants(values: list[str]) -> list[tuple[str, str]]:
+    """[NAME=]SPEC values -> (name, spec); an unnamed first one is "default"."""
+    out: list[tuple[str, str]] = []
+    for i, value in enumerate(values):
+        name, sep, spec = value.partition("=")
+        if not sep or ":" in name or name in ("gold",):
+            name, spec = ("default" if i == 0 else f"variant{i}"), value
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise SpecError(f"--orchestrator {value}: variant name '{name}' must be letters, digits, - or _")
+        if name in (n for n, _ in out):
+            raise SpecError(f"--orchestrator: variant '{name}' given twice")
+        out.append((name, spec))
+    if not out:
+        raise SpecError("give at least one --orchestrator")
+    return out
+
+
+@dataclass
+class Orchestrator:
+    name: str
+    spec: str
+    policy: Policy
+    max_new_tokens: int  # per turn: the worst case a turn's reservation assumes
+    pool: ThreadPoolExecutor | None  # None: a scripted policy, run inline (microseconds)
+    engine_url: str | None = None
+    ready_at: float = field(default=-1e9)
+    ready: bool = True
+
+    async def generate(self, messages: list[dict[str, Any]], request_id: str) -> Generation:
+        if self.pool is None:
+            return self.policy.generate(messages)
+        policy = self.policy
+        if isinstance(policy, OpenAIPolicy):  # the request id travels to the engine too
+            policy = copy.copy(policy)
+            policy.client = self.policy.client.with_options(default_headers={"x-request-id": request_id})
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, policy.generate, messages)
+        except EndpointError as e:
+            unreachable = "unreachable" in str(e)
+            raise ApiError(503 if unreachable else 502, f"orchestrator engine: {e}",
+                           "engine_unavailable" if unreachable else "engine_error",
+                           retry_after_s=5 if unreachable else None) from None
+
+    async def probe(self, client: httpx.AsyncClient) -> bool:
+        """Readiness: the engine answers GET /models (cached briefly); in-process policies are ready."""
+        if self.engine_url is None:
+            return True
+        now = time.monotonic()
+        if now - self.ready_at < READY_CACHE_S:
+            return self.ready
+        try:
+            resp = await client.get(self.engine_url.rstrip("/") + "/models", timeout=1.0)
+            self.ready = resp.status_code == 200
+        except httpx.HTTPError:
+            self.ready = False
+        self.ready_at = time.monotonic()
+        return self.ready
+
+
+def build_orchestrator(name: str, spec: str, experts: list[str], seed: int = 0, engine_threads: int = 64,
+                       engine_timeout_s: float = 60.0, engine_retries: int = 2) -> Orchestrator:
+    if spec.startswith("only:"):
+        expert = spec[5:]
+        if expert not in experts:
+            raise SpecError(f"--orchestrator {spec}: no expert '{expert}' in the catalog (have: {', '.join(experts)})")
+        return Orchestrator(name, spec, AskToolPolicy(expert_tool_name(expert), name=spec), SCRIPTED_MAX_TOKENS,
+                            None)
+    if spec.startswith("hf:"):
+        policy = HFPolicy(spec[3:], seed=seed)
+        return Orchestrator(name, spec, policy, policy.max_new_tokens, ThreadPoolExecutor(1, f"hf-{name}"))
+    if spec.startswith("openai:"):
+        url, _, model = spec[7:].partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise SpecError(f"--orchestrator {spec}: expected openai:<http(s) base URL>#<model>")
+        policy = OpenAIPolicy(url, model or "orchestrator", api_key_env="TOOLORCH_POLICY_API_KEY", seed=seed,
+                              timeout_s=engine_timeout_s, max_retries=engine_retries)
+        return Orchestrator(name, spec, policy, policy.max_tokens,
+                            ThreadPoolExecutor(engine_threads, f"engine-{name}"), engine_url=url)
+    raise SpecError(f"--orchestrator {spec}: expected hf:<dir> | openai:<url>#<model> | only:<expert> "
+                    "(gold needs a task's gold answer: no user question has one)")
+
+
+@dataclass
+class Split:
+    """The first variant takes 1 - canary_weight of the traffic; the others share canary_weight."""
+
+    variants: list[Orchestrator]
+    canary_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.canary_weight <= 1:
+            raise SpecError(f"--canary-weight {self.canary_weight}: must be within [0, 1]")
+        if self.canary_weight > 0 and len(self.variants) < 2:
+            raise SpecError("--canary-weight needs a second --orchestrator NAME=SPEC")
+
+    def names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def get(self, name: str) -> Orchestrator | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def choose(self, request_id: str) -> Orchestrator:
+        canaries = self.variants[1:]
+        if not canaries or self.canary_weight == 0:
+            return self.variants[0]
+        u = (stable_seed("canary", request_id) % 1_000_000) / 1_000_000
+        if u >= self.canary_weight:
+            return self.variants[0]
+        return canaries[int(u / self.canary_weight * len(canaries)) % len(canaries)]
+
+    def close(self) -> None:
+        for v in self.variants:
+            if v.pool is not None:
+                v.pool.shutdown(wait=False, cancel_futures=True)
