@@ -4,6 +4,7 @@ retry, parsing and error paths without a model.
     with FakeOpenAI(lambda body: "<answer>12.5</answer>") as fake:
         call(fake.url)              # http://127.0.0.1:<port>/v1
         fake.requests               # the JSON bodies received, in order
+        fake.headers                # their headers (lower-case names), in the same order
 
 `reply(body)` decides each answer to POST /v1/chat/completions:
     str    200, a chat completion whose assistant message is that text
@@ -27,6 +28,7 @@ class FakeOpenAI:
         self.reply = reply
         self.usage = usage
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,12 +38,24 @@ class FakeOpenAI:
                     return
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append(body)
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 out = fake.reply(body)
                 if out is DROP:
                     self.close_connection = True
                     return
                 status, data = fake._encode(out, body)
                 self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802: GET /v1/models, what readiness probes ask
+                if not self.path.endswith("/models"):
+                    self.send_error(404)
+                    return
+                data = json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]}).encode()
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -48,7 +48,8 @@ class Ledger:
     def __init__(self, budgets: dict[str, float | None], path: Path | None = None):
         self.budgets = budgets
         self.reserved: dict[str, float] = {}
-        self.conn = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        # Opened where the gateway is built, used only on its event loop thread.
+        self.conn = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, spent_usd REAL NOT NULL)")
