@@ -32,8 +32,8 @@ def content_text(result: Any) -> str:
     for block in result.content or []:
         text = getattr(block, "text", None)
         parts.append(text if text is not None else json.dumps(block.model_dump(mode="json"), ensure_ascii=False))
-    if not parts and getattr(result, "structuredContent", None) is not None:
-        parts.append(json.dumps(result.structuredContent, ensure_ascii=False))
+    if not parts and getattr(result, "structured_content", None) is not None:
+        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
     return "\n".join(parts)
 
 
@@ -42,7 +42,7 @@ class McpTool:
         self.source = source
         self.remote_name = remote.name
         name = NAME.sub("_", source.entry.prefix + remote.name)[:64]
-        schema = dict(remote.inputSchema or {"type": "object", "properties": {}})
+        schema = dict(remote.input_schema or {"type": "object", "properties": {}})
         schema.setdefault("properties", {})
         self.spec = ToolSpec(name=name, description=(remote.description or remote.name).strip(),
                              parameters=schema, kind="mcp", cost_usd=source.entry.cost_usd,
@@ -60,7 +60,7 @@ class McpTool:
                                 timeout=True) from None
         except Exception as e:  # the SDK's transport and protocol errors
             raise UpstreamError(f"MCP server '{self.source.entry.name}': {e.__class__.__name__}: {e}") from None
-        return content_text(result), bool(result.isError)
+        return content_text(result), bool(result.is_error)
 
 
 class McpSource:
