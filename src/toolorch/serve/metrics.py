@@ -10,7 +10,7 @@ labelled orchestrator="none".
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
 TURN_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 50)
@@ -22,6 +22,7 @@ NO_VARIANT = "none"
 
 class Metrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # no `*_created` series: only the contract's names are exported
         r = self.registry = CollectorRegistry()
         self.requests = Counter("toolorch_requests_total", "Finished requests to /v1/chat/completions",
                                 ["orchestrator", "status", "code"], registry=r)
