@@ -1,0 +1,99 @@
+"""The simulated expert server as a real process on a free port, for tests.
+
+    with SimServer.start("--latency-scale", "0", "--fail-rate", "0.1") as sim:
+        sim.base_url            # http://127.0.0.1:<port>/v1
+        sim.stats()             # GET /stats: what the server counted and injected
+
+Starts `python -m toolorch.serve.sim_experts --config configs/tiny.yaml` with the flags given,
+blocks until /health answers, and kills the process on exit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vllm_server import free_port, log_tail
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_DEADLINE_S = 60.0
+
+
+def sim_command(port: int, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "toolorch.serve.sim_experts", "--config", str(ROOT / "configs/tiny.yaml"),
+            "--port", str(port), *flags]
+
+
+def sim_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.load(resp)
+
+
+@dataclass
+class SimServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    @classmethod
+    def start(cls, *flags: str, log_path: Path | None = None, port: int | None = None) -> SimServer:
+        port = port or free_port()
+        log_path = log_path or Path(f"/tmp/toolorch-sim-{port}.log")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(sim_command(port, *flags), stdout=log, stderr=subprocess.STDOUT,
+                                       env=sim_env())
+        server = cls(process, port, log_path)
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def wait_ready(self) -> None:
+        start = time.monotonic()
+        while time.monotonic() - start < READY_DEADLINE_S:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sim server exited with code {self.process.returncode}:\n"
+                                   f"{log_tail(self.log_path)}")
+            try:
+                get_json(f"{self.root_url}/health", timeout=1.0)
+                return
+            except (urllib.error.URLError, OSError, ValueError):
+                time.sleep(0.1)
+        raise RuntimeError(f"sim server not ready after {READY_DEADLINE_S:.0f} s:\n{log_tail(self.log_path)}")
+
+    def stats(self) -> dict[str, Any]:
+        return get_json(f"{self.root_url}/stats")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
