@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
@@ -69,6 +69,7 @@ class Stats:
     ok: int = 0
     injected: dict[str, int] = field(default_factory=dict)  # "<status>" or "hang"
     overloaded: int = 0  # 503s beyond max_inflight
+    gone: int = 0  # clients that left before their answer (their slot is freed then)
     rejected: dict[str, int] = field(default_factory=dict)  # 4xx by status
     inflight: int = 0
     peak_inflight: int = 0
@@ -214,17 +215,18 @@ def build_app(experts: dict[str, SimulatedProfile], latency_scale: float, faults
             return openai_error(status, f"simulated fault on call {index} (--fail-rate {faults.fail_rate})",
                                 "rate_limit_error" if status == 429 else "server_error", "simulated_fault",
                                 retry_after=status in (429, 503))
+        reply = simulated_reply(body.model, experts[body.model], seed, prompt_text(body.messages))
+        wait_s = reply.latency_s * latency_scale
         if fault == "hang":
             stats.count(stats.injected, "hang")
-            await sleep_while_connected(request, faults.hang_s)
-        reply = simulated_reply(body.model, experts[body.model], seed, prompt_text(body.messages))
-        slept = reply.latency_s * latency_scale
-        if slept > 0:
-            await sleep_while_connected(request, slept)
+            wait_s += faults.hang_s
+        if wait_s > 0 and not await sleep_while_connected(request, wait_s):
+            stats.gone += 1
+            return Response(status_code=499)  # nginx's "client closed request": no one reads it
         stats.ok += 1
         rid = request.headers.get("x-request-id") or f"sim-{index}"
-        return JSONResponse(completion(index, body.model, reply, body.max_completion_tokens or body.max_tokens,
-                                       slept), headers={"X-Request-Id": rid})
+        cap = body.max_completion_tokens or body.max_tokens
+        return JSONResponse(completion(index, body.model, reply, cap, wait_s), headers={"X-Request-Id": rid})
 
     return app
 
