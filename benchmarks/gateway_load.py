@@ -11,7 +11,7 @@ clients for `duration` seconds (a client sends its next request when the last on
 then waits for the requests in flight. A request ends as `ok` (a chat completion), an error
 class (`http_<status>:<OpenAI error code>`, `http_<status>:unshaped` when the body is not
 OpenAI's {"error": {"message", "type", "param", "code"}}, `bad_response`, `connect_error`,
-`transport:<httpx error>`, `client_timeout` at --timeout), or is `lost`: sent, and neither
+`transport:<httpx2 error class>`, `client_timeout` at --timeout), or is `lost`: sent, and neither
 answered nor errored when the level closed (duration + timeout + 5 s).
 
 Overhead: when a reply carries the gateway's own overhead, in the header --overhead-header
@@ -26,6 +26,11 @@ readiness changed, and passes when every request ended ok or with an OpenAI-shap
 none after --deadline and none lost (exit 1 otherwise).
 
 Writes benchmarks/results/<name>/load.json and load.md (--out-dir to change the root).
+
+The client is httpx2 (the openai SDK's own HTTP client, httpx's API): httpx 0.28/0.29 with
+httpcore 1.0 spends O(connections x queued requests) per request in its pool (encode/httpx
+#3215) and measured 70-100 ok/s at 64-200 connections against the simulated expert server
+where httpx2 measured 380-1040 (benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +108,7 @@ def numbers(value: Any) -> list[float]:
     return [float(v) for v in items]
 
 
-def read_overhead(resp: httpx.Response, body: dict, fields: OverheadFields) -> tuple[list[float], float | None]:
+def read_overhead(resp: httpx2.Response, body: dict, fields: OverheadFields) -> tuple[list[float], float | None]:
     """(per-turn overhead samples in ms, the request's total overhead in ms) if the reply has them."""
     metrics = body.get(fields.metrics) if isinstance(body.get(fields.metrics), dict) else {}
     raw = resp.headers.get(fields.header, metrics.get(fields.overhead_key))
@@ -120,7 +125,7 @@ def read_overhead(resp: httpx.Response, body: dict, fields: OverheadFields) -> t
     return per_turn, values[0]
 
 
-def classify(resp: httpx.Response, start_s: float, latency_s: float, fields: OverheadFields) -> Outcome:
+def classify(resp: httpx2.Response, start_s: float, latency_s: float, fields: OverheadFields) -> Outcome:
     try:
         body = resp.json()
     except ValueError:
@@ -137,17 +142,17 @@ def classify(resp: httpx.Response, start_s: float, latency_s: float, fields: Ove
     return Outcome(start_s, latency_s, "ok", True, int(usage.get("completion_tokens") or 0), turns_ms, total_ms)
 
 
-async def one_request(client: httpx.AsyncClient, target: Target, body: dict, t0: float, timeout: float,
+async def one_request(client: httpx2.AsyncClient, target: Target, body: dict, t0: float, timeout: float,
                       fields: OverheadFields) -> Outcome:
     start = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
             resp = await client.post(target.url, json=body)
-    except (TimeoutError, httpx.TimeoutException):
+    except (TimeoutError, httpx2.TimeoutException):
         kind = "client_timeout"
-    except httpx.ConnectError:
+    except httpx2.ConnectError:
         kind = "connect_error"
-    except httpx.TransportError as e:
+    except httpx2.TransportError as e:
         kind = f"transport:{type(e).__name__}"
     else:
         return classify(resp, start - t0, time.perf_counter() - start, fields)
@@ -173,12 +178,12 @@ class Load:
 
 async def run_level(target: Target, concurrency: int, load: Load) -> tuple[list[Outcome], int, float, float]:
     """(outcomes, lost, wall seconds, client CPU seconds) of `concurrency` closed-loop clients."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     outcomes: list[Outcome] = []
     in_flight: set[int] = set()
     cpu0, t0 = time.process_time(), time.perf_counter()
     stop_at = t0 + load.duration
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(load.timeout), headers=load.headers) as client:
+    async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(load.timeout), headers=load.headers) as client:
         async def worker(w: int) -> None:
             i = w
             while time.perf_counter() < stop_at:
@@ -266,13 +271,13 @@ async def run_hook(at_s: float, command: str, t0: float, log_path: Path, timeout
 async def poll_ready(url: str, t0: float, stop: asyncio.Event) -> list[dict]:
     """Readiness transitions [{t_s, ready}], the first poll included; ready = HTTP 200."""
     transitions: list[dict] = []
-    async with httpx.AsyncClient(timeout=READY_TIMEOUT_S) as client:
+    async with httpx2.AsyncClient(timeout=READY_TIMEOUT_S) as client:
         tick = 0
         while not stop.is_set():
             t = time.perf_counter() - t0
             try:
                 ready = (await client.get(url)).status_code == 200
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 ready = False
             if not transitions or transitions[-1]["ready"] != ready:
                 transitions.append({"t_s": round(t, 3), "ready": ready})
@@ -451,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = {"name": args.name, "started_at": started, "settings": settings,
               "environment": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                              "httpx": httpx.__version__, "platform": platform.platform()},
+                              "httpx2": httpx2.__version__, "platform": platform.platform()},
               **asyncio.run(run(args, out_dir))}
     (out_dir / "load.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "load.md").write_text(markdown(result))

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from sim_server import ROOT, SimServer, sim_command, sim_env
@@ -97,9 +97,9 @@ def test_overhead_is_read_under_the_given_names():
     fields = gateway_load.OverheadFields(header="x-ovh", turns_header="x-turns", metrics="trace",
                                          overhead_key="own_ms", turns_key="n")
     chat = {"choices": [{"message": {"role": "assistant", "content": "4"}}], "usage": {"completion_tokens": 3}}
-    per_turn = httpx.Response(200, json=chat, headers={"x-ovh": "12.5,7.5"})
-    total = httpx.Response(200, json={**chat, "trace": {"own_ms": 30, "n": 3}})
-    ignored = httpx.Response(200, json=chat, headers={"x-toolorch-overhead-ms": "99"})
+    per_turn = httpx2.Response(200, json=chat, headers={"x-ovh": "12.5,7.5"})
+    total = httpx2.Response(200, json={**chat, "trace": {"own_ms": 30, "n": 3}})
+    ignored = httpx2.Response(200, json=chat, headers={"x-toolorch-overhead-ms": "99"})
     outcomes = [gateway_load.classify(r, 0.0, 0.01, fields) for r in (per_turn, total, ignored)]
     assert [(o.overhead_turns_ms, o.overhead_ms) for o in outcomes] == [([12.5, 7.5], 20.0), ([10.0], 30.0), ([], None)]
     summary = gateway_load.summarize(outcomes, 0, 1.0, 0.1, 1)
@@ -108,10 +108,10 @@ def test_overhead_is_read_under_the_given_names():
 
 def test_error_bodies_are_classed_by_shape():
     fields = gateway_load.OverheadFields()
-    shaped = httpx.Response(429, json={"error": {"message": "slow down", "type": "rate_limit_error", "param": None,
+    shaped = httpx2.Response(429, json={"error": {"message": "slow down", "type": "rate_limit_error", "param": None,
                                                  "code": "budget_exhausted"}})
-    flat = httpx.Response(502, json={"error": "upstream died"})  # production-stack's shape
-    vllm = httpx.Response(400, json={"error": {"message": "x", "type": "BadRequestError", "param": None, "code": 400}})
+    flat = httpx2.Response(502, json={"error": "upstream died"})  # production-stack's shape
+    vllm = httpx2.Response(400, json={"error": {"message": "x", "type": "BadRequestError", "param": None, "code": 400}})
     kinds = [gateway_load.classify(r, 0, 0, fields) for r in (shaped, flat, vllm)]
     assert [(o.kind, o.shaped) for o in kinds] == [("http_429:budget_exhausted", True), ("http_502:unshaped", False),
                                                    ("http_400:unshaped", False)]
