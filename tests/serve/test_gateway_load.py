@@ -3,7 +3,6 @@ classes it counts are the faults the server injected; fault mode records readine
 failures that are not OpenAI-shaped; gateway overhead fields are read under the names given."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,9 +17,8 @@ import pytest
 from sim_server import ROOT, SimServer, sim_command, sim_env
 from toolorch.serve.sim_experts import Faults
 
-spec = importlib.util.spec_from_file_location("gateway_load", ROOT / "benchmarks/gateway_load.py")
-gateway_load = sys.modules["gateway_load"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-spec.loader.exec_module(gateway_load)
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark's own folder, as when it runs as a script
+import loadgen  # noqa: E402
 
 FAULTS = Faults(fail_rate=0.15, fail_status=500, timeout_rate=0.03, hang_s=30.0, seed=3)
 
@@ -94,24 +92,24 @@ def test_fault_mode_passes_when_every_failure_is_openai_shaped(tmp_path: Path):
 
 
 def test_overhead_is_read_under_the_given_names():
-    fields = gateway_load.OverheadFields(header="x-ovh", turns_header="x-turns", metrics="trace",
+    fields = loadgen.OverheadFields(header="x-ovh", turns_header="x-turns", metrics="trace",
                                          overhead_key="own_ms", turns_key="n")
     chat = {"choices": [{"message": {"role": "assistant", "content": "4"}}], "usage": {"completion_tokens": 3}}
     per_turn = httpx2.Response(200, json=chat, headers={"x-ovh": "12.5,7.5"})
     total = httpx2.Response(200, json={**chat, "trace": {"own_ms": 30, "n": 3}})
     ignored = httpx2.Response(200, json=chat, headers={"x-toolorch-overhead-ms": "99"})
-    outcomes = [gateway_load.classify(r, 0.0, 0.01, fields) for r in (per_turn, total, ignored)]
+    outcomes = [loadgen.classify(r, 0.0, 0.01, fields) for r in (per_turn, total, ignored)]
     assert [(o.overhead_turns_ms, o.overhead_ms) for o in outcomes] == [([12.5, 7.5], 20.0), ([10.0], 30.0), ([], None)]
-    summary = gateway_load.summarize(outcomes, 0, 1.0, 0.1, 1)
+    summary = loadgen.summarize(outcomes, 0, 1.0, 0.1, 1)
     assert summary["overhead_ms_per_turn"]["p50"] == 10.0 and summary["overhead_ms_per_request"]["p50"] == 25.0
 
 
 def test_error_bodies_are_classed_by_shape():
-    fields = gateway_load.OverheadFields()
+    fields = loadgen.OverheadFields()
     shaped = httpx2.Response(429, json={"error": {"message": "slow down", "type": "rate_limit_error", "param": None,
                                                  "code": "budget_exhausted"}})
     flat = httpx2.Response(502, json={"error": "upstream died"})  # production-stack's shape
     vllm = httpx2.Response(400, json={"error": {"message": "x", "type": "BadRequestError", "param": None, "code": 400}})
-    kinds = [gateway_load.classify(r, 0, 0, fields) for r in (shaped, flat, vllm)]
+    kinds = [loadgen.classify(r, 0, 0, fields) for r in (shaped, flat, vllm)]
     assert [(o.kind, o.shaped) for o in kinds] == [("http_429:budget_exhausted", True), ("http_502:unshaped", False),
                                                    ("http_400:unshaped", False)]
