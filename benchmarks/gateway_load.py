@@ -62,7 +62,7 @@ def level_row(side: str, s: dict) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "none"
     return (f"| {s['concurrency']} | {side} | {s['requests']} | {fmt(s['ok_per_s'])} | {fmt(lat.get('p50'))} | "
             f"{fmt(lat.get('p95'))} | {fmt(lat.get('p99'))} | {errors} | {s['lost']} | "
-            f"{overhead} | {s['client_cpu_share']:.0%} |")
+            f"{overhead} | {s['client_cpu_share']:.0%} | {fmt(s['host_load_1m'])} |")
 
 
 def markdown(result: dict) -> str:
@@ -74,7 +74,7 @@ def markdown(result: dict) -> str:
     lines += [f"Target {s['url']} (model {s['model']}){base}. Closed loop, {s['duration']:g} s per level, "
               f"client timeout {s['timeout']:g} s; {result['environment']['cpus']} CPUs, {result['started_at']}.",
               "", "| concurrency | side | requests | ok/s | p50 ms | p95 ms | p99 ms | errors | lost | "
-              "overhead/turn p50 / p99 ms | client CPU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "overhead/turn p50 / p99 ms | client CPU | host load |", "|---" * 12 + "|"]
     for row in result.get("levels", []):
         lines += [level_row(side, row[side]) for side in ("target", "baseline") if side in row]
     if any("ratio" in row for row in result.get("levels", [])):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -190,6 +191,7 @@ def summarize(outcomes: list[Outcome], lost: int, wall_s: float, cpu_s: float, c
         "overhead_ms_per_turn": percentiles(turns, (50, 99)),
         "overhead_ms_per_request": percentiles(totals, (50, 99)),
         "client_cpu_share": round(cpu_s / wall_s, 3),  # near 1: the generator itself is the bottleneck
+        "host_load_1m": round(os.getloadavg()[0], 2),  # at the level's end: neighbours share the CPUs
     }
 
 
