@@ -13,14 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vllm_server import free_port, log_tail
+from vllm_server import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_DEADLINE_S = 60.0
@@ -72,17 +70,8 @@ class SimServer:
         return server
 
     def wait_ready(self) -> None:
-        start = time.monotonic()
-        while time.monotonic() - start < READY_DEADLINE_S:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sim server exited with code {self.process.returncode}:\n"
-                                   f"{log_tail(self.log_path)}")
-            try:
-                get_json(f"{self.root_url}/health", timeout=1.0)
-                return
-            except (urllib.error.URLError, OSError, ValueError):
-                time.sleep(0.1)
-        raise RuntimeError(f"sim server not ready after {READY_DEADLINE_S:.0f} s:\n{log_tail(self.log_path)}")
+        wait_until(lambda: bool(get_json(f"{self.root_url}/health", timeout=1.0)), self.process, self.log_path,
+                   "sim server", READY_DEADLINE_S, 0.1)
 
     def stats(self) -> dict[str, Any]:
         return get_json(f"{self.root_url}/stats")
