@@ -67,10 +67,14 @@ def test_max_tokens_caps_the_completion(plain):
     assert reply.usage.completion_tokens == 7 and reply.choices[0].finish_reason == "length"
 
 
-def test_request_id_is_returned(plain):
+def test_request_id_is_echoed(plain):
     raw = client(plain).chat.completions.with_raw_response.create(
         model="mini", messages=[{"role": "user", "content": "q"}], extra_headers={"X-Request-Id": "abc-1"})
     assert raw.headers["x-request-id"] == "abc-1"
+    with pytest.raises(openai.NotFoundError) as e:  # errors carry it too
+        client(plain).chat.completions.create(model="nope", messages=[{"role": "user", "content": "q"}],
+                                              extra_headers={"X-Request-Id": "abc-2"})
+    assert e.value.response.headers["x-request-id"] == "abc-2"
 
 
 def test_models_and_health_list_the_profiles_experts(plain):

@@ -13,7 +13,9 @@ declared profile (`experts[].simulated` in the config): output tokens and latenc
 drawn as SimulatedExpert draws them, seeded by (seed, expert, prompt), so one prompt always
 costs the same. The drawn latency is slept asynchronously, times --latency-scale (0: answer
 at once, to load-test a gateway's own overhead; 1: the declared latency). The reply's
-`simulated` object carries the drawn latency even when nothing was slept.
+`simulated` object carries the drawn latency even when nothing was slept; `max_tokens`
+caps the completion tokens (finish_reason "length"); X-Request-Id is echoed. A client that
+leaves while its call sleeps frees the call's slot at once (counted as `gone`).
 
 Faults: call number k (admitted calls of known models, counted from 0) fails with
 --fail-status when a draw seeded by (seed, k) falls below --fail-rate, and hangs --hang-s
@@ -186,7 +188,12 @@ def build_app(experts: dict[str, SimulatedProfile], latency_scale: float, faults
                                             "owned_by": "toolorch-simulated"} for name in experts]}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest, request: Request) -> Any:
+    async def chat(body: ChatRequest, request: Request) -> Response:
+        response = await admit(body, request)
+        response.headers["X-Request-Id"] = request.headers.get("x-request-id") or f"sim-{id(request):x}"
+        return response
+
+    async def admit(body: ChatRequest, request: Request) -> Response:
         if body.model not in experts:
             stats.count(stats.rejected, 404)
             return openai_error(404, f"model '{body.model}' does not exist here; simulated experts: "
@@ -207,7 +214,7 @@ def build_app(experts: dict[str, SimulatedProfile], latency_scale: float, faults
         finally:
             stats.inflight -= 1
 
-    async def answer(index: int, body: ChatRequest, request: Request) -> Any:
+    async def answer(index: int, body: ChatRequest, request: Request) -> Response:
         fault = faults.for_call(index)
         if fault == "fail":
             status = faults.fail_status
@@ -224,9 +231,7 @@ def build_app(experts: dict[str, SimulatedProfile], latency_scale: float, faults
             stats.gone += 1
             return Response(status_code=499)  # nginx's "client closed request": no one reads it
         stats.ok += 1
-        rid = request.headers.get("x-request-id") or f"sim-{index}"
-        cap = body.max_completion_tokens or body.max_tokens
-        return JSONResponse(completion(index, body.model, reply, cap, wait_s), headers={"X-Request-Id": rid})
+        return JSONResponse(completion(index, body.model, reply, body.max_completion_tokens or body.max_tokens, wait_s))
 
     return app
 
