@@ -1,6 +1,6 @@
 """The simulated expert server as a real process on a free port, for tests.
 
-    with SimServer.start("--latency-scale", "0", "--fail-rate", "0.1") as sim:
+    with SimServer.start(tmp_path / "sim.log", "--latency-scale", "0", "--fail-rate", "0.1") as sim:
         sim.base_url            # http://127.0.0.1:<port>/v1
         sim.stats()             # GET /stats: what the server counted and injected
 
@@ -55,9 +55,8 @@ class SimServer:
         return f"{self.root_url}/v1"
 
     @classmethod
-    def start(cls, *flags: str, log_path: Path | None = None, port: int | None = None) -> SimServer:
-        port = port or free_port()
-        log_path = log_path or Path(f"/tmp/toolorch-sim-{port}.log")
+    def start(cls, log_path: Path, *flags: str) -> SimServer:
+        port = free_port()
         with open(log_path, "wb") as log:
             process = subprocess.Popen(sim_command(port, *flags), stdout=log, stderr=subprocess.STDOUT,
                                        env=sim_env())

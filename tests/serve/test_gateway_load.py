@@ -32,7 +32,7 @@ def run_load(out_dir: Path, url: str, *flags: str) -> subprocess.CompletedProces
 def test_counted_error_classes_are_the_injected_faults(tmp_path: Path):
     flags = ["--latency-scale", "0", "--fail-rate", str(FAULTS.fail_rate), "--fail-status", "500",
              "--timeout-rate", str(FAULTS.timeout_rate), "--hang-s", str(FAULTS.hang_s), "--seed", str(FAULTS.seed)]
-    with SimServer.start(*flags) as sim:
+    with SimServer.start(tmp_path / "sim.log", *flags) as sim:
         # a hang outlasts the 2 s client timeout; an ordinary call at latency 0 takes milliseconds
         done = run_load(tmp_path, sim.base_url, "--model", "mini", "--concurrency", "4", "--duration", "1",
                         "--timeout", "2", "--baseline", sim.base_url, "--baseline-model", "qwen-32b")
@@ -55,7 +55,7 @@ def test_counted_error_classes_are_the_injected_faults(tmp_path: Path):
 
 
 def test_fault_mode_records_readiness_and_flags_unshaped_failures(tmp_path: Path):
-    sim = SimServer.start("--latency-scale", "0")
+    sim = SimServer.start(tmp_path / "sim.log", "--latency-scale", "0")
     pidfile = tmp_path / "restarted.pid"
     restart = " ".join(sim_command(sim.port, "--latency-scale", "0"))
     try:
@@ -81,7 +81,8 @@ def test_fault_mode_records_readiness_and_flags_unshaped_failures(tmp_path: Path
 
 
 def test_fault_mode_passes_when_every_failure_is_openai_shaped(tmp_path: Path):
-    with SimServer.start("--latency-scale", "0", "--fail-rate", "0.3", "--fail-status", "503") as sim:
+    flags = ["--latency-scale", "0", "--fail-rate", "0.3", "--fail-status", "503"]
+    with SimServer.start(tmp_path / "sim.log", *flags) as sim:
         done = run_load(tmp_path, sim.base_url, "--model", "mini", "--fault", "--concurrency", "2",
                         "--duration", "1", "--timeout", "2", "--ready-url", f"{sim.root_url}/health",
                         "--hook", "0.5:true")

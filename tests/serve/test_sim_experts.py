@@ -28,14 +28,15 @@ def ask(c: openai.OpenAI, model: str, prompt: str):
 
 
 @pytest.fixture(scope="module")
-def plain():
-    with SimServer.start("--latency-scale", "0") as server:
+def plain(tmp_path_factory):
+    with SimServer.start(tmp_path_factory.mktemp("plain") / "sim.log", "--latency-scale", "0") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def slow():
-    with SimServer.start("--latency-scale", str(SLOW_SCALE), "--max-inflight", "2") as server:
+def slow(tmp_path_factory):
+    log = tmp_path_factory.mktemp("slow") / "sim.log"
+    with SimServer.start(log, "--latency-scale", str(SLOW_SCALE), "--max-inflight", "2") as server:
         yield server
 
 
@@ -130,11 +131,11 @@ def test_beyond_max_inflight_answers_503_with_retry_after(slow):
     assert slow.stats()["peak_inflight"] == 2
 
 
-def test_fault_rates_over_200_calls_are_the_seeded_ones():
+def test_fault_rates_over_200_calls_are_the_seeded_ones(tmp_path):
     flags = ["--latency-scale", "0", "--fail-rate", str(FAULTS.fail_rate), "--fail-status", str(FAULTS.fail_status),
              "--timeout-rate", str(FAULTS.timeout_rate), "--hang-s", str(FAULTS.hang_s), "--seed", str(FAULTS.seed)]
     seen = {"ok": 0, "429": 0, "timeout": 0}
-    with SimServer.start(*flags) as server:
+    with SimServer.start(tmp_path / "sim.log", *flags) as server:
         c = client(server, timeout=0.5)
         for i in range(200):
             try:
