@@ -51,13 +51,13 @@ from toolorch.runtime.episode import Runtime, initial_messages, run_episode
 from toolorch.runtime.experts import build_experts
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.runtime.policies import PlanPolicy
+from toolorch.runtime.rewards import group_advantages
+from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
 from toolorch.runtime.tools import Toolbox
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 from toolorch.train.distributed import Dist
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
-from toolorch.train.rewards import group_advantages
-from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_COUNTED = ("completion tokens: tokens sampled by the policy, which are exactly the tokens that carry the "

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 # A loaded 2-core machine has needed ~150 s; override with TOOLORCH_VLLM_READY_S.
 READY_DEADLINE_S = float(os.environ.get("TOOLORCH_VLLM_READY_S", "300"))
@@ -52,6 +53,23 @@ def server_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
     return env
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen, log_path: Path, name: str, deadline_s: float,
+               interval_s: float) -> None:
+    """Poll `ready` until it holds; fail with the log's tail if the process exits or time runs out."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before it was ready; "
+                               f"log {log_path}:\n{log_tail(log_path)}")
+        try:
+            if ready():
+                return
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            pass  # not listening yet
+        time.sleep(interval_s)
+    raise RuntimeError(f"{name} not ready after {deadline_s:.0f} s; log {log_path}:\n{log_tail(log_path)}")
 
 
 @dataclass
@@ -90,19 +108,7 @@ class VLLMServer:
             return [m["id"] for m in json.load(resp)["data"]]
 
     def wait_ready(self, deadline_s: float) -> None:
-        start = time.monotonic()
-        while time.monotonic() - start < deadline_s:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with code {self.process.returncode} before it was "
-                                   f"ready; log {self.log_path}:\n{log_tail(self.log_path)}")
-            try:
-                if self.model in self.models():
-                    return
-            except (urllib.error.URLError, OSError, ValueError, KeyError):
-                pass  # not listening yet
-            time.sleep(1.0)
-        raise RuntimeError(f"vLLM server not ready after {deadline_s:.0f} s; log {self.log_path}:\n"
-                           f"{log_tail(self.log_path)}")
+        wait_until(lambda: self.model in self.models(), self.process, self.log_path, "vLLM server", deadline_s, 1.0)
 
     def stop(self) -> None:
         if self.process.poll() is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 from gateway_server import GatewayServer, tiny_served
 
@@ -38,13 +38,13 @@ def test_100_concurrent_requests_never_exceed_the_key_budget(tmp_path):
     settings = Settings(served=tiny_served(), orchestrators=[("default", "only:mini")],
                         simulated_latency_scale=0.01, ledger_path=tmp_path / "ledger.sqlite")
     with GatewayServer(settings, keys) as gw:
-        async def one(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        async def one(client: httpx2.AsyncClient, i: int) -> httpx2.Response:
             return await client.post("/chat/completions", json={
                 "model": "toolorch", "messages": [{"role": "user", "content": f"Question {i}: what is {i}+1?"}]})
 
-        async def burst() -> list[httpx.Response]:
+        async def burst() -> list[httpx2.Response]:
             headers = {"Authorization": "Bearer secret-team-key"}
-            async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=60) as client:
+            async with httpx2.AsyncClient(base_url=gw.url, headers=headers, timeout=60) as client:
                 return await asyncio.gather(*(one(client, i) for i in range(100)))
 
         responses = asyncio.run(burst())

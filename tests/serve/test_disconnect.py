@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import httpx2
 import pytest
 from conftest import tool_call
 from fake_openai import FakeOpenAI
@@ -37,8 +37,8 @@ def test_disconnect_stops_upstream_calls(tmp_path, stream):
                             orchestrators=[("default", f"openai:{eng.url}#orch")])
         with GatewayServer(settings) as gw:
             body = {"model": "toolorch", "messages": [{"role": "user", "content": "loop"}], "stream": stream}
-            with pytest.raises(httpx.ReadTimeout):
-                with httpx.Client(timeout=httpx.Timeout(10, read=1.0)) as client:
+            with pytest.raises(httpx2.ReadTimeout):
+                with httpx2.Client(timeout=httpx2.Timeout(10, read=1.0)) as client:
                     if stream:  # the first chunk comes at once; then nothing until the answer
                         with client.stream("POST", gw.url + "/chat/completions", json=body) as resp:
                             for _ in resp.iter_lines():
@@ -49,7 +49,7 @@ def test_disconnect_stops_upstream_calls(tmp_path, stream):
             calls_then = len(engine.started) + len(expert.started)
             time.sleep(1.5)
             late = [t for t in engine.started + expert.started if t > left + 0.1]
-            metrics = httpx.get(gw.root + "/metrics").text
+            metrics = httpx2.get(gw.root + "/metrics").text
             inflight = gw.gateway.inflight
     assert calls_then >= 4  # it was running: several turns before the client left
     assert late == []  # and nothing started after it left

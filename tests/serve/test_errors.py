@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
+import httpx2
 import openai
 import pytest
 from gateway_server import GatewayServer, tiny_served
@@ -17,7 +17,7 @@ KEY = "secret-key-of-team-a"
 ASK = {"model": "toolorch", "messages": [{"role": "user", "content": "What is 2+2?"}]}
 
 
-def assert_openai_error(resp: httpx.Response, status: int, code: str, param: str | None = None) -> dict:
+def assert_openai_error(resp: httpx2.Response, status: int, code: str, param: str | None = None) -> dict:
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
@@ -38,7 +38,7 @@ def gw():
 
 
 def post(gw, body, key=KEY, **kw):
-    return httpx.post(gw.url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"},
+    return httpx2.post(gw.url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"},
                       timeout=30, **kw)
 
 
@@ -56,7 +56,7 @@ def test_400_names_the_field(gw, change, param, code):
 
 
 def test_400_on_a_body_that_is_not_json(gw):
-    resp = httpx.post(gw.url + "/chat/completions", content=b"{not json", timeout=10,
+    resp = httpx2.post(gw.url + "/chat/completions", content=b"{not json", timeout=10,
                       headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
     assert_openai_error(resp, 400, "invalid_json")
 
@@ -64,14 +64,14 @@ def test_400_on_a_body_that_is_not_json(gw):
 def test_401_unknown_or_missing_key(gw):
     assert assert_openai_error(post(gw, ASK, key="wrong-key-123"), 401, "invalid_api_key")["type"] \
         == "authentication_error"
-    assert_openai_error(httpx.post(gw.url + "/chat/completions", json=ASK, timeout=10), 401, "missing_api_key")
+    assert_openai_error(httpx2.post(gw.url + "/chat/completions", json=ASK, timeout=10), 401, "missing_api_key")
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=gw.url, api_key="wrong-key-123").chat.completions.create(**ASK)
 
 
 def test_404_unknown_model_and_route(gw):
     assert_openai_error(post(gw, {**ASK, "model": "gpt-9"}), 404, "model_not_found", "model")
-    assert_openai_error(httpx.get(gw.root + "/v1/nothing", timeout=10), 404, "not_found")
+    assert_openai_error(httpx2.get(gw.root + "/v1/nothing", timeout=10), 404, "not_found")
     with pytest.raises(openai.NotFoundError):
         openai.OpenAI(base_url=gw.url, api_key=KEY).chat.completions.create(**{**ASK, "model": "gpt-9"})
 
@@ -92,7 +92,7 @@ def test_503_beyond_max_inflight_with_retry_after(gw):
     slow.join()
     assert_openai_error(resp, 503, "overloaded")
     assert resp.headers["retry-after"] == "1"
-    metrics = httpx.get(gw.root + "/metrics").text
+    metrics = httpx2.get(gw.root + "/metrics").text
     assert 'toolorch_requests_total{code="overloaded",orchestrator="default",status="503"} 1.0' in metrics
 
 

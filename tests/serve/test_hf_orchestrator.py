@@ -2,7 +2,7 @@
 whose text is whatever it is: the loop parses it as training does and the gateway answers)."""
 from __future__ import annotations
 
-import httpx
+import httpx2
 from gateway_server import GatewayServer, tiny_served
 
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
@@ -16,7 +16,7 @@ def test_hf_checkpoint_serves_a_request(tmp_path):
     model = build_tiny_model(tmp_path / "tiny", texts * 20, spec, seed=0)
     settings = Settings(served=tiny_served(), orchestrators=[("default", f"hf:{model}")])
     with GatewayServer(settings) as gw:
-        resp = httpx.post(gw.url + "/chat/completions", timeout=120, json={
+        resp = httpx2.post(gw.url + "/chat/completions", timeout=120, json={
             "model": "toolorch", "messages": [{"role": "user", "content": "What is 2+2?"}], "max_turns": 2,
             "include_trace": True})
     body = resp.json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
+import httpx2
 from conftest import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
 from gateway_server import GatewayServer, tiny_served
@@ -41,9 +41,9 @@ def test_metrics_follow_the_contract_after_traffic():
         with GatewayServer(settings) as gw:
             for extra in ({}, {"preference": {"profile": "cost_averse", "deny": ["ask_frontier"]}},
                           {"max_cost_usd": 0.0001}):
-                httpx.post(gw.url + "/chat/completions", timeout=30, json={
+                httpx2.post(gw.url + "/chat/completions", timeout=30, json={
                     "model": "toolorch", "messages": [{"role": "user", "content": "q"}], **extra})
-            text = httpx.get(gw.root + "/metrics").text
+            text = httpx2.get(gw.root + "/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("toolorch_")}
     assert set(families) == set(CONTRACT)
     for name, (kind, labels) in CONTRACT.items():
@@ -66,7 +66,7 @@ def test_shutdown_drains_inflight_requests():
     result = {}
 
     def slow():
-        result["resp"] = httpx.post(gw.url + "/chat/completions", timeout=30, json={
+        result["resp"] = httpx2.post(gw.url + "/chat/completions", timeout=30, json={
             "model": "toolorch", "messages": [{"role": "user", "content": "q"}]})
 
     client = threading.Thread(target=slow)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-import httpx
+import httpx2
 import pytest
 from conftest import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
@@ -19,7 +19,7 @@ from toolorch.serve.resilience import Breakers, UpstreamError, call_upstream
 
 def ask(gw, content="What is 2+2?", **extra):
     body = {"model": "toolorch", "messages": [{"role": "user", "content": content}], "include_trace": True, **extra}
-    return httpx.post(gw.url + "/chat/completions", json=body, timeout=30)
+    return httpx2.post(gw.url + "/chat/completions", json=body, timeout=30)
 
 
 def test_failing_expert_falls_back_and_its_breaker_opens(tmp_path):
@@ -36,7 +36,7 @@ def test_failing_expert_falls_back_and_its_breaker_opens(tmp_path):
             frontier_calls = len(down.requests)
             second = ask(gw).json()
             denied = ask(gw, preference={"deny": ["ask_mini"]}).json()
-            metrics = httpx.get(gw.root + "/metrics").text
+            metrics = httpx2.get(gw.root + "/metrics").text
     assert first["choices"][0]["message"]["content"] == "4"
     step = first["toolorch"]["trace"]["steps"][1]
     assert step["expert"] == "mini" and step["fallback"] == {"from": "frontier", "reason": "error"}
@@ -121,9 +121,9 @@ def test_engine_failure_is_openai_shaped_also_mid_stream():
         with GatewayServer(settings) as gw:
             plain = ask(gw)
             body = {"model": "toolorch", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-            with httpx.stream("POST", gw.url + "/chat/completions", json=body, timeout=30) as resp:
+            with httpx2.stream("POST", gw.url + "/chat/completions", json=body, timeout=30) as resp:
                 events = [line for line in resp.iter_lines() if line.startswith("data: ")]
-            ready = httpx.get(gw.root + "/ready").json()
+            ready = httpx2.get(gw.root + "/ready").json()
     assert plain.status_code == 503 and plain.json()["error"]["code"] == "engine_unavailable"
     assert plain.headers["retry-after"]
     assert json.loads(events[0][6:])["choices"][0]["delta"]["role"] == "assistant"
@@ -138,10 +138,10 @@ def test_ready_is_false_while_the_engine_is_down():
         url = eng.url
         settings = Settings(served=tiny_served(), orchestrators=[("default", f"openai:{url}#o")])
         with GatewayServer(settings) as gw:
-            up = httpx.get(gw.root + "/ready")
+            up = httpx2.get(gw.root + "/ready")
             eng.__exit__()  # the engine stops
             time.sleep(2.1)  # past the probe cache
-            down = httpx.get(gw.root + "/ready")
-            metrics = httpx.get(gw.root + "/metrics").text
+            down = httpx2.get(gw.root + "/ready")
+            metrics = httpx2.get(gw.root + "/metrics").text
     assert up.status_code == 200 and down.status_code == 503 and down.json()["orchestrators"] == {"default": False}
     assert 'toolorch_engine_ready{orchestrator="default"} 0.0' in metrics

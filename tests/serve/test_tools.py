@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from conftest import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
@@ -63,7 +63,7 @@ def run_plan(tmp_path, tools_yaml: str, *turns: str, question="q") -> tuple[dict
     with FakeOpenAI(scripted_engine(*turns)) as eng, FakeOpenAI(lambda b: "Answer: 4") as exp:
         served = load_catalog_file(catalog(tmp_path, exp.url, tools_yaml))
         with GatewayServer(Settings(served=served, orchestrators=[("default", f"openai:{eng.url}#o")])) as gw:
-            body = httpx.post(gw.url + "/chat/completions", timeout=60, headers={"x-request-id": "tools-1"}, json={
+            body = httpx2.post(gw.url + "/chat/completions", timeout=60, headers={"x-request-id": "tools-1"}, json={
                 "model": "toolorch", "messages": [{"role": "user", "content": question}], "include_trace": True})
         return body.json(), eng.requests
 

@@ -22,12 +22,10 @@ import typer
 
 from toolorch.core.catalog import Catalog
 from toolorch.core.config import load_config
-from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
-from toolorch.core.splits import stratified_subsample
-from toolorch.eval.runner import load_envs
+from toolorch.eval.heldout import heldout_sample
 from toolorch.runtime.chat import common_prefix, encode, render
-from toolorch.runtime.env import Environment
+from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.episode import initial_messages
 from toolorch.runtime.modeling import model_device
 from toolorch.runtime.parsing import render_call
@@ -118,10 +116,8 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
     shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
-    sample = stratified_subsample(read_jsonl(tasks, Task), max_tasks, cfg.seed)
-    if not sample:
-        raise typer.BadParameter(f"{tasks}: no tasks")
-    envs = load_envs(sample, envs_dir)
+    sample = heldout_sample(tasks, max_tasks, cfg.seed)
+    envs = load_envs(envs_dir, sample)
     report = {}
     for folder in models:
         tokenizer = AutoTokenizer.from_pretrained(folder)

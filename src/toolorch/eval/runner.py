@@ -6,7 +6,6 @@ from which every reported number is computed (see `metrics.summarize`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from toolorch.core.config import Config
 from toolorch.core.records import Preference, Record, Task, Trajectory
@@ -108,17 +107,6 @@ def to_row(traj: Trajectory, task: Task, toolbox: Toolbox, block: str, policy: s
         stop_reason=traj.stop_reason, cost_usd=traj.usage.cost_usd, latency_s=traj.usage.latency_s,
         turns=len(traj.turns), tool_counts=traj.tool_counts(), mix_counts=mix_counts(traj, toolbox), route=route,
     )
-
-
-def load_envs(tasks: list[Task], envs_dir: Path) -> dict[str, Environment]:
-    """Every environment the tasks need; a missing one is a clear error, not a skipped task."""
-    envs: dict[str, Environment] = {}
-    for name in sorted({t.env for t in tasks}):
-        folder = Path(envs_dir) / name
-        if not folder.is_dir():
-            raise FileNotFoundError(f"tasks need environment '{name}' but {folder} does not exist")
-        envs[name] = Environment.load(folder)
-    return envs
 
 
 def run_policy(tasks: list[Task], envs: dict[str, Environment], block: Block, policy: str, make: PolicyMaker,

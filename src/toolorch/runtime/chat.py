@@ -9,6 +9,7 @@ rollouts are tokenized, so SFT and GRPO train on identical token layouts.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 IGNORE = -100
@@ -73,3 +74,19 @@ def common_prefix(a: list[int], b: list[int], limit: int) -> int:
             break
         n += 1
     return n
+
+
+@dataclass
+class Sample:
+    """One sequence: ids [L], trained mask [L], per-token weight [L] (advantage in GRPO, 1 in SFT)."""
+
+    ids: list[int]
+    trained: list[bool]
+    weight: list[float] | None = None
+    extra: dict = field(default_factory=dict)
+    # > 0: the tail of a chat whose first `after` tokens are the head of its row (the row's
+    # first sequence, see pack_shared): it attends to them and its positions continue theirs
+    after: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)

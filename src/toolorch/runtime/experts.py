@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from toolorch.core.catalog import Catalog, CatalogExpert
+from toolorch.core.catalog import Catalog, CatalogExpert, SimulatedProfile
 from toolorch.core.records import Task, normalize_answer
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.openai_chat import EndpointError, complete, make_client
@@ -66,6 +66,13 @@ def decoy_answer(gold: str, answer_type: str, rng: random.Random) -> str:
     return gold[::-1].title() if gold[::-1].casefold() != gold.casefold() else gold + " II"
 
 
+def usage_draw(profile: SimulatedProfile, rng: random.Random) -> tuple[int, float]:
+    """Output tokens and latency (s) of one simulated call: normal draws around the declared means."""
+    tokens_out = max(1, int(rng.gauss(profile.tokens_out_mean, profile.tokens_out_mean * 0.2)))
+    latency = max(0.1, rng.gauss(profile.latency_s_mean, profile.latency_s_mean * 0.2))
+    return tokens_out, round(latency, 3)
+
+
 class SimulatedExpert:
     """Declared profile: accuracy by category and difficulty, token and latency draws."""
 
@@ -84,9 +91,8 @@ class SimulatedExpert:
         rng = random.Random(stable_seed(self.seed, self.name, task.id, prompt))
         right = rng.random() < self.accuracy(task)
         value = task.answer if right else decoy_answer(task.answer, task.answer_type, rng)
-        tokens_out = max(1, int(rng.gauss(self.profile.tokens_out_mean, self.profile.tokens_out_mean * 0.2)))
-        latency = max(0.1, rng.gauss(self.profile.latency_s_mean, self.profile.latency_s_mean * 0.2))
-        return ExpertReply(f"Answer: {value}", approx_tokens(prompt) + 40, tokens_out, round(latency, 3))
+        tokens_out, latency = usage_draw(self.profile, rng)
+        return ExpertReply(f"Answer: {value}", approx_tokens(prompt) + 40, tokens_out, latency)
 
 
 class ReplayExpert:

@@ -16,7 +16,7 @@ import random
 import time
 from typing import Protocol
 
-import httpx
+import httpx2
 
 from toolorch.core.catalog import CatalogExpert
 from toolorch.core.seeds import stable_seed
@@ -31,14 +31,14 @@ class AsyncExpert(Protocol):
     async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply: ...
 
 
-async def post_chat(client: httpx.AsyncClient, url: str, body: dict, headers: dict[str, str], timeout_s: float,
+async def post_chat(client: httpx2.AsyncClient, url: str, body: dict, headers: dict[str, str], timeout_s: float,
                     who: str) -> dict:
     """One chat completion POST; every failure is an UpstreamError with the upstream's status."""
     try:
         resp = await client.post(url, json=body, headers=headers, timeout=timeout_s)
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise UpstreamError(f"{who} did not answer within {timeout_s:.1f} s", timeout=True) from None
-    except httpx.HTTPError as e:
+    except httpx2.HTTPError as e:
         raise UpstreamError(f"{who} unreachable: {e.__class__.__name__}: {e}") from None
     if resp.status_code != 200:
         message, code = upstream_message(resp.content)
@@ -54,7 +54,7 @@ async def post_chat(client: httpx.AsyncClient, url: str, body: dict, headers: di
 
 
 class HttpExpert:
-    def __init__(self, cfg: CatalogExpert, client: httpx.AsyncClient):
+    def __init__(self, cfg: CatalogExpert, client: httpx2.AsyncClient):
         if not cfg.base_url:
             raise ValueError(f"expert '{cfg.name}' needs base_url")
         self.name = cfg.name
@@ -99,7 +99,7 @@ class LiveSimulatedExpert:
         return ExpertReply(text, approx_tokens(prompt) + 40, tokens_out, latency)
 
 
-def build_async_expert(cfg: CatalogExpert, client: httpx.AsyncClient, seed: int = 0,
+def build_async_expert(cfg: CatalogExpert, client: httpx2.AsyncClient, seed: int = 0,
                        latency_scale: float = 0.0) -> AsyncExpert:
     if cfg.backend == "openai":
         return HttpExpert(cfg, client)

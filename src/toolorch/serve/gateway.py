@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from toolorch.runtime.env.world import EnvSession, Environment
 from toolorch.runtime.tools import Toolbox
@@ -73,7 +73,7 @@ class Gateway:
         self.inflight = 0
         self.draining = False
         self._stack = AsyncExitStack()
-        self.http: httpx.AsyncClient | None = None
+        self.http: httpx2.AsyncClient | None = None
         self.services: Services | None = None
         self._shared_toolbox: Toolbox | None = None
 
@@ -86,8 +86,8 @@ class Gateway:
         return None
 
     async def start(self) -> None:
-        limits = httpx.Limits(max_connections=max(64, self.settings.max_inflight * 2), max_keepalive_connections=256)
-        self.http = await self._stack.enter_async_context(httpx.AsyncClient(limits=limits))
+        limits = httpx2.Limits(max_connections=max(64, self.settings.max_inflight * 2), max_keepalive_connections=256)
+        self.http = await self._stack.enter_async_context(httpx2.AsyncClient(limits=limits))
         experts = {e.name: build_async_expert(e, self.http, self.settings.seed, self.settings.simulated_latency_scale)
                    for e in self.catalog.experts}
         for entry in self.served.tools.http:

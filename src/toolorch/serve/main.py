@@ -70,7 +70,8 @@ def serve(args: ServeArgs) -> int:
     from toolorch.serve.app import build_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call otherwise
+    for noisy in ("httpx", "httpx2"):  # one line per upstream call otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         gateway = build_gateway(args)
     except ServeError as e:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from toolorch.core.records import expert_tool_name
 from toolorch.core.seeds import stable_seed
@@ -80,7 +80,7 @@ class Orchestrator:
                            "engine_unavailable" if unreachable else "engine_error",
                            retry_after_s=5 if unreachable else None) from None
 
-    async def probe(self, client: httpx.AsyncClient) -> bool:
+    async def probe(self, client: httpx2.AsyncClient) -> bool:
         """Readiness: the engine answers GET /models (cached briefly); in-process policies are ready."""
         if self.engine_url is None:
             return True
@@ -90,7 +90,7 @@ class Orchestrator:
         try:
             resp = await client.get(self.engine_url.rstrip("/") + "/models", timeout=1.0)
             self.ready = resp.status_code == 200
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             self.ready = False
         self.ready_at = time.monotonic()
         return self.ready

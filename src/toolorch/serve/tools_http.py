@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-import httpx
+import httpx2
 
 from toolorch.core.records import ToolSpec
 from toolorch.serve.catalog_file import HttpToolEntry
@@ -22,7 +22,7 @@ from toolorch.serve.resilience import RETRYABLE_STATUSES, UpstreamError, retry_a
 
 
 class HttpTool:
-    def __init__(self, entry: HttpToolEntry, client: httpx.AsyncClient):
+    def __init__(self, entry: HttpToolEntry, client: httpx2.AsyncClient):
         self.entry = entry
         self.client = client
         self.spec = ToolSpec(name=entry.name, description=entry.description, parameters=entry.parameters,
@@ -37,9 +37,9 @@ class HttpTool:
         try:
             resp = await self.client.post(self.entry.url, json=arguments, timeout=timeout_s,
                                           headers={**self.headers, "x-request-id": request_id})
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             raise UpstreamError(f"{who} did not answer within {timeout_s:.1f} s", timeout=True) from None
-        except httpx.HTTPError as e:
+        except httpx2.HTTPError as e:
             raise UpstreamError(f"{who} unreachable: {e.__class__.__name__}") from None
         if resp.status_code in RETRYABLE_STATUSES:
             message, _ = upstream_message(resp.content)

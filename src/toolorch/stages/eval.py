@@ -25,11 +25,13 @@ from toolorch.core.records import Task
 from toolorch.core.splits import stratified_subsample
 from toolorch.eval.adapters.suite import BenchmarkSettings, run_benchmarks
 from toolorch.eval.baselines import experts_by_price
+from toolorch.eval.heldout import heldout_sample
 from toolorch.eval.lineup import Lineup, expand
 from toolorch.eval.metrics import is_baseline, summarize
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.report import write_report
-from toolorch.eval.runner import Block, EvalRow, Seen, load_envs, run_policy
+from toolorch.eval.runner import Block, EvalRow, Seen, run_policy
+from toolorch.runtime.env import load_envs
 from toolorch.stages import finish, stage_config
 
 
@@ -104,7 +106,7 @@ class Evaluation:
         self.cfg, self.settings, self.lineup, self.seen = cfg, settings, lineup, seen
         self.tasks = tasks
         self.aux_tasks = stratified_subsample(tasks, settings.aux_max_tasks, cfg.seed)
-        self.envs = load_envs(tasks, envs_dir)
+        self.envs = load_envs(envs_dir, tasks)
         self.rows: list[EvalRow] = []
         self.wall_s: dict[str, float] = {}  # run metadata (block/policy -> seconds), not a result
 
@@ -165,9 +167,7 @@ def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_d
         train_tasks_path: Path | None = None) -> dict[str, Any]:
     """Evaluate; `checkpoint` evaluates that one HF folder instead of the configured lineup."""
     settings = EvalSettings.model_validate(cfg.stages.get("eval", {}))
-    tasks = stratified_subsample(read_jsonl(tasks_path, Task), settings.max_tasks, cfg.seed)
-    if not tasks:
-        raise ValueError(f"{tasks_path}: no tasks to evaluate")
+    tasks = heldout_sample(tasks_path, settings.max_tasks, cfg.seed)
     train_path = Path(train_tasks_path or Path(tasks_path).parent / "train.jsonl")
     seen = Seen.from_tasks(read_jsonl(train_path, Task) if train_path.exists() and train_path != Path(tasks_path)
                            else None)

@@ -10,7 +10,7 @@ generate (`rollout_engine: hf`) or from a vLLM engine per rank that receives the
 weights after every step (`vllm`, the GPU path). Every step, each task of the batch gets
 `group_size` rollouts through the real episode runner with a user's preference in the
 system prompt (`preferences`: the task's own, a new user per visit, or the same task
-under each of `contrast_profiles`); rewards (toolorch.train.rewards) give group-relative
+under each of `contrast_profiles`); rewards (toolorch.runtime.rewards) give group-relative
 advantages; groups with no reward variance are dropped and counted; one clipped,
 token-level policy step follows (assistant tokens only, KL to the frozen SFT model when
 kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tasks. Writes
@@ -33,16 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
-from toolorch.core.splits import stratified_subsample
-from toolorch.runtime.env import Environment
+from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
+from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.preferences import PROFILES
+from toolorch.runtime.rewards import RewardConfig
 from toolorch.stages import finish, stage_config
 from toolorch.train.distributed import close, full_state_dict, init_distributed
 from toolorch.train.grpo import StepConfig
-from toolorch.train.heldout import HeldoutConfig, heldout_report
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
-from toolorch.train.rewards import RewardConfig
 from toolorch.train.scalars import ScalarLog
 
 
@@ -120,14 +119,6 @@ def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
                       rollout_engine=s.rollout_engine, vllm_args=dict(s.vllm_args), seed=seed)
 
 
-def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
-    names = sorted({t.env for t in tasks})
-    missing = [n for n in names if not (Path(envs_dir) / n).is_dir()]
-    if missing:
-        raise FileNotFoundError(f"{envs_dir}: no environment folder for {', '.join(missing)}")
-    return {n: Environment.load(Path(envs_dir) / n) for n in names}
-
-
 def load_tasks(path: Path, what: str) -> list[Task]:
     tasks = read_jsonl(path, Task)
     if not tasks:
@@ -152,9 +143,7 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
     if not Path(heldout_path).exists():
         raise FileNotFoundError(f"{heldout_path}: held-out tasks not found (set stages.grpo.heldout.enabled=false "
                                 "to skip the check)")
-    # the eval stage's sample (seeded, category shares kept): the first tasks by id would all
-    # come from one held-out world
-    tasks = stratified_subsample(load_tasks(heldout_path, "held-out"), s.heldout.max_tasks, cfg.seed)
+    tasks = heldout_sample(heldout_path, s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()

@@ -36,7 +36,7 @@ from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.core.records import Task, Trajectory
 from toolorch.core.seeds import stable_seed
-from toolorch.runtime.env import Environment
+from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.openai_chat import EndpointError
 from toolorch.runtime.preferences import with_user
@@ -172,14 +172,6 @@ class TeacherRunner:
         with self._lock:
             self.endpoint_failures = 0
         return traj
-
-
-def load_envs(envs_dir: Path, tasks: list[Task]) -> dict[str, Environment]:
-    names = sorted({t.env for t in tasks})
-    missing = [n for n in names if not (envs_dir / n / "env.json").exists()]
-    if missing:
-        raise PasskError(f"tasks refer to environments missing from {envs_dir}: {', '.join(missing)}")
-    return {n: Environment.load(envs_dir / n) for n in names}
 
 
 TaskResult = tuple[Task, list[Trajectory], dict[str, Any]]

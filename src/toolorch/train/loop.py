@@ -23,16 +23,16 @@ from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.preferences import preference_kind, with_user
-from toolorch.train.checkpoint import has_state, load_state, save_state
-from toolorch.train.distributed import Dist, full_state_dict, shard
-from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
-from toolorch.train.rewards import (
+from toolorch.runtime.rewards import (
     EpisodeOutcome,
     RewardConfig,
     group_advantages,
     group_rewards,
 )
-from toolorch.train.rollout import HFEngine, Rollout, VLLMEngine, run_rollouts
+from toolorch.runtime.rollout import HFEngine, Rollout, VLLMEngine, run_rollouts
+from toolorch.train.checkpoint import has_state, load_state, save_state
+from toolorch.train.distributed import Dist, full_state_dict, shard
+from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
 
 

@@ -13,29 +13,11 @@ the losses are the same as one by one (tested).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from transformers import modeling_utils
 
-from toolorch.runtime.chat import IGNORE, common_prefix
-
-
-@dataclass
-class Sample:
-    """One sequence: ids [L], trained mask [L], per-token weight [L] (advantage in GRPO, 1 in SFT)."""
-
-    ids: list[int]
-    trained: list[bool]
-    weight: list[float] | None = None
-    extra: dict = field(default_factory=dict)
-    # > 0: the tail of a chat whose first `after` tokens are the head of its row (the row's
-    # first sequence, see pack_shared): it attends to them and its positions continue theirs
-    after: int = 0
-
-    def __len__(self) -> int:
-        return len(self.ids)
+from toolorch.runtime.chat import IGNORE, Sample, common_prefix
 
 
 def truncate(sample: Sample, max_len: int) -> Sample:

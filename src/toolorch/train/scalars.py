@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from toolorch.train.rewards import TERMS, RewardTerms
+from toolorch.runtime.rewards import TERMS, RewardTerms
 
 
 class ScalarLog:

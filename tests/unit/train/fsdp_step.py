@@ -8,9 +8,9 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM
 
+from toolorch.runtime.chat import Sample
 from toolorch.train.distributed import close, full_state_dict, init_distributed, shard
 from toolorch.train.grpo import StepConfig, grpo_step
-from toolorch.train.packing import Sample
 
 
 def main(model_dir: str, samples_path: str, out_path: str) -> None:

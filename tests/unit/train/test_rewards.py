@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from toolorch.core.records import Preference, ToolCall, Trajectory, Turn, Usage
-from toolorch.train.rewards import (
+from toolorch.runtime.rewards import (
     EpisodeOutcome,
     RewardConfig,
     efficiency_coefficients,

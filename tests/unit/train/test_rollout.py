@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM
 from toolorch.runtime.chat import render
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
-from toolorch.train.rollout import HFEngine, LockstepSampler, run_rollouts
+from toolorch.runtime.rollout import HFEngine, LockstepSampler, run_rollouts
 
 
 @pytest.fixture(scope="module")

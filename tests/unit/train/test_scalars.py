@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolorch.train.rewards import TERMS
+from toolorch.runtime.rewards import TERMS
 from toolorch.train.scalars import rollout_scalars
 
 

@@ -12,12 +12,11 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from toolorch.runtime.chat import encode, render
+from toolorch.runtime.chat import Sample, encode, render
+from toolorch.runtime.rollout import HFEngine, VLLMEngine
 from toolorch.train.distributed import Dist
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.loop import TrainState, sync_engine
-from toolorch.train.packing import Sample
-from toolorch.train.rollout import HFEngine, VLLMEngine
 
 
 def main(model_dir: str, out_path: str) -> None:

@@ -5,6 +5,7 @@ from toolorch.runtime.env.world import (
     EnvSession,
     EnvSpec,
     ToolError,
+    load_envs,
 )
 
-__all__ = ["Document", "EnvSpec", "Environment", "EnvSession", "ToolError"]
+__all__ = ["Document", "EnvSpec", "Environment", "EnvSession", "ToolError", "load_envs"]

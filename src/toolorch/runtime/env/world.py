@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolorch.core.jsonl import read_jsonl, write_jsonl
-from toolorch.core.records import STATE_PREFIX, Record, ToolCall, ToolSpec
+from toolorch.core.records import STATE_PREFIX, Record, Task, ToolCall, ToolSpec
 
 
 class ToolError(Exception):
@@ -257,3 +257,14 @@ def search_tool() -> ToolSpec:
     return ToolSpec(name="search", kind="search", cost_usd=SEARCH_COST_USD, latency_s=SEARCH_LATENCY_S,
                     description="Search the policies, FAQs and notes of this organisation; returns the top documents.",
                     parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})
+
+
+def load_envs(envs_dir: str | Path, tasks: list[Task]) -> dict[str, Environment]:
+    """Every environment the tasks need, by name; a missing one is a clear error, not a skipped task."""
+    envs_dir = Path(envs_dir)
+    names = sorted({t.env for t in tasks})
+    missing = [n for n in names if not (envs_dir / n / "env.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{envs_dir}: tasks need environment(s) {', '.join(missing)}, "
+                                "which have no env.json there (run synth-envs first)")
+    return {n: Environment.load(envs_dir / n) for n in names}

@@ -1,5 +1,6 @@
-"""Held-out check written into the GRPO metrics: did training help, and does the policy obey
-the preference?
+"""The held-out evaluation every scorer shares: the task sample (`heldout_sample`, used by the eval
+stage, the grpo stage's check and the route probe) and the check written into the GRPO metrics:
+did training help, and does the policy obey the preference?
 
     report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, runtime, HeldoutConfig())
 
@@ -14,18 +15,30 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Preference, Task
+from toolorch.core.splits import stratified_subsample
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
-from toolorch.train.rewards import EpisodeOutcome, RewardConfig, group_rewards
-from toolorch.train.rollout import HFEngine, Rollout, run_rollouts
+from toolorch.runtime.rewards import EpisodeOutcome, RewardConfig, group_rewards
+from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
 
 COST_AVERSE = Preference(accuracy=1.0, cost=4.0, latency=0.0)
 ACCURACY_FIRST = Preference(accuracy=1.0, cost=0.0, latency=0.0)
+
+
+def heldout_sample(tasks_path: str | Path, max_tasks: int | None, seed: int) -> list[Task]:
+    """The seeded held-out sample, category shares kept (the first tasks by id would all come
+    from one held-out world)."""
+    tasks = read_jsonl(tasks_path, Task)
+    if not tasks:
+        raise ValueError(f"{tasks_path}: no held-out tasks")
+    return stratified_subsample(tasks, max_tasks, seed)
 
 
 @dataclass(frozen=True)

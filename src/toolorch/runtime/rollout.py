@@ -21,12 +21,11 @@ from typing import Any, Protocol
 import torch
 
 from toolorch.core.records import Task, Trajectory
-from toolorch.runtime.chat import encode, render, suffix
+from toolorch.runtime.chat import Sample, encode, render, suffix
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.modeling import model_device
 from toolorch.runtime.policies import Generation
-from toolorch.train.packing import Sample
 
 
 class Engine(Protocol):
