@@ -5,7 +5,7 @@ import time
 
 import httpx2
 import pytest
-from conftest import tool_call
+from scripted import tool_call
 from fake_openai import FakeOpenAI
 from gateway_server import GatewayServer
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import httpx2
-from conftest import scripted_engine, tool_call
+from scripted import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
 from gateway_server import GatewayServer, tiny_served
 from prometheus_client.parser import text_string_to_metric_families

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import scripted_engine, tool_call
+from scripted import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
 from vllm_server import free_port
 
@@ -83,6 +83,8 @@ def test_sdk_gets_answer_cost_and_trace(gateway, engine):
     sent = [h for h in engine.headers if h.get("x-request-id") == "sdk-test-1"]
     assert len(sent) == 2  # both orchestrator turns carried the request id to the engine
     assert "any bearer token is accepted" in log.read_text()
+    overhead_ms = [float(v) for v in raw.headers["x-toolorch-overhead-ms"].split(",")]
+    assert raw.headers["x-toolorch-turns"] == "2" and len(overhead_ms) == 2 and all(v >= 0 for v in overhead_ms)
 
 
 def test_sdk_streams_with_usage_chunk(gateway):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import scripted_engine, tool_call
+from scripted import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
 from gateway_server import GatewayServer
 

@@ -82,10 +82,13 @@ class Exchange:
         self.finish(e.status, e.code, "error")
         return error_response(e, {"x-request-id": self.request_id})
 
-    def headers(self, outcome: Outcome | None = None) -> dict[str, str]:
+    def headers(self, outcome: Outcome | None = None, run: RequestRun | None = None) -> dict[str, str]:
         out = {"x-request-id": self.request_id, "x-toolorch-orchestrator": self.variant}
         if outcome is not None:
             out["x-toolorch-cost-usd"] = f"{outcome.traj.usage.cost_usd:.8f}"
+        if run is not None:  # the gateway's own time per orchestrator turn (benchmarks/gateway_load.py reads it)
+            out["x-toolorch-overhead-ms"] = ",".join(f"{s * 1000:.3f}" for s in run.overheads)
+            out["x-toolorch-turns"] = str(len(run.overheads))
         return out
 
     def choose(self, model: str) -> Orchestrator:
@@ -232,7 +235,7 @@ def build_app(gw: Gateway) -> FastAPI:
             body = completion(meta, outcome, options)
             run.close_turn()
             ex.finish(200, "ok", outcome.finish_reason, outcome)
-            return JSONResponse(body, headers=ex.headers(outcome))
+            return JSONResponse(body, headers=ex.headers(outcome, run))
         finally:
             watcher.cancel()
             work.cancel()

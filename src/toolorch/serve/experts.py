@@ -4,25 +4,24 @@
     reply = await expert.ask("question", timeout_s=20, request_id="req-1")   # ExpertReply | UpstreamError
 
 `LiveSimulatedExpert` stands in for a profile's `backend: simulated` experts when the gateway is
-started from a profile (a workstation): there is no ground truth for a user's question, so it
-answers nothing and says so, and reports the declared profile's token and latency draws
-(seeded by the prompt; the latency is slept x `latency_scale`, 0 by default).
+started from a profile (a workstation): it answers as the simulated expert server does
+(serve.sim_experts: nothing answered, said so, the declared profile's token and latency draws
+seeded by the prompt), in process; the latency is slept x `latency_scale`, 0 by default.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import time
 from typing import Protocol
 
 import httpx2
 
 from toolorch.core.catalog import CatalogExpert
-from toolorch.core.seeds import stable_seed
 from toolorch.runtime.experts import ExpertReply, approx_tokens
 from toolorch.serve.errors import upstream_message
 from toolorch.serve.resilience import UpstreamError, retry_after
+from toolorch.serve.sim_experts import simulated_reply
 
 
 class AsyncExpert(Protocol):
@@ -80,23 +79,20 @@ class LiveSimulatedExpert:
     def __init__(self, cfg: CatalogExpert, seed: int = 0, latency_scale: float = 0.0):
         self.name = cfg.name
         self.profile = cfg.simulated
+        self.max_tokens = cfg.max_tokens  # capped as the simulated server caps them
         self.seed = seed
         self.latency_scale = latency_scale
 
     async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply:
-        rng = random.Random(stable_seed(self.seed, self.name, prompt))
-        tokens_out = max(1, int(rng.gauss(self.profile.tokens_out_mean, self.profile.tokens_out_mean * 0.2)))
-        latency = round(max(0.1, rng.gauss(self.profile.latency_s_mean, self.profile.latency_s_mean * 0.2)), 3)
-        if self.latency_scale > 0:
-            if latency * self.latency_scale > timeout_s:
-                await asyncio.sleep(timeout_s)
-                raise UpstreamError(f"simulated expert '{self.name}' did not answer within {timeout_s:.1f} s",
-                                    timeout=True)
-            await asyncio.sleep(latency * self.latency_scale)
-        text = (f"[simulated {self.name}] This is a simulated expert: no model read the question and this "
-                f"reply answers nothing. It reports the declared profile's usage ({tokens_out} output tokens) "
-                f"and latency ({latency:g} s).")
-        return ExpertReply(text, approx_tokens(prompt) + 40, tokens_out, latency)
+        reply = simulated_reply(self.name, self.profile, self.seed, prompt)  # the simulated server's draw
+        wait_s = reply.latency_s * self.latency_scale
+        if wait_s > timeout_s:
+            await asyncio.sleep(timeout_s)
+            raise UpstreamError(f"simulated expert '{self.name}' did not answer within {timeout_s:.1f} s",
+                                timeout=True)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        return ExpertReply(reply.text, reply.tokens_in, min(reply.tokens_out, self.max_tokens), reply.latency_s)
 
 
 def build_async_expert(cfg: CatalogExpert, client: httpx2.AsyncClient, seed: int = 0,

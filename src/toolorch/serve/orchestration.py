@@ -39,7 +39,7 @@ class EnginePolicy:
         self.run = run
 
     async def agenerate(self, messages: list[dict[str, Any]]) -> Generation | Halt:
-        self.run.close_turn()  # the previous turn ends where this one starts
+        self.run.begin_turn()
         if self.run.left_s() <= 0:
             return self.run.halt_latency()
         prompt = sum(worst_prompt_tokens(m["content"]) for m in messages)

@@ -72,6 +72,8 @@ class RequestRun:
     exhausted: str | None = None  # cost | key | latency
     turn_mark: float = 0.0
     upstream_s: float = 0.0
+    turns_begun: int = 0
+    overheads: list[float] = field(default_factory=list)  # seconds, one per closed turn
 
     def __post_init__(self) -> None:
         self.turn_mark = self.started
@@ -112,7 +114,17 @@ class RequestRun:
         finally:
             self.upstream_s += time.perf_counter() - t0
 
+    def begin_turn(self) -> None:
+        """An orchestrator turn starts: the one before it (if any) ends here."""
+        self.turns_begun += 1
+        if self.turns_begun > 1:
+            self.close_turn()
+
     def close_turn(self) -> None:
+        if self.turns_begun == len(self.overheads):
+            return  # no turn open (the request ended before its first turn, or was closed already)
         now = time.perf_counter()
-        self.metrics.overhead.observe(max(0.0, now - self.turn_mark - self.upstream_s))
+        overhead = max(0.0, now - self.turn_mark - self.upstream_s)
+        self.overheads.append(overhead)
+        self.metrics.overhead.observe(overhead)
         self.turn_mark, self.upstream_s = now, 0.0

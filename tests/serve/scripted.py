@@ -1,13 +1,11 @@
-"""Gateway test helpers: a scripted orchestrator engine (hermes text over a real HTTP server)."""
+"""A scripted orchestrator engine for gateway tests: hermes text served by FakeOpenAI.
+
+    with FakeOpenAI(scripted_engine(tool_call("ask_mini", question="q"), "<answer>$obs</answer>")) as engine:
+        ...   # --orchestrator openai:{engine.url}#orchestrator
+"""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # gateway_server
 
 
 def tool_call(name: str, **arguments) -> str:
@@ -15,7 +13,7 @@ def tool_call(name: str, **arguments) -> str:
 
 
 def scripted_engine(*turns: str):
-    """An engine `reply` for FakeOpenAI: the i-th assistant turn of a chat is turns[i] (the last repeats);
+    """A FakeOpenAI `reply`: the i-th assistant turn of a chat is turns[i] (the last repeats);
     "$obs" in a turn is replaced by the last tool result the engine was sent."""
     def reply(body: dict) -> str:
         messages = body["messages"]
@@ -28,8 +26,3 @@ def scripted_engine(*turns: str):
             text = text.replace("$obs", last)
         return text
     return reply
-
-
-@pytest.fixture
-def ask_then_answer():
-    return scripted_engine(tool_call("ask_mini", question="What is 2+2?"), "<answer>$obs</answer>")
