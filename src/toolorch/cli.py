@@ -99,12 +99,14 @@ def serve_cmd(
     drain_s: float = typer.Option(30.0, help="On SIGTERM, how long in-flight requests may take to finish."),
     ledger: Optional[Path] = typer.Option(None, help="SQLite file keeping each API key's spend across restarts."),
     simulated_latency_scale: float = typer.Option(0.0, help="Simulated experts sleep x their declared latency."),
+    log_level: str = typer.Option("info", help="debug | info | warning | error"),
 ) -> None:
     """Serve the orchestrator behind an OpenAI-compatible API (the gateway runs the whole tool loop)."""
     from toolorch.serve.main import ServeArgs, serve
 
     raise typer.Exit(serve(ServeArgs(orchestrator, config, tuple(set_), catalog, host, port, canary_weight,
-                                     max_inflight, max_request_s, drain_s, ledger, simulated_latency_scale)))
+                                     max_inflight, max_request_s, drain_s, ledger, simulated_latency_scale,
+                                     log_level)))
 
 
 def _register_stages() -> None:

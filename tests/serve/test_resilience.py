@@ -139,9 +139,10 @@ def test_ready_is_false_while_the_engine_is_down():
         settings = Settings(served=tiny_served(), orchestrators=[("default", f"openai:{url}#o")])
         with GatewayServer(settings) as gw:
             up = httpx2.get(gw.root + "/ready")
-            eng.__exit__()  # the engine stops
-            time.sleep(2.1)  # past the probe cache
-            down = httpx2.get(gw.root + "/ready")
+            eng.__exit__()  # the engine stops: two failed probes (one a second) mark it down
+            deadline = time.monotonic() + 10
+            while (down := httpx2.get(gw.root + "/ready")).status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
             metrics = httpx2.get(gw.root + "/metrics").text
     assert up.status_code == 200 and down.status_code == 503 and down.json()["orchestrators"] == {"default": False}
     assert 'toolorch_engine_ready{orchestrator="default"} 0.0' in metrics

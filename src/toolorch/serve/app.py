@@ -166,7 +166,7 @@ def build_app(gw: Gateway) -> FastAPI:
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
-        engines = await gw.ready()
+        engines = gw.ready()
         ok = all(engines.values()) and not gw.draining
         body = {"ready": ok, "orchestrators": engines, "catalog": {"experts": gw.catalog.names(),
                                                                    "tools": len(gw.tool_names())},
@@ -231,6 +231,9 @@ def build_app(gw: Gateway) -> FastAPI:
                 outcome = work.result()
             except ApiError as e:
                 return ex.failed(e)
+            except Exception as e:  # a bug must not leak the admission slot or its metrics
+                log.exception("orchestration failed")
+                return ex.failed(ApiError(500, f"internal error: {e.__class__.__name__}", "internal_error"))
             count_denied(profile, outcome)
             body = completion(meta, outcome, options)
             run.close_turn()

@@ -25,7 +25,7 @@ from toolorch.serve.corpus import documents_world, load_world
 from toolorch.serve.experts import build_async_expert
 from toolorch.serve.keys import Keyring
 from toolorch.serve.metrics import Metrics
-from toolorch.serve.orchestrators import Split, build_orchestrator
+from toolorch.serve.orchestrators import PROBE_EVERY_S, Split, build_orchestrator
 from toolorch.serve.resilience import Breakers
 from toolorch.serve.toolbox import ExternalTool, Services
 from toolorch.serve.tools_http import HttpTool
@@ -76,6 +76,7 @@ class Gateway:
         self.http: httpx2.AsyncClient | None = None
         self.services: Services | None = None
         self._shared_toolbox: Toolbox | None = None
+        self._prober: asyncio.Task | None = None
 
     def _world(self) -> Environment | None:
         tools, root = self.served.tools, self.served.root
@@ -98,8 +99,19 @@ class Gateway:
                 self._add(tool)
             log.info("MCP server '%s': %d tools", entry.name, len(source.tools))
         self.services = Services(experts, self.breakers, self.metrics, self.pool)
+        await self.probe_engines()
+        self._prober = asyncio.create_task(self._probe_forever())
+
+    async def probe_engines(self) -> None:
+        assert self.http is not None
         for v in self.split.variants:
             self.metrics.engine_ready.labels(v.name).set(int(await v.probe(self.http)))
+
+    async def _probe_forever(self) -> None:
+        """Readiness is probed here, so GET /ready answers at once from the last probes."""
+        while True:
+            await asyncio.sleep(PROBE_EVERY_S)
+            await self.probe_engines()
 
     def _add(self, tool: ExternalTool) -> None:
         name = tool.spec.name
@@ -108,6 +120,8 @@ class Gateway:
         self.external[name] = tool
 
     async def stop(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
         await self._stack.aclose()
         self.split.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -143,11 +157,5 @@ class Gateway:
     def models(self) -> list[str]:
         return ["toolorch"] + self.split.names()
 
-    async def ready(self) -> dict[str, bool]:
-        assert self.http is not None
-        out = {}
-        for v in self.split.variants:
-            ok = await v.probe(self.http)
-            self.metrics.engine_ready.labels(v.name).set(int(ok))
-            out[v.name] = ok
-        return out
+    def ready(self) -> dict[str, bool]:
+        return {v.name: v.ready for v in self.split.variants}

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -29,7 +28,8 @@ from toolorch.runtime.openai_chat import EndpointError
 from toolorch.runtime.policies import AskToolPolicy, Generation, HFPolicy, OpenAIPolicy, Policy
 from toolorch.serve.errors import ApiError
 
-READY_CACHE_S = 2.0
+PROBE_EVERY_S = 1.0  # the engine's readiness is probed this often, in the background
+PROBE_TIMEOUT_S = 2.0
 SCRIPTED_MAX_TOKENS = 64  # beyond the question a scripted policy copies into its call
 
 
@@ -62,8 +62,8 @@ class Orchestrator:
     max_new_tokens: int  # per turn: the worst case a turn's reservation assumes
     pool: ThreadPoolExecutor | None  # None: a scripted policy, run inline (microseconds)
     engine_url: str | None = None
-    ready_at: float = field(default=-1e9)
     ready: bool = True
+    failures: int = 0  # readiness probes failed in a row
 
     async def generate(self, messages: list[dict[str, Any]], request_id: str) -> Generation:
         if self.pool is None:
@@ -81,18 +81,17 @@ class Orchestrator:
                            retry_after_s=5 if unreachable else None) from None
 
     async def probe(self, client: httpx2.AsyncClient) -> bool:
-        """Readiness: the engine answers GET /models (cached briefly); in-process policies are ready."""
+        """One readiness probe: the engine answers GET /models. Two failures in a row mark it down
+        (one slow answer under load is not an outage); in-process policies are always ready."""
         if self.engine_url is None:
             return True
-        now = time.monotonic()
-        if now - self.ready_at < READY_CACHE_S:
-            return self.ready
         try:
-            resp = await client.get(self.engine_url.rstrip("/") + "/models", timeout=1.0)
-            self.ready = resp.status_code == 200
+            resp = await client.get(self.engine_url.rstrip("/") + "/models", timeout=PROBE_TIMEOUT_S)
+            ok = resp.status_code == 200
         except httpx2.HTTPError:
-            self.ready = False
-        self.ready_at = time.monotonic()
+            ok = False
+        self.failures = 0 if ok else self.failures + 1
+        self.ready = ok or (self.ready and self.failures < 2)
         return self.ready
 
 

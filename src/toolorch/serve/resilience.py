@@ -104,12 +104,18 @@ def _wait(base_s: float, cap_s: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
+async def _untimed(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 async def call_upstream(attempt: Callable[[float], Awaitable[Any]], *, name: str, breakers: Breakers,
                         attempts: int, deadline: float, per_try_s: float, base_s: float = 0.2,
-                        cap_s: float = 5.0) -> tuple[Any, int]:
+                        cap_s: float = 5.0,
+                        waiting: Callable[[Awaitable[Any]], Awaitable[Any]] = _untimed) -> tuple[Any, int]:
     """Run `attempt(timeout_s)` through the breaker with retries; returns (result, retries made).
 
-    `deadline` is on the event loop's clock. Raises UpstreamError, BreakerOpen."""
+    `deadline` is on the event loop's clock; `waiting` wraps each await on the upstream and each
+    wait between tries (the caller's clock of time spent waiting). Raises UpstreamError, BreakerOpen."""
     loop = asyncio.get_running_loop()
 
     def past_deadline(state: RetryCallState) -> bool:
@@ -118,7 +124,7 @@ async def call_upstream(attempt: Callable[[float], Awaitable[Any]], *, name: str
     retries = 0
     retrying = AsyncRetrying(stop=stop_after_attempt(attempts) | past_deadline, wait=_wait(base_s, cap_s),
                              retry=retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retryable),
-                             reraise=True)
+                             sleep=lambda seconds: waiting(asyncio.sleep(seconds)), reraise=True)
     async for tried in retrying:
         with tried:
             retries = tried.retry_state.attempt_number - 1
@@ -126,7 +132,7 @@ async def call_upstream(attempt: Callable[[float], Awaitable[Any]], *, name: str
             if left <= 0:
                 raise UpstreamError(f"'{name}': no time left before the request's deadline", timeout=True)
             timeout = min(per_try_s, left)
-            return await breakers.guard(name, lambda: _timed(attempt, timeout, name)), retries
+            return await breakers.guard(name, lambda: waiting(_timed(attempt, timeout, name))), retries
     raise AssertionError("unreachable: tenacity re-raises the last error")
 
 

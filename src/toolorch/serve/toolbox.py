@@ -116,10 +116,10 @@ class GatewayToolbox:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
-            (text, is_error), retries = await self.run.upstream(call_upstream(
+            (text, is_error), retries = await call_upstream(
                 lambda timeout: tool.invoke(args, timeout, self.run.request_id), name=tool.upstream,
                 breakers=self.s.breakers, attempts=tool.attempts, deadline=self.run.deadline,
-                per_try_s=tool.timeout_s))
+                per_try_s=tool.timeout_s, waiting=self.run.upstream)
         except (UpstreamError, BreakerOpen) as e:
             self.run.settle(hold, spec.cost_usd)
             status = "breaker_open" if isinstance(e, BreakerOpen) else e.outcome
@@ -195,10 +195,10 @@ class GatewayToolbox:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
-            return await self.run.upstream(call_upstream(
+            return await call_upstream(
                 lambda timeout: self.s.experts[expert].ask(question, timeout, self.run.request_id), name=expert,
                 breakers=self.s.breakers, attempts=cfg.max_retries + 1, deadline=self.run.deadline,
-                per_try_s=cfg.timeout_s))
+                per_try_s=cfg.timeout_s, waiting=self.run.upstream)
         except (UpstreamError, BreakerOpen) as e:
             self.run.settle(hold, 0.0)  # failed calls are not billed
             return e

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The gateway's load and fault benchmark (results: benchmarks/results/gateway/{load,saturation,fault}/):
+#   bash benchmarks/gateway_bench.sh            # PYTHON=.venv/bin/python by default
+# 1. load: 200 closed-loop clients for 60 s against `toolorch serve --orchestrator only:mini`, the
+#    experts being the simulated expert server at its declared latency (mini ~6 s), side by side with
+#    the same load sent straight to that server (the baseline): the gateway's added latency and overhead.
+# 2. saturation: concurrency 1,16,64,200 for 20 s each with experts answering at once (latency scale 0):
+#    what bounds throughput on this machine (2 cores shared by the generator, the gateway, the experts).
+# 3. fault: 100 clients for 60 s through a scripted orchestrator engine (benchmarks/scripted_engine.py);
+#    the experts fail 10% of calls (HTTP 500) and hang on another 10%; the engine is stopped at 1/3 of the run and
+#    restarted at 2/3. Passes when every request ends ok or OpenAI-shaped, none past its deadline
+#    (max_latency_s 20 + 5 s), none lost, and /ready is false while the engine is down.
+# Every expert here is simulated (serve.sim_experts) and the engine is scripted: said in each report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+LOAD_S=${LOAD_S:-60}; SAT_S=${SAT_S:-20}; FAULT_S=${FAULT_S:-60}; OUT=${OUT:-benchmarks/results}
+DOWN_AT=$((FAULT_S / 3)); UP_AT=$((2 * FAULT_S / 3))
+SIM=9311; ENGINE=9321; GW=9331
+WORK=$(mktemp -d); PIDS=()
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap 'stop_all; [ -f "$WORK/engine.pid" ] && kill "$(cat "$WORK/engine.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+wait_for() {  # url seconds
+  for _ in $(seq 1 $((${2} * 10))); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "not up: $1" >&2; return 1
+}
+catalog() {  # timeout_s retries -> $WORK/catalog.yaml: the simulated experts over HTTP
+  { echo "experts:"
+    for e in frontier mini qwen-32b; do
+      echo "  - {name: $e, base_url: 'http://127.0.0.1:$SIM/v1', model: $e, price: $e, timeout_s: $1, max_retries: $2}"
+    done
+    echo "episode: {max_turns: 6, budget_usd: 1.0}"
+    echo "tools: {code: false}"; } > "$WORK/catalog.yaml"
+}
+sim() { "$PY" -m toolorch.serve.sim_experts --config configs/tiny.yaml --port $SIM "$@" > "$WORK/sim.log" 2>&1 &
+        PIDS+=($!); wait_for http://127.0.0.1:$SIM/health 60; }
+gateway() { "$PY" -m toolorch.cli serve --catalog "$WORK/catalog.yaml" --port $GW --max-inflight 512 \
+              --log-level warning "$@" > "$WORK/gateway.log" 2>&1 &
+            PIDS+=($!); wait_for http://127.0.0.1:$GW/health 120; }
+load() { "$PY" benchmarks/gateway_load.py "http://127.0.0.1:$GW/v1" --model toolorch --out-dir "$OUT" "$@"; }
+
+echo "== load: 200 clients, declared expert latency"
+catalog 60 2; sim --latency-scale 1; gateway --orchestrator only:mini
+load --name gateway/load --concurrency 200 --duration "$LOAD_S" --timeout 60 \
+  --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini \
+  --note "Gateway: toolorch serve --orchestrator only:mini (2 orchestrator turns and 1 expert call a request); experts: the simulated expert server (simulated, declared latency: mini ~6 s). Baseline: the same load straight to that server (model mini). One machine, 2 cores shared by the load generator, the gateway and the experts."
+stop_all; PIDS=()
+
+echo "== saturation: experts answer at once"
+sim --latency-scale 0; gateway --orchestrator only:mini
+load --name gateway/saturation --concurrency 1,16,64,200 --duration "$SAT_S" --timeout 60 \
+  --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini \
+  --note "As gateway/load, but the simulated experts answer at once (latency scale 0): every process is CPU-bound on the same 2 cores; this shows what bounds throughput, not a deployment."
+stop_all; PIDS=()
+
+echo "== fault: 20% expert faults, the engine stopped and restarted"
+catalog 3 1; sim --latency-scale 0.1 --fail-rate 0.1 --fail-status 500 --timeout-rate 0.1 --hang-s 300
+start_engine="nohup $PY benchmarks/scripted_engine.py --port $ENGINE --expert mini --latency-s 0.05 >> $WORK/engine.log 2>&1 & echo \$! > $WORK/engine.pid"
+bash -c "$start_engine"; wait_for http://127.0.0.1:$ENGINE/v1/models 60
+gateway --orchestrator "openai:http://127.0.0.1:$ENGINE/v1#orchestrator"
+load --name gateway/fault --fault --concurrency 100 --duration "$FAULT_S" --timeout 30 --deadline 25 \
+  --extra-body '{"max_latency_s": 20}' --ready-url "http://127.0.0.1:$GW/ready" \
+  --hook "$DOWN_AT:kill \$(cat $WORK/engine.pid)" --hook "$UP_AT:$start_engine" \
+  --note "Gateway with a scripted orchestrator engine (benchmarks/scripted_engine.py: ask mini, then answer with its reply; 50 ms a turn); experts: the simulated expert server (simulated) at 0.1x declared latency failing 10% of calls with HTTP 500 and hanging 300 s on another 10% (expert timeout 3 s, 1 retry, then fallback); every request asks max_latency_s 20. The engine is killed at ${DOWN_AT} s and restarted at ${UP_AT} s." \
+  || echo "fault run FAILED (see $OUT/gateway/fault/load.md)"
+curl -s "http://127.0.0.1:$GW/metrics" | grep -E '^toolorch_(requests_total|budget_exhaustions_total|expert_fallbacks_total|tool_calls_total|engine_ready)' \
+  > "$OUT/gateway/fault/gateway_metrics.txt" || true
