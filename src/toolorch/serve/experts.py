@@ -19,6 +19,7 @@ import httpx2
 
 from toolorch.core.catalog import CatalogExpert
 from toolorch.runtime.experts import ExpertReply, approx_tokens
+from toolorch.serve.http import ClientShards
 from toolorch.serve.errors import upstream_message
 from toolorch.serve.resilience import UpstreamError, retry_after
 from toolorch.serve.sim_experts import simulated_reply
@@ -30,7 +31,7 @@ class AsyncExpert(Protocol):
     async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply: ...
 
 
-async def post_chat(client: httpx2.AsyncClient, url: str, body: dict, headers: dict[str, str], timeout_s: float,
+async def post_chat(client: ClientShards, url: str, body: dict, headers: dict[str, str], timeout_s: float,
                     who: str) -> dict:
     """One chat completion POST; every failure is an UpstreamError with the upstream's status."""
     try:
@@ -53,7 +54,7 @@ async def post_chat(client: httpx2.AsyncClient, url: str, body: dict, headers: d
 
 
 class HttpExpert:
-    def __init__(self, cfg: CatalogExpert, client: httpx2.AsyncClient):
+    def __init__(self, cfg: CatalogExpert, client: ClientShards):
         if not cfg.base_url:
             raise ValueError(f"expert '{cfg.name}' needs base_url")
         self.name = cfg.name
@@ -95,7 +96,7 @@ class LiveSimulatedExpert:
         return ExpertReply(reply.text, reply.tokens_in, min(reply.tokens_out, self.max_tokens), reply.latency_s)
 
 
-def build_async_expert(cfg: CatalogExpert, client: httpx2.AsyncClient, seed: int = 0,
+def build_async_expert(cfg: CatalogExpert, client: ClientShards, seed: int = 0,
                        latency_scale: float = 0.0) -> AsyncExpert:
     if cfg.backend == "openai":
         return HttpExpert(cfg, client)

@@ -15,14 +15,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
-
 from toolorch.runtime.env.world import EnvSession, Environment
 from toolorch.runtime.tools import Toolbox
 from toolorch.serve.budget import Ledger
 from toolorch.serve.catalog_file import Served
 from toolorch.serve.corpus import documents_world, load_world
 from toolorch.serve.experts import build_async_expert
+from toolorch.serve.http import ClientShards
 from toolorch.serve.keys import Keyring
 from toolorch.serve.metrics import Metrics
 from toolorch.serve.orchestrators import PROBE_EVERY_S, Split, build_orchestrator
@@ -73,7 +72,7 @@ class Gateway:
         self.inflight = 0
         self.draining = False
         self._stack = AsyncExitStack()
-        self.http: httpx2.AsyncClient | None = None
+        self.http: ClientShards | None = None
         self.services: Services | None = None
         self._shared_toolbox: Toolbox | None = None
         self._prober: asyncio.Task | None = None
@@ -87,8 +86,8 @@ class Gateway:
         return None
 
     async def start(self) -> None:
-        limits = httpx2.Limits(max_connections=max(64, self.settings.max_inflight * 2), max_keepalive_connections=256)
-        self.http = await self._stack.enter_async_context(httpx2.AsyncClient(limits=limits))
+        self.http = ClientShards(shards=8, connections_per_shard=max(16, self.settings.max_inflight // 4))
+        self._stack.push_async_callback(self.http.aclose)
         experts = {e.name: build_async_expert(e, self.http, self.settings.seed, self.settings.simulated_latency_scale)
                    for e in self.catalog.experts}
         for entry in self.served.tools.http:

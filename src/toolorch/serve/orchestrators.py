@@ -26,6 +26,7 @@ from toolorch.core.records import expert_tool_name
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.openai_chat import EndpointError
 from toolorch.runtime.policies import AskToolPolicy, Generation, HFPolicy, OpenAIPolicy, Policy
+from toolorch.serve.http import ClientShards
 from toolorch.serve.errors import ApiError
 
 PROBE_EVERY_S = 1.0  # the engine's readiness is probed this often, in the background
@@ -80,7 +81,7 @@ class Orchestrator:
                            "engine_unavailable" if unreachable else "engine_error",
                            retry_after_s=5 if unreachable else None) from None
 
-    async def probe(self, client: httpx2.AsyncClient) -> bool:
+    async def probe(self, client: ClientShards) -> bool:
         """One readiness probe: the engine answers GET /models. Two failures in a row mark it down
         (one slow answer under load is not an outage); in-process policies are always ready."""
         if self.engine_url is None:

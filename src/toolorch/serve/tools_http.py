@@ -16,13 +16,14 @@ from typing import Any
 import httpx2
 
 from toolorch.core.records import ToolSpec
+from toolorch.serve.http import ClientShards
 from toolorch.serve.catalog_file import HttpToolEntry
 from toolorch.serve.errors import upstream_message
 from toolorch.serve.resilience import RETRYABLE_STATUSES, UpstreamError, retry_after
 
 
 class HttpTool:
-    def __init__(self, entry: HttpToolEntry, client: httpx2.AsyncClient):
+    def __init__(self, entry: HttpToolEntry, client: ClientShards):
         self.entry = entry
         self.client = client
         self.spec = ToolSpec(name=entry.name, description=entry.description, parameters=entry.parameters,
