@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import nullcontext
 
 import httpx2
 import pytest
@@ -29,7 +30,7 @@ def test_failing_expert_falls_back_and_its_breaker_opens(tmp_path):
             f"experts:\n  - {{name: frontier, base_url: '{down.url}', price: frontier, max_retries: 1}}\n"
             f"  - {{name: mini, base_url: '{up.url}', price: mini}}\n"
             "episode: {max_turns: 2}\ntools: {code: false}\n")
-        settings = Settings(served=load_catalog_file(tmp_path / "catalog.yaml"), breaker_threshold=2,
+        settings = Settings(served=load_catalog_file(tmp_path / "catalog.yaml"), breaker_min_calls=2,
                             orchestrators=[("default", f"openai:{eng.url}#orch")])
         with GatewayServer(settings) as gw:
             first = ask(gw).json()
@@ -146,3 +147,44 @@ def test_ready_is_false_while_the_engine_is_down():
             metrics = httpx2.get(gw.root + "/metrics").text
     assert up.status_code == 200 and down.status_code == 503 and down.json()["orchestrators"] == {"default": False}
     assert 'toolorch_engine_ready{orchestrator="default"} 0.0' in metrics
+
+
+def test_breaker_opens_on_a_failure_rate_and_tries_one_call_when_half_open():
+    from toolorch.serve.breaker import Breakers
+
+    changes = []
+    breakers = Breakers(window=10, min_calls=10, failure_rate=0.5, reset_s=0.2,
+                        on_change=lambda name, is_open: changes.append(is_open))
+
+    async def scenario():
+        async def ok():
+            return "ok"
+
+        async def down():
+            raise UpstreamError("down", status=503)
+
+        for i in range(40):  # 20% failures, never two in a row: stays closed
+            with pytest.raises(UpstreamError) if i % 5 == 0 else nullcontext():
+                await breakers.guard("x", down if i % 5 == 0 else ok)
+        assert not breakers.is_open("x")
+        for _ in range(10):  # an outage: opens once more than half of the last 10 failed
+            with pytest.raises(UpstreamError):
+                await breakers.guard("x", down)
+            if breakers.is_open("x"):
+                break
+        assert breakers.is_open("x") and changes == [True]
+        await asyncio.sleep(0.25)
+        gate = asyncio.Event()
+
+        async def slow_ok():
+            await gate.wait()
+            return "ok"
+
+        trial = asyncio.create_task(breakers.guard("x", slow_ok))  # the one half-open trial
+        await asyncio.sleep(0)
+        with pytest.raises(Exception, match="circuit breaker is open"):
+            await breakers.guard("x", ok)  # others still fail fast meanwhile
+        gate.set()
+        assert await trial == "ok" and not breakers.is_open("x") and changes == [True, False]
+
+    asyncio.run(scenario())

@@ -5,10 +5,11 @@
 
 Extras: `preference` (a profile name from runtime.preferences.PROFILES, or an object with
 `profile` and/or `accuracy`/`cost`/`latency` weights and `allow`/`deny`/`prefer` tool lists),
-`max_cost_usd`, `max_latency_s`, `max_turns`, `include_trace`. OpenAI sampling fields the
-gateway cannot honour per request (the served orchestrator samples as it was started) are
-refused by name rather than silently ignored, except `temperature`, `top_p` and `seed`, which
-are accepted and echoed as not applied.
+`max_cost_usd`, `max_latency_s`, `max_turns`, `include_trace`. `max_tokens` (or
+`max_completion_tokens`) caps the orchestrator's own output tokens over the whole task.
+Unknown fields (`tools`, `response_format`, ...) are a 400 naming them rather than silently
+ignored; `temperature`, `top_p` and `seed` are accepted and not applied (the served
+orchestrator samples as it was started).
 """
 from __future__ import annotations
 

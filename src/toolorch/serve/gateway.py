@@ -45,8 +45,9 @@ class Settings:
     engine_threads: int = 256  # concurrent calls to an OpenAI-compatible orchestrator engine
     engine_timeout_s: float = 60.0
     engine_retries: int = 2
-    breaker_threshold: int = 5
-    breaker_reset_s: float = 30.0
+    breaker_min_calls: int = 10  # an upstream's breaker opens when, over its last 20 calls (at least
+    breaker_failure_rate: float = 0.5  # this many), more than this share failed;
+    breaker_reset_s: float = 10.0  # after this long, one trial call
     ledger_path: Path | None = None  # per-key spend survives restarts here; None: memory only
     simulated_latency_scale: float = 0.0  # in-process simulated experts: x their declared latency
 
@@ -59,8 +60,9 @@ class Gateway:
         self.keyring = keyring
         self.metrics = Metrics()
         self.ledger = Ledger(keyring.budgets(), settings.ledger_path)
-        self.breakers = Breakers(settings.breaker_threshold, settings.breaker_reset_s,
-                                 lambda name, is_open: self.metrics.breaker_open.labels(name).set(int(is_open)))
+        self.breakers = Breakers(min_calls=settings.breaker_min_calls, failure_rate=settings.breaker_failure_rate,
+                                 reset_s=settings.breaker_reset_s,
+                                 on_change=lambda name, is_open: self.metrics.breaker_open.labels(name).set(int(is_open)))
         names = self.catalog.names()
         self.split = Split([build_orchestrator(n, s, names, settings.seed, settings.engine_threads,
                                                settings.engine_timeout_s, settings.engine_retries)

@@ -33,6 +33,9 @@ class ApiKey(BaseModel):
     budget_usd: float | None = Field(None, gt=0)
 
 
+OPEN_KEY = ApiKey(name=ANONYMOUS, key="no-keys-configured")  # every caller, when no keys file is set
+
+
 class KeysFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,7 +64,7 @@ class Keyring:
     def authenticate(self, authorization: str | None) -> ApiKey:
         """The caller's key from an `Authorization: Bearer <key>` header; ApiError 401 otherwise."""
         if self.keys is None:
-            return ApiKey(name=ANONYMOUS, key="anonymous-open-mode")
+            return OPEN_KEY
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "missing_api_key")

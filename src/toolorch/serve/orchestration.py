@@ -53,6 +53,9 @@ class EnginePolicy:
                                                             self.run.left_s()))
         except asyncio.TimeoutError:
             return self.run.halt_latency()  # the reservation is charged when the request ends
+        except ApiError:
+            self.run.settle(hold, 0.0)  # the engine did not answer: nothing to pay
+            raise
         self.run.generations.append(loop.time() - t0)
         self.run.settle(hold, self.price.cost(gen.tokens_in, gen.tokens_out))
         return gen

@@ -1,98 +1,25 @@
 """Upstream calls that fail well: bounded retries with jitter that honour Retry-After (tenacity),
-a circuit breaker per upstream (purgatory), and one error type for every way a call can fail.
+through a circuit breaker per upstream (serve.breaker), one error type for every way a call fails.
 
-    breakers = Breakers(threshold=5, reset_s=30, on_change=gauge_setter)
+    breakers = Breakers(on_change=gauge_setter)
     answer, retries = await call_upstream(lambda timeout: post(...), name="mini", breakers=breakers,
                                           attempts=3, deadline=loop_time + 20, per_try_s=60)
 
 A call is retried on connection errors, timeouts, 408/409/429 and 5xx; never on other 4xx.
-It gives up when the attempts are spent or the next wait would pass the deadline. Consecutive
-retryable failures open the breaker; while open, calls fail at once with `BreakerOpen` (the
-caller falls back to another upstream).
+It gives up when the attempts are spent or the next wait would pass the deadline. While an
+upstream's breaker is open, calls fail at once with `BreakerOpen` (the caller falls back).
 """
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from purgatory import AsyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-RETRYABLE_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+from toolorch.serve.breaker import Breakers
+from toolorch.serve.resilience_errors import RETRYABLE_STATUSES, BreakerOpen, UpstreamError, retry_after
 
-
-class UpstreamError(Exception):
-    """One failed call: `status` None for a connection error or timeout."""
-
-    def __init__(self, message: str, status: int | None = None, retry_after_s: float | None = None,
-                 timeout: bool = False):
-        super().__init__(message)
-        self.status = status
-        self.retry_after_s = retry_after_s
-        self.timeout = timeout
-
-    @property
-    def retryable(self) -> bool:
-        return self.status is None or self.status in RETRYABLE_STATUSES
-
-    @property
-    def outcome(self) -> str:
-        """The metric outcome: timeout or error."""
-        return "timeout" if self.timeout else "error"
-
-
-class BreakerOpen(Exception):
-    """The upstream's breaker is open: the call was not made."""
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds only; an HTTP date is ignored)."""
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-@dataclass
-class Breakers:
-    """One circuit breaker per upstream name; `on_change(name, is_open)` feeds the gauge."""
-
-    threshold: int = 5
-    reset_s: float = 30.0
-    on_change: Callable[[str, bool], None] = lambda name, is_open: None
-
-    def __post_init__(self) -> None:
-        self.factory = AsyncCircuitBreakerFactory(
-            default_threshold=self.threshold, default_ttl=self.reset_s,
-            exclude=[asyncio.CancelledError, (UpstreamError, lambda e: not e.retryable)])
-        self.opened_at: dict[str, float] = {}
-        self.factory.add_listener(self._hook)
-
-    def _hook(self, name: str, event_type: str, event: Any) -> None:
-        if event_type != "state_changed":
-            return
-        if event.state == "opened":
-            self.opened_at[name] = time.time()
-        else:
-            self.opened_at.pop(name, None)
-        self.on_change(name, event.state == "opened")
-
-    def is_open(self, name: str) -> bool:
-        """Open and not yet due for a trial call."""
-        at = self.opened_at.get(name)
-        return at is not None and time.time() < at + self.reset_s
-
-    async def guard(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        breaker = await self.factory.get_breaker(name)
-        try:
-            async with breaker:
-                return await call()
-        except OpenedState:
-            raise BreakerOpen(f"'{name}' is failing: its circuit breaker is open") from None
-
+__all__ = ["RETRYABLE_STATUSES", "BreakerOpen", "Breakers", "UpstreamError", "call_upstream", "retry_after"]
 
 def _wait(base_s: float, cap_s: float) -> Callable[[RetryCallState], float]:
     jitter = wait_exponential_jitter(initial=base_s, max=cap_s, jitter=base_s)
