@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The gateway's load and fault benchmark (results: benchmarks/results/gateway/{load,saturation,fault}/):
+# The gateway's load and fault benchmark (results: benchmarks/results/gateway/{load,load-burst,saturation,fault}/):
 #   bash benchmarks/gateway_bench.sh            # PYTHON=.venv/bin/python by default
 # 1. load: 200 closed-loop clients for 60 s against `toolorch serve --orchestrator only:mini`, the
 #    experts being the simulated expert server at its declared latency (mini ~6 s), side by side with
 #    the same load sent straight to that server (the baseline): the gateway's added latency and overhead.
+#    Twice: clients joining over 6 s (load/), and all 200 at the same instant (load-burst/).
 # 2. saturation: concurrency 1,16,64,200 for 20 s each with experts answering at once (latency scale 0):
 #    what bounds throughput on this machine (2 cores shared by the generator, the gateway, the experts).
 # 3. fault: 100 clients for 60 s through a scripted orchestrator engine (benchmarks/scripted_engine.py);
@@ -43,9 +44,12 @@ load() { "$PY" benchmarks/gateway_load.py "http://127.0.0.1:$GW/v1" --model tool
 
 echo "== load: 200 clients, declared expert latency"
 catalog 60 2; sim --latency-scale 1; gateway --orchestrator only:mini
-load --name gateway/load --concurrency 200 --duration "$LOAD_S" --timeout 60 \
+NOTE="Gateway: toolorch serve --orchestrator only:mini (2 orchestrator turns and 1 expert call a request); experts: the simulated expert server (simulated, declared latency: mini ~6 s). Baseline: the same load straight to that server (model mini). One machine, 2 cores shared by the load generator, the gateway and the experts."
+load --name gateway/load --concurrency 200 --duration "$LOAD_S" --timeout 60 --ramp 6 \
+  --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini --note "$NOTE Clients join over the first 6 s."
+load --name gateway/load-burst --concurrency 200 --duration "$LOAD_S" --timeout 60 \
   --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini \
-  --note "Gateway: toolorch serve --orchestrator only:mini (2 orchestrator turns and 1 expert call a request); experts: the simulated expert server (simulated, declared latency: mini ~6 s). Baseline: the same load straight to that server (model mini). One machine, 2 cores shared by the load generator, the gateway and the experts."
+  --note "$NOTE All 200 clients send their first request at the same instant."
 stop_all; PIDS=()
 
 echo "== saturation: experts answer at once"

@@ -77,7 +77,8 @@ def markdown(result: dict) -> str:
     if s["note"]:
         lines += [s["note"], ""]
     base = f"; baseline {s['baseline']} (model {s['baseline_model']})" if s["baseline"] else ""
-    lines += [f"Target {s['url']} (model {s['model']}){base}. Closed loop, {s['duration']:g} s per level, "
+    ramp = f", clients joining over {s['ramp']:g} s" if s.get("ramp") else ""
+    lines += [f"Target {s['url']} (model {s['model']}){base}. Closed loop, {s['duration']:g} s per level{ramp}, "
               f"client timeout {s['timeout']:g} s; {result['environment']['cpus']} CPUs, {result['started_at']}.",
               "", "| concurrency | side | requests | ok/s | p50 ms | p95 ms | p99 ms | errors | lost | "
               "overhead/turn p50 / p99 ms | client CPU | host load |", "|---" * 12 + "|"]
@@ -130,6 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=parse_levels, default=[1, 16, 64, 200])
     p.add_argument("--duration", type=float, default=60.0, help="seconds per level")
     p.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
+    p.add_argument("--ramp", type=float, default=0.0,
+                   help="clients join evenly over this many seconds of each level (0: all at once)")
     p.add_argument("--error-pause", type=float, default=0.05,
                    help="a client's pause after a connection failure or an unshaped reply (s)")
     p.add_argument("--baseline", help="API base run side by side with the same load")
@@ -159,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--api-key-env {args.api_key_env}: that variable is not set")
     if args.duration <= 0 or args.timeout <= 0:
         p.error("--duration and --timeout must be positive")
+    if not 0 <= args.ramp < args.duration:
+        p.error("--ramp must be within [0, --duration)")
     return args
 
 
@@ -180,7 +185,7 @@ async def run(args: argparse.Namespace, out_dir: Path) -> dict:
     fields = OverheadFields(args.overhead_header, args.turns_header, args.metrics_field, args.overhead_key,
                             args.turns_key)
     load = Load(args.duration, args.timeout, load_prompts(args.prompts), args.extra_body, headers, fields,
-                args.error_pause)
+                args.error_pause, args.ramp)
     targets = [Target("target", chat_url(args.url), args.model)]
     if args.baseline:
         targets.append(Target("baseline", chat_url(args.baseline), args.baseline_model or args.model))

@@ -141,6 +141,7 @@ class Load:
     headers: dict
     fields: OverheadFields
     error_pause: float  # after a failure that is not an answer (a refused connection), as a client backs off
+    ramp: float = 0.0  # clients join evenly over this many seconds (0: all at once)
 
 
 async def run_level(target: Target, concurrency: int, load: Load) -> tuple[list[Outcome], int, float, float]:
@@ -153,6 +154,7 @@ async def run_level(target: Target, concurrency: int, load: Load) -> tuple[list[
     async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(load.timeout), headers=load.headers) as client:
         async def worker(w: int) -> None:
             i = w
+            await asyncio.sleep(load.ramp * w / concurrency)
             while time.perf_counter() < stop_at:
                 in_flight.add(i)
                 body = request_body(target.model, load.prompts, i, load.extra_body)
