@@ -152,3 +152,10 @@ def test_mcp_server_over_streamable_http(tmp_path):
         proc.wait(10)
     assert body["choices"][0]["message"]["content"] == "3"
     assert "- calc_add(a: integer, b: integer)" in sent[0]["messages"][0]["content"]
+
+
+def test_example_catalog_loads():
+    served = load_catalog_file(HERE.parents[1] / "configs/serve/catalog.example.yaml")
+    assert served.catalog.names() == ["frontier", "mini"]
+    assert served.catalog.expert("mini").price.output == 2.0 and served.catalog.expert("frontier").latency_prior_s == 20
+    assert served.limits.max_turns == 8 and served.tools.code
