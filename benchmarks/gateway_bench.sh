@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 LOAD_S=${LOAD_S:-60}; SAT_S=${SAT_S:-20}; FAULT_S=${FAULT_S:-60}; OUT=${OUT:-benchmarks/results}
+PHASES=${PHASES:-"load saturation fault"}
 DOWN_AT=$((FAULT_S / 3)); UP_AT=$((2 * FAULT_S / 3))
 SIM=9311; ENGINE=9321; GW=9331
 WORK=$(mktemp -d); PIDS=()
@@ -39,9 +40,30 @@ sim() { "$PY" -m toolorch.serve.sim_experts --config configs/tiny.yaml --port $S
         PIDS+=($!); wait_for http://127.0.0.1:$SIM/health 60; }
 gateway() { "$PY" -m toolorch.cli serve --catalog "$WORK/catalog.yaml" --port $GW --max-inflight 512 \
               --log-level warning "$@" > "$WORK/gateway.log" 2>&1 &
-            PIDS+=($!); wait_for http://127.0.0.1:$GW/health 120; }
-load() { "$PY" benchmarks/gateway_load.py "http://127.0.0.1:$GW/v1" --model toolorch --out-dir "$OUT" "$@"; }
+            GW_PID=$!; PIDS+=($!); wait_for http://127.0.0.1:$GW/health 120; }
+cpu_s() { awk '{print ($14 + $15) / 100}' "/proc/$GW_PID/stat"; }  # the gateway's CPU seconds (user + system)
+load() {  # gateway_load.py, and the gateway's own CPU over the run (gateway_cpu.txt beside load.md)
+  local name=$2 before after
+  before=$(cpu_s)
+  "$PY" benchmarks/gateway_load.py "http://127.0.0.1:$GW/v1" --model toolorch --out-dir "$OUT" "$@" || return $?
+  after=$(cpu_s)
+  "$PY" - "$OUT/$name" "$before" "$after" <<'PYEOF'
+import json, sys
+from pathlib import Path
+out, before, after = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+result = json.loads((out / "load.json").read_text())
+rows = [r["target"] for r in result.get("levels", [])] or [result["fault"]["summary"]]
+requests = sum(r["requests"] for r in rows)
+wall = sum(r["wall_s"] for r in rows)
+cpu = after - before  # includes the baseline's time, when the gateway idles
+(out / "gateway_cpu.txt").write_text(
+    f"gateway CPU {cpu:.2f} s over {requests} requests: {1000 * cpu / max(requests, 1):.2f} ms a request "
+    f"(user + system, /proc; the target side ran {wall:.0f} s)\n")
+PYEOF
+  cat "$OUT/$name/gateway_cpu.txt"
+}
 
+if [[ " $PHASES " == *" load "* ]]; then
 echo "== load: 200 clients, declared expert latency"
 catalog 60 2; sim --latency-scale 1; gateway --orchestrator only:mini
 NOTE="Gateway: toolorch serve --orchestrator only:mini (2 orchestrator turns and 1 expert call a request); experts: the simulated expert server (simulated, declared latency: mini ~6 s). Baseline: the same load straight to that server (model mini). One machine, 2 cores shared by the load generator, the gateway and the experts."
@@ -51,14 +73,18 @@ load --name gateway/load-burst --concurrency 200 --duration "$LOAD_S" --timeout 
   --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini \
   --note "$NOTE All 200 clients send their first request at the same instant."
 stop_all; PIDS=()
+fi
 
+if [[ " $PHASES " == *" saturation "* ]]; then
 echo "== saturation: experts answer at once"
 sim --latency-scale 0; gateway --orchestrator only:mini
 load --name gateway/saturation --concurrency 1,16,64,200 --duration "$SAT_S" --timeout 60 \
   --baseline "http://127.0.0.1:$SIM/v1" --baseline-model mini \
   --note "As gateway/load, but the simulated experts answer at once (latency scale 0): every process is CPU-bound on the same 2 cores; this shows what bounds throughput, not a deployment."
 stop_all; PIDS=()
+fi
 
+if [[ " $PHASES " == *" fault "* ]]; then
 echo "== fault: 20% expert faults, the engine stopped and restarted"
 catalog 3 1; sim --latency-scale 0.1 --fail-rate 0.1 --fail-status 500 --timeout-rate 0.1 --hang-s 300
 start_engine="nohup $PY benchmarks/scripted_engine.py --port $ENGINE --expert mini --latency-s 0.05 >> $WORK/engine.log 2>&1 & echo \$! > $WORK/engine.pid"
@@ -71,3 +97,4 @@ load --name gateway/fault --fault --concurrency 100 --duration "$FAULT_S" --time
   || echo "fault run FAILED (see $OUT/gateway/fault/load.md)"
 curl -s "http://127.0.0.1:$GW/metrics" | grep -E '^toolorch_(requests_total|budget_exhaustions_total|expert_fallbacks_total|tool_calls_total|engine_ready)' \
   > "$OUT/gateway/fault/gateway_metrics.txt" || true
+fi
