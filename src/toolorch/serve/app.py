@@ -201,7 +201,9 @@ def build_app(gw: Gateway) -> FastAPI:
             gw.metrics.preference_requests.labels(profile).inc()
             ex.admit()
             budget = RequestBudget(options.max_cost_usd)
-            first = gw.catalog.orchestrator.cost(worst_prompt_tokens(question) + 2048, orch.max_new_tokens)
+            # A lower bound of the first turn's reservation (the system prompt not counted): refuse here
+            # what can never fit; the turn's own reservation refuses the rest (429 too, or a stream error).
+            first = gw.catalog.orchestrator.cost(worst_prompt_tokens(question), orch.max_new_tokens)
             short = gw.ledger.can_afford(budget, key.name, first)
             if short:
                 gw.metrics.exhaustions.labels(short).inc()
