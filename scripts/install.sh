@@ -11,3 +11,11 @@ cd "$(dirname "$0")/.."
 # without its dependencies plus the few it imports.
 .venv/bin/pip install -q -c constraints.txt --no-deps torchx==0.7.0 docstring-parser pyre-extensions \
   typing-inspect mypy-extensions importlib-metadata zipp lazy-importer
+# Prometheus and promtool (Debian's `prometheus`): the alert unit tests (promtool test rules) and
+# the real-Prometheus test helper (tests/serve/prometheus.py). The package does not start a
+# service by itself here; tests start their own server on 127.0.0.1.
+if ! command -v promtool >/dev/null 2>&1; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
