@@ -94,5 +94,10 @@ def query_problems(expr: str, known: dict[str, set[str]]) -> list[str]:
     return problems
 
 
+def grouping_labels(expr: str) -> set[str]:
+    """Labels named by `by (...)` and `on (...)`: what a recorded series of `expr` keeps."""
+    return _walk(expr)[1]
+
+
 def selected_series(expr: str) -> set[str]:
     return {name for name, _ in _walk(expr)[0]}
