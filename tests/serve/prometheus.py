@@ -34,11 +34,12 @@ class PrometheusError(RuntimeError):
 
 
 def write_config(path: Path, targets: dict[str, list[str]], scrape_interval: str,
-                 rule_files: list[Path]) -> None:
+                 rule_files: list[Path], target_labels: dict[str, str]) -> None:
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": hosts}]} for job, hosts in targets.items()],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": hosts, "labels": target_labels}]}
+                           for job, hosts in targets.items()],
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -56,13 +57,15 @@ class PrometheusServer:
 
     @classmethod
     def start(cls, workdir: Path, targets: dict[str, list[str]], scrape_interval: str = "1s",
-              rule_files: list[Path] = (), deadline_s: float = 30.0) -> PrometheusServer:
+              rule_files: list[Path] = (), target_labels: dict[str, str] | None = None,
+              deadline_s: float = 30.0) -> PrometheusServer:
+        """`target_labels` go on every target, as a ServiceMonitor adds `namespace` in a cluster."""
         binary = shutil.which("prometheus")
         if not binary:
             raise RuntimeError("prometheus is missing: scripts/install.sh installs Debian's prometheus package")
         workdir.mkdir(parents=True, exist_ok=True)
         config, port, log_path = workdir / "prometheus.yml", free_port(), workdir / "prometheus.log"
-        write_config(config, targets, scrape_interval, list(rule_files))
+        write_config(config, targets, scrape_interval, list(rule_files), target_labels or {})
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
