@@ -32,6 +32,12 @@ def query(expr: str, legend: str = "") -> prometheus.Dataquery:
     return prometheus.Dataquery().expr(expr).legend_format(legend or "__auto").datasource(DATASOURCE)
 
 
+def rate_sum(metric: str, selector: str, by: str = "") -> str:
+    """sum [by (...)] (rate(metric{selector}[$__rate_interval]))"""
+    head = f"sum by ({by}) " if by else "sum"
+    return f"{head}(rate({metric}{{{selector}}}[{RATE}]))"
+
+
 def chart(title: str, unit: str, description: str, *queries: prometheus.Dataquery,
           kind: Callable = timeseries.Panel) -> timeseries.Panel:
     """A panel (a time series unless `kind` says otherwise); targets get refIds A, B, C..."""
@@ -69,20 +75,19 @@ def gateway_base(uid: str, title: str, description: str) -> dashboard.Dashboard:
 
 
 def gateway() -> dashboard.Dashboard:
-    requests = f"toolorch_requests_total{{{GW_ORCH}}}"
+    requests = "toolorch_requests_total"
     return (gateway_base("toolorch-gateway", "toolorch / gateway", "Requests, errors, latency and the "
                          "gateway's own overhead.")
             .with_row(dashboard.Row("Traffic"))
             .with_panel(chart("Requests / s", "reqps", "Finished /v1/chat/completions requests by variant.",
-                              query(f"sum by (orchestrator) (rate({requests}[{RATE}]))", "{{orchestrator}}")))
+                              query(rate_sum(requests, GW_ORCH, "orchestrator"), "{{orchestrator}}")))
             .with_panel(chart("Errors / s by status and code", "reqps", "Requests not answered 200, by HTTP "
                               "status and OpenAI error code.",
-                              query(f'sum by (status, code) (rate(toolorch_requests_total{{{GW_ORCH}, code!="ok"}}'
-                                    f"[{RATE}]))", "{{status}} {{code}}")))
+                              query(rate_sum(requests, GW_ORCH + ', code!="ok"', "status, code"), "{{status}} {{code}}")))
             .with_panel(chart("5xx ratio", "percentunit", "Share of requests answered with a server error "
                               "(the error budget's numerator; SLO 99%).",
-                              query(f'sum(rate(toolorch_requests_total{{{GW_ORCH}, status=~"5.."}}[{RATE}])) '
-                                    f"/ sum(rate({requests}[{RATE}]))", "5xx")))
+                              query(rate_sum(requests, GW_ORCH + ', status=~"5.."') + " / " + rate_sum(requests, GW_ORCH),
+                                    "5xx")))
             .with_row(dashboard.Row("Latency"))
             .with_panel(chart("End-to-end time", "s", "Whole orchestrations, all turns and expert calls included.",
                               *quantiles("toolorch_request_duration_seconds", GW_ORCH)))
@@ -101,43 +106,40 @@ def gateway() -> dashboard.Dashboard:
 
 def orchestration() -> dashboard.Dashboard:
     cost = "toolorch_request_cost_usd"
+    profiles = "toolorch_preference_requests_total"
     return (gateway_base("toolorch-orchestration", "toolorch / orchestration", "What the orchestrator does: "
                          "turns, tool mix, cost, budgets and the users' preferences.")
             .with_row(dashboard.Row("Turns and tools"))
             .with_panel(chart("Turns per request", "short", "Orchestrator turns per finished request.",
                               *quantiles("toolorch_request_turns", GW_ORCH, qs=(0.5, 0.95))))
             .with_panel(chart("Tool mix", "ops", "Tool calls per second by kind of tool.",
-                              query(f"sum by (tool) (rate(toolorch_tool_calls_total{{{GW}}}[{RATE}]))", "{{tool}}")))
+                              query(rate_sum("toolorch_tool_calls_total", GW, "tool"), "{{tool}}")))
             .with_panel(chart("Tool outcomes", "ops", "Tool calls by outcome (ok, error, timeout, breaker_open, "
-                              "denied).", query(f"sum by (outcome) (rate(toolorch_tool_calls_total{{{GW}}}[{RATE}]))",
-                                                "{{outcome}}")))
+                              "denied).", query(rate_sum("toolorch_tool_calls_total", GW, "outcome"), "{{outcome}}")))
             .with_row(dashboard.Row("Cost"))
             .with_panel(chart("Mean cost per request", "currencyUSD", "Dollars per finished request, by variant.",
-                              query(f"sum by (orchestrator) (rate({cost}_sum{{{GW_ORCH}}}[{RATE}])) / sum by "
-                                    f"(orchestrator) (rate({cost}_count{{{GW_ORCH}}}[{RATE}]))", "{{orchestrator}}")))
+                              query(f"{rate_sum(cost + '_sum', GW_ORCH, 'orchestrator')} / "
+                                    f"{rate_sum(cost + '_count', GW_ORCH, 'orchestrator')}", "{{orchestrator}}")))
             .with_panel(chart("p95 cost per request", "currencyUSD", "The dearest 5% of requests.",
                               *quantiles(cost, GW_ORCH, "orchestrator", (0.95,))))
             .with_panel(chart("Spend by API key", "currencyUSD", "Dollars per hour charged to each key (its name).",
-                              query(f"sum by (key) (rate(toolorch_key_cost_usd_total{{{GW}}}[{RATE}])) * 3600",
-                                    "{{key}}")))
+                              query(f"{rate_sum('toolorch_key_cost_usd_total', GW, 'key')} * 3600", "{{key}}")))
             .with_row(dashboard.Row("Budgets and preferences"))
             .with_panel(chart("Budget exhaustions per request", "percentunit", "Requests that ran out of a cost, "
                               "latency, turn or key budget, over all requests.",
-                              query(f"sum by (kind) (rate(toolorch_budget_exhaustions_total{{{GW}}}[{RATE}])) / "
-                                    f"scalar(sum(rate(toolorch_requests_total{{{GW}}}[{RATE}])))", "{{kind}}")))
+                              query(f"{rate_sum('toolorch_budget_exhaustions_total', GW, 'kind')} / "
+                                    f"scalar({rate_sum('toolorch_requests_total', GW)})", "{{kind}}")))
             .with_panel(chart("Requests by preference profile", "reqps", "Which user preferences the traffic carries.",
-                              query(f"sum by (profile) (rate(toolorch_preference_requests_total{{{GW}}}[{RATE}]))",
-                                    "{{profile}}")))
+                              query(rate_sum(profiles, GW, "profile"), "{{profile}}")))
             .with_panel(chart("Denied-tool attempts per request", "short", "Calls the orchestrator tried to a tool "
                               "the user denied, per request of that profile: 0 is full adherence.",
-                              query(f"sum by (profile) (rate(toolorch_preference_denied_calls_total{{{GW}}}[{RATE}])) "
-                                    f"/ sum by (profile) (rate(toolorch_preference_requests_total{{{GW}}}[{RATE}]))",
-                                    "{{profile}}"))))
+                              query(f"{rate_sum('toolorch_preference_denied_calls_total', GW, 'profile')} / "
+                                    f"{rate_sum(profiles, GW, 'profile')}", "{{profile}}"))))
 
 
 def experts() -> dashboard.Dashboard:
     sel = GW + ', expert=~"$expert"'
-    calls = f'toolorch_tool_calls_total{{{sel}, expert!=""}}'
+    calls, expert_calls = "toolorch_tool_calls_total", sel + ', expert!=""'
     return (gateway_base("toolorch-experts", "toolorch / experts", "Expert calls: latency, errors, "
                          "fallbacks, circuit breakers and spend.")
             .with_variable(variable("expert", 'label_values(toolorch_expert_latency_seconds_count{namespace="$namespace", '
@@ -146,19 +148,17 @@ def experts() -> dashboard.Dashboard:
             .with_panel(chart("p95 expert latency", "s", "One expert call, retries included.",
                               *quantiles("toolorch_expert_latency_seconds", sel, "expert", (0.95,))))
             .with_panel(chart("Calls by outcome", "ops", "Expert calls per second by expert and outcome.",
-                              query(f"sum by (expert, outcome) (rate({calls}[{RATE}]))", "{{expert}} {{outcome}}")))
+                              query(rate_sum(calls, expert_calls, "expert, outcome"), "{{expert}} {{outcome}}")))
             .with_panel(chart("Error ratio", "percentunit", "Errors and timeouts over all calls, by expert.",
-                              query(f'sum by (expert) (rate(toolorch_tool_calls_total{{{sel}, expert!="", '
-                                    f'outcome=~"error|timeout"}}[{RATE}])) / sum by (expert) (rate({calls}[{RATE}]))',
-                                    "{{expert}}")))
+                              query(rate_sum(calls, expert_calls + ', outcome=~"error|timeout"', "expert") + " / "
+                                    + rate_sum(calls, expert_calls, "expert"), "{{expert}}")))
             .with_row(dashboard.Row("Resilience and spend"))
             .with_panel(chart("Fallbacks / s", "ops", "Calls moved away from this expert (breaker open, errors).",
-                              query(f"sum by (expert) (rate(toolorch_expert_fallbacks_total{{{sel}}}[{RATE}]))",
-                                    "{{expert}}")))
+                              query(rate_sum("toolorch_expert_fallbacks_total", sel, "expert"), "{{expert}}")))
             .with_panel(chart("Breaker open", "short", "1 while an expert's circuit breaker is open, on any pod.",
                               query(f"max by (expert) (toolorch_expert_breaker_open{{{sel}}})", "{{expert}}")))
             .with_panel(chart("Spend by expert", "currencyUSD", "Dollars per hour spent on each expert.",
-                              query(f"sum by (expert) (rate(toolorch_expert_cost_usd_total{{{sel}}}[{RATE}])) * 3600",
+                              query(f"{rate_sum('toolorch_expert_cost_usd_total', sel, 'expert')} * 3600",
                                     "{{expert}}"))))
 
 
@@ -177,9 +177,8 @@ def engine() -> dashboard.Dashboard:
             .with_panel(chart("KV-cache usage", "percentunit", "Share of KV-cache blocks in use.",
                               query(f"max by (model_name) (vllm:kv_cache_usage_perc{{{ENGINE}}})", "{{model_name}}")))
             .with_panel(chart("Tokens / s", "short", "Prompt and generated tokens per second.",
-                              query(f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{ENGINE}}}[{RATE}]))",
-                                    "prompt {{model_name}}"),
-                              query(f"sum by (model_name) (rate(vllm:generation_tokens_total{{{ENGINE}}}[{RATE}]))",
+                              query(rate_sum("vllm:prompt_tokens_total", ENGINE, "model_name"), "prompt {{model_name}}"),
+                              query(rate_sum("vllm:generation_tokens_total", ENGINE, "model_name"),
                                     "generated {{model_name}}")))
             .with_row(dashboard.Row("Latency"))
             .with_panel(chart("Time to first token", "s", "Queue, prefill and the first decode step.",
@@ -192,12 +191,12 @@ def engine() -> dashboard.Dashboard:
             .with_panel(chart("p95 end-to-end engine time", "s", "One engine request (one orchestrator turn).",
                               *quantiles("vllm:e2e_request_latency_seconds", ENGINE, "model_name", (0.95,))))
             .with_panel(chart("Finished requests by reason", "reqps", "stop, length, abort, ...",
-                              query(f"sum by (finished_reason) (rate(vllm:request_success_total{{{ENGINE}}}[{RATE}]))",
+                              query(rate_sum("vllm:request_success_total", ENGINE, "finished_reason"),
                                     "{{finished_reason}}")))
             .with_panel(chart("Prefix-cache hit rate", "percentunit", "The orchestrator's system prompt repeats "
                               "every turn: this should stay high.",
-                              query(f"sum by (model_name) (rate(vllm:prefix_cache_hits_total{{{ENGINE}}}[{RATE}])) / "
-                                    f"sum by (model_name) (rate(vllm:prefix_cache_queries_total{{{ENGINE}}}[{RATE}]))",
+                              query(f"{rate_sum('vllm:prefix_cache_hits_total', ENGINE, 'model_name')} / "
+                                    f"{rate_sum('vllm:prefix_cache_queries_total', ENGINE, 'model_name')}",
                                     "{{model_name}}"))))
 
 
