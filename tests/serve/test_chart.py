@@ -188,3 +188,31 @@ def test_values_file_documents_every_leaf():
             documented_indents.append(indent)
         leaf = not line.rstrip().endswith(":")
         assert not leaf or documented_indents, f"values.yaml:{i + 1} {match.group(2)} has no '# --' doc"
+
+
+# Kubernetes types passed through verbatim: the rendered objects are validated strictly instead
+# (test_a_typo_inside_a_kubernetes_type_fails_validation).
+PASS_THROUGH = {"/properties/global", "/$defs/affinity/properties/nodeAffinity",
+                "/$defs/affinity/properties/podAffinity", "/$defs/affinity/properties/podAntiAffinity"}
+
+
+def test_schema_is_closed_at_every_level():
+    def walk(node, path: str):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and path not in PASS_THROUGH:
+                extra = node.get("additionalProperties")
+                closed = extra is False or (isinstance(extra, dict) and "propertyNames" in node)
+                assert closed, f"values.schema.json{path} accepts unknown keys"
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}/{i}")
+    walk(chart().schema, "")
+
+
+def test_a_typo_inside_a_kubernetes_type_fails_validation():
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecutionn": {"nodeSelectorTerms": []}}}
+    engine = one(render({"engine": {"affinity": affinity}}), "Deployment", f"{PREFIX}-engine")
+    with pytest.raises(Exception, match="requiredDuringSchedulingIgnoredDuringExecutionn"):
+        validate(engine)
