@@ -1,8 +1,6 @@
-"""Shared fixtures: a small hand-declared world (two tables, SQL tools, a few documents), and the
-vLLM venv's Python for the tests that start a real vLLM server."""
+"""Shared fixtures: a small hand-declared world (two tables, SQL tools, a few documents)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -79,12 +77,3 @@ def sim_config() -> Config:
         ExpertConfig(name="mini", price="mini",
                      simulated=SimulatedProfile(default_accuracy=0.0, tokens_out_mean=200, latency_s_mean=5)),
     ])
-
-
-@pytest.fixture(scope="session")
-def vllm_python() -> str:
-    """The vLLM venv's Python (vLLM is not in the project's environment)."""
-    python = os.environ.get("TOOLORCH_VLLM_PYTHON")
-    if not python:
-        pytest.skip("TOOLORCH_VLLM_PYTHON is unset: run scripts/vllm-venv.sh and export its last line")
-    return python

@@ -87,7 +87,7 @@ def test_gateway_image_installs_the_serve_extra():
     assert ("EXPOSE", "8080") in steps and entrypoint("gateway") == ["toolorch"]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[]", dep)[0] for dep in extras["serve"]}
-    assert {"fastapi", "uvicorn", "prometheus-client", "httpx"} <= names
+    assert {"fastapi", "uvicorn", "prometheus-client"} <= names  # an ASGI app that exports metrics
 
 
 def test_revision_tags_follow_git():

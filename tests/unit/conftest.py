@@ -1,6 +1,7 @@
 """Fixtures for the model backends: a tiny shop world, a tiny random-init model, a real vLLM server."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from toolorch.parsing import render_call
 from toolorch.prompts import system_prompt
 from toolorch.tools import code_tool
 from vllm_server import VLLMServer  # tests/ is on sys.path: pytest imports tests/conftest.py from there
+
+VLLM_PYTHON_ENV = "TOOLORCH_VLLM_PYTHON"
 
 
 def shop_spec() -> EnvSpec:
@@ -75,6 +78,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     spec = TinyModelSpec(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1)
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", model_corpus(), spec, seed=0)
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The vLLM venv's Python (vLLM is not in the project's environment)."""
+    python = os.environ.get(VLLM_PYTHON_ENV)
+    if not python:
+        pytest.skip(f"{VLLM_PYTHON_ENV} is unset: run scripts/vllm-venv.sh and export its last line")
+    return python
 
 
 @pytest.fixture(scope="session")
