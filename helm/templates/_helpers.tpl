@@ -104,16 +104,22 @@ variants:
   {{- end }}
 {{- end -}}
 
-{{/* The price catalog file the gateway reads (snake_case, as toolorch's config names fields). */}}
+{{/* The price catalog file the gateway reads: toolorch.core.catalog.Catalog's fields (snake_case). */}}
 {{- define "toolorch.catalog" -}}
 {{- $root := . -}}
 {{- $served := dict -}}
 {{- range .Values.experts.models }}{{ $_ := set $served .name (default .name .servedModelName) }}{{ end -}}
+{{- $c := .Values.catalog -}}
 # Rendered by the toolorch chart from values.catalog; edit the values, not this file.
+orchestrator: {input: {{ $c.orchestratorPrice.input }}, output: {{ $c.orchestratorPrice.output }}}
 experts:
-{{- range .Values.catalog.experts }}
+{{- range $c.experts }}
   - name: {{ .name | quote }}
     backend: {{ .backend }}
+    price: {input: {{ .price.input }}, output: {{ .price.output }}}
+    {{- with .description }}
+    description: {{ . | quote }}
+    {{- end }}
     {{- if .inCluster }}
     {{- if not (hasKey $served .inCluster) }}
     {{- fail (printf "catalog.experts[%s].inCluster: no experts.models entry named %q" .name .inCluster) }}
@@ -127,41 +133,32 @@ experts:
     {{- with .apiKeyEnv }}
     api_key_env: {{ . }}
     {{- end }}
-    price: {input: {{ .price.input }}, output: {{ .price.output }}}
-    latency_s: {{ .latencyS }}
     {{- with .timeoutS }}
     timeout_s: {{ . }}
     {{- end }}
     {{- if hasKey . "maxRetries" }}
     max_retries: {{ .maxRetries }}
     {{- end }}
-    {{- with .description }}
-    description: {{ . | quote }}
+    {{- with .maxTokens }}
+    max_tokens: {{ . }}
     {{- end }}
     {{- with .simulated }}
-    simulated: {default_accuracy: {{ .defaultAccuracy }}, tokens_out_mean: {{ .tokensOutMean }}, latency_s_mean: {{ .latencySMean }}}
+    simulated:
+      default_accuracy: {{ .defaultAccuracy }}
+      tokens_out_mean: {{ .tokensOutMean }}
+      latency_s_mean: {{ .latencySMean }}
+      {{- if hasKey . "difficultyDecay" }}
+      difficulty_decay: {{ .difficultyDecay }}
+      {{- end }}
+      {{- with .accuracy }}
+      accuracy: {{ toJson . }}
+      {{- end }}
     {{- end }}
 {{- else }} []
 {{- end }}
 tools:
-{{- range .Values.catalog.tools }}
-  - name: {{ .name }}
-    kind: {{ .kind }}
-    {{- with .description }}
-    description: {{ . | quote }}
-    {{- end }}
-    {{- with .url }}
-    url: {{ . | quote }}
-    {{- end }}
-    {{- if hasKey . "costUsd" }}
-    cost_usd: {{ .costUsd }}
-    {{- end }}
-    {{- if hasKey . "latencyS" }}
-    latency_s: {{ .latencyS }}
-    {{- end }}
-    {{- with .timeoutS }}
-    timeout_s: {{ . }}
-    {{- end }}
-{{- else }} []
-{{- end }}
+  max_observation_chars: {{ $c.tools.maxObservationChars }}
+  code_timeout_s: {{ $c.tools.codeTimeoutS }}
+  answer_tool: {{ $c.tools.answerTool }}
+  describe_db_tools: {{ $c.tools.describeDbTools }}
 {{- end -}}

@@ -66,9 +66,9 @@ def test_paper_scale_fits_two_nodes_of_eight_gpus():
     ({"engine": {"vllm": {"maxModelLenn": 4096}}}, "/engine/vllm", "maxModelLenn"),
     ({"gatway": {"replicas": 2}}, "at ''", "gatway"),
     ({"catalog": {"experts": [{"name": "a", "backend": "simulated", "price": {"input": 1, "output": 1},
-                               "latencyS": 1, "simulated": {"defaultAccuracy": 0.5, "tokensOutMean": 10,
-                                                            "latencySMean": 1}, "latency": 3}]}},
-     "/catalog/experts/0", "latency"),
+                               "simulated": {"defaultAccuracy": 0.5, "tokensOutMean": 10, "latencySMean": 1},
+                               "timeout": 3}]}},
+     "/catalog/experts/0", "timeout"),
 ])
 def test_schema_names_a_misspelled_key(values, where, what):
     with pytest.raises(helm_python.HelmValuesError) as err:
@@ -79,7 +79,8 @@ def test_schema_names_a_misspelled_key(values, where, what):
 @pytest.mark.parametrize("values, where", [
     ({"engine": {"vllm": {"dtype": "fp8x"}}}, "/engine/vllm/dtype"),
     ({"engine": {"image": {"pullPolicy": "Sometimes"}}}, "/engine/image/pullPolicy"),
-    ({"catalog": {"tools": [{"name": "web", "kind": "browser"}]}}, "/catalog/tools/0/kind"),
+    ({"catalog": {"experts": [{"name": "a", "backend": "anthropic", "price": {"input": 1, "output": 1}}]}},
+     "/catalog/experts/0/backend"),
 ])
 def test_schema_names_a_wrong_enum(values, where):
     with pytest.raises(helm_python.HelmValuesError) as err:

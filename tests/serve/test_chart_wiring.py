@@ -4,6 +4,8 @@ Services of the right engines; the canary gets its own checkpoint and share; Net
 select the pods they mean; rollouts never drop below the replicas in service."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from urllib.parse import urlparse
 
 import helm_python
@@ -86,7 +88,9 @@ def test_catalog_points_at_rendered_experts():
         engine = service_target(PAPER, experts[name]["base_url"])
         assert flags(pod_spec(engine)["containers"][0])["--served-model-name"] == experts[name]["model"]
         assert "api_key_env" not in experts[name]
-    assert [t["name"] for t in catalog["tools"]] == ["search", "run_python"]
+    assert catalog["orchestrator"] == {"input": 0.2, "output": 0.2}
+    assert catalog["tools"] == {"max_observation_chars": 4000, "code_timeout_s": 30, "answer_tool": True,
+                                "describe_db_tools": True}
 
 
 def test_simulated_experts_keep_their_profile():
@@ -97,8 +101,27 @@ def test_simulated_experts_keep_their_profile():
     assert frontier["simulated"] == {"default_accuracy": 0.7, "tokens_out_mean": 600, "latency_s_mean": 20}
 
 
+@pytest.mark.parametrize("scenario", ["values.yaml", "values-cpu.yaml", "values-gpu.yaml", "values-paper.yaml"])
+def test_catalog_loads_as_the_runtime_catalog(scenario):
+    """The file is what toolorch.core.catalog.Catalog (extra keys forbidden) reads."""
+    catalog_module = pytest.importorskip("toolorch.core.catalog")
+    text = one(render(scenario_values(scenario)), "ConfigMap", f"{PREFIX}-catalog")["data"]["catalog.yaml"]
+    catalog = catalog_module.Catalog.model_validate(yaml.safe_load(text))
+    assert [e.name for e in catalog.experts] == [e["name"] for e in (scenario_values(scenario) or {}).get(
+        "catalog", {}).get("experts", [])]
+
+
+def test_catalog_experts_load_as_expert_configs():
+    """Each expert entry fits the runtime's ExpertConfig (extra keys forbidden) with its price inline."""
+    config = pytest.importorskip("toolorch.config")
+    text = one(PAPER, "ConfigMap", f"{PREFIX}-catalog")["data"]["catalog.yaml"]
+    for expert in yaml.safe_load(text)["experts"]:
+        config.Price.model_validate(expert["price"])
+        config.ExpertConfig.model_validate({**expert, "price": expert["name"]})
+
+
 def test_catalog_refuses_an_unknown_in_cluster_expert():
-    expert = {"name": "x", "backend": "openai", "inCluster": "nope", "price": {"input": 1, "output": 1}, "latencyS": 1}
+    expert = {"name": "x", "backend": "openai", "inCluster": "nope", "price": {"input": 1, "output": 1}}
     with pytest.raises(helm_python.HelmRenderError, match=r'catalog.experts\[x\].inCluster: no experts.models entry named "nope"'):
         render({"catalog": {"experts": [expert]}})
 
@@ -106,8 +129,7 @@ def test_catalog_refuses_an_unknown_in_cluster_expert():
 def test_a_catalog_change_rolls_the_gateway():
     def checksum(docs):
         return one(docs, "Deployment", f"{PREFIX}-gateway")["spec"]["template"]["metadata"]["annotations"]["checksum/catalog"]
-    tool = {"name": "run_python", "kind": "code"}
-    assert checksum(render()) != checksum(render({"catalog": {"experts": [], "tools": [tool]}}))
+    assert checksum(render()) != checksum(render({"catalog": {"tools": {"codeTimeoutS": 9}}}))
 
 
 @pytest.mark.parametrize("scenario", ["values.yaml", "values-paper.yaml"])
@@ -179,3 +201,12 @@ def test_init_containers_are_hardened_too():
         for container in containers(deployment):
             security = container["securityContext"]
             assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_checkpoint_pull_runs_the_packages_storage_command():
+    """The init container's command exists in this package (it runs in the cpu image built from it)."""
+    pull = pod_spec(one(render(), "Deployment", f"{PREFIX}-engine"))["initContainers"][0]["command"]
+    assert pull[:2] == ["python", "-m"] and pull[3] == "pull"
+    result = subprocess.run([sys.executable, "-m", pull[2], "pull", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "Download" in result.stdout, result.stderr
