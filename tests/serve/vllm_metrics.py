@@ -79,8 +79,11 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: vllm_server
     from vllm_server import VLLMServer
 
+    python = os.environ.get("TOOLORCH_VLLM_PYTHON")
+    if not python:
+        sys.exit("TOOLORCH_VLLM_PYTHON is unset: export the last line of scripts/vllm-venv.sh")
     with tempfile.TemporaryDirectory() as tmp:
-        server = VLLMServer.start(os.environ["TOOLORCH_VLLM_PYTHON"], tiny_model(Path(tmp) / "model"),
+        server = VLLMServer.start(python, tiny_model(Path(tmp) / "model"),
                                   Path(tmp) / "server.log")
         try:
             exercise(server.base_url, server.model)
