@@ -4,6 +4,9 @@ retry, parsing and error paths without a model.
     with FakeOpenAI(lambda body: "<answer>12.5</answer>") as fake:
         call(fake.url)              # http://127.0.0.1:<port>/v1
         fake.requests               # the JSON bodies received, in order
+        fake.headers                # their HTTP headers, in the same order
+
+GET /v1/models lists `models` (default ["fake"]).
 
 `reply(body)` decides each answer to POST /v1/chat/completions:
     str    200, a chat completion whose assistant message is that text
@@ -23,19 +26,35 @@ Reply = Union[str, int, bytes, object]
 
 
 class FakeOpenAI:
-    def __init__(self, reply: Callable[[dict[str, Any]], Reply], usage: tuple[int, int] = (10, 3)):
+    def __init__(self, reply: Callable[[dict[str, Any]], Reply], usage: tuple[int, int] = (10, 3),
+                 models: tuple[str, ...] = ("fake",)):
         self.reply = reply
         self.usage = usage
+        self.models = models
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if not self.path.endswith("/models"):
+                    self.send_error(404)
+                    return
+                data = json.dumps({"object": "list",
+                                   "data": [{"id": m, "object": "model"} for m in fake.models]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 if not self.path.endswith("/chat/completions"):
                     self.send_error(404)
                     return
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append(body)
+                fake.headers.append(dict(self.headers))
                 out = fake.reply(body)
                 if out is DROP:
                     self.close_connection = True
