@@ -64,6 +64,9 @@ class ExpertConfig(Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     max_tokens: int = Field(512, ge=1)
+    # The latency the orchestrator is told to expect (seconds per call); None: a simulated expert's
+    # declared mean, else no figure
+    latency_s: float | None = Field(None, ge=0)
     simulated: SimulatedProfile = SimulatedProfile()
 
 
@@ -92,7 +95,9 @@ class CatalogExpert(ExpertConfig):
 
     @property
     def latency_prior_s(self) -> float:
-        """The latency the orchestrator is told to expect (simulated experts declare theirs)."""
+        """The latency the orchestrator is told to expect."""
+        if self.latency_s is not None:
+            return self.latency_s
         return self.simulated.latency_s_mean if self.backend == "simulated" else 0.0
 
 
