@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import marker, no_host_scratch, processes_named, rename_self, require_sandbox
 
 from toolorch.runtime.env import sandbox, sandbox_command
 from toolorch.runtime.env.sandbox import SandboxResult, run_python
@@ -18,40 +18,12 @@ from toolorch.runtime.env.sandbox import SandboxResult, run_python
 
 @pytest.fixture(scope="module", autouse=True)
 def _sandbox_available():
-    try:
-        run_python("pass", timeout_s=10)
-    except RuntimeError as e:  # e.g. a CI runner without user namespaces
-        pytest.skip(f"bubblewrap sandbox unavailable here: {e}")
+    require_sandbox()
 
 
 @pytest.fixture(autouse=True)
-def scratch_parent(tmp_path, monkeypatch) -> Path:
-    """Scratch dirs go under this test's own dir, so we can check that none outlives its run."""
-    parent = tmp_path / "scratch-parent"
-    parent.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(parent))
-    yield parent
-    assert list(parent.iterdir()) == [], "a scratch dir was left behind"
-
-
-def marker() -> str:
-    return "tsb" + uuid.uuid4().hex[:10]  # fits a 15-char process name
-
-
-def processes_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == name:
-                found.append(int(entry.name))
-        except OSError:
-            continue  # exited while we looked
-    return found
-
-
-def rename_self(name: str) -> str:
-    """Sandboxed code that renames its process (inherited by its children) so the host can find it."""
-    return f"open('/proc/self/comm', 'w').write({name!r})\n"
+def _no_host_scratch(tmp_path, monkeypatch):
+    yield from no_host_scratch(tmp_path, monkeypatch)
 
 
 def test_normal_code_prints_imports_and_uses_its_scratch_dir():

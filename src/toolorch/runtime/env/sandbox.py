@@ -8,7 +8,7 @@ Each call runs the code with this environment's Python (isolated mode,
 sandbox's mount namespace. Bad user code never raises: it comes back as a
 `SandboxResult` with `error` set. Only a sandbox that cannot start at all
 (bwrap missing, namespaces disabled) raises `RuntimeError`. Tests:
-`python -m pytest tests/unit/test_sandbox.py`.
+`python -m pytest tests/unit/test_sandbox.py tests/unit/test_sandbox_limits.py`.
 
 Boundary (what the sandbox blocks, and how; the command line is in sandbox_command.py)
 - Network: a new, empty network namespace: no route to the host's 127.0.0.1
@@ -49,17 +49,21 @@ Per-call limits (what each really enforces)
   (RLIMIT_AS) is memory_mb / MAX_PROCESSES, and at most MAX_PROCESSES tasks
   run, threads included (they share their process's address space), so the
   address space of all the call's processes together stays within memory_mb.
+  Address space overstates memory (shared libraries, reservations): at the
+  default 512 MB a process gets 128 MB, enough for plain Python and importing
+  numpy; numpy's BLAS and pandas want memory_mb of 1024 or more.
   The seccomp filter refuses SysV shared memory, SysV message queues and
   memfd files, which would hold RAM outside any address space.
-- Disk: the scratch is a tmpfs of SCRATCH_BYTES (RAM, never the host disk)
-  holding every file the call writes; a write past it fails with ENOSPC.
+- Disk: the scratch is a tmpfs of SCRATCH_BYTES (RAM on top of memory_mb, never the host disk)
+  holding every file the call writes; a write past it fails with ENOSPC. Its
+  size does not count files and folders themselves (kernel memory, and time to
+  free at the end), so the host checks their number every SCRATCH_CHECK_S and
+  stops the call past SCRATCH_FILES.
 - Output: kept up to `max_output_chars`; a program that prints more than
   max(1 MiB, 32 x max_output_chars) bytes is stopped.
-Not covered: kernel memory the code makes the kernel hold (inodes of empty
-files and directories in the scratch are not counted by its size: about 60k
-per second, ~750 bytes each, until the call ends; page tables; socket and pipe
-buffers, bounded by MAX_OPEN_FILES); CPU share between concurrent calls (no
-cgroups: the runner's cgroup is not ours to divide).
+Not covered: other kernel memory the code makes the kernel hold (page tables,
+socket and pipe buffers, bounded by MAX_OPEN_FILES); the CPU share of
+concurrent calls (no cgroups: the runner's cgroup is not ours to divide).
 """
 from __future__ import annotations
 
@@ -77,14 +81,17 @@ from pathlib import Path
 from toolorch.runtime.env.sandbox_command import (
     HOST_ID_WHEN_ROOT,
     MAX_PROCESSES,
+    SANDBOX_DIR,
     SANDBOX_ID,
     SCRATCH_BYTES,
+    SCRATCH_FILES,
     bwrap_command,
     process_memory_mb,
     seccomp_filter,
 )
 
 MIN_OUTPUT_KILL_BYTES = 1 << 20
+SCRATCH_CHECK_S = 0.05  # how often the scratch's file count is checked (~3,500 files are made in that time)
 TEARDOWN_WAIT_S = 2.0  # longest wait for the killed namespace's init to exit
 # how running out of address space shows in the last line of stderr: Python, OpenBLAS, the dynamic loader
 OUT_OF_MEMORY_SIGNS = ("MemoryError", "Memory allocation still failed", "failed to map segment from shared object")
@@ -96,7 +103,7 @@ class SandboxResult:
     """What one sandboxed run produced. `error` is None on success."""
     stdout: str
     stderr: str
-    exit_code: int | None  # None when we stopped the run (timeout, output limit)
+    exit_code: int | None  # None when we stopped the run (timeout, output or file limit)
     error: str | None
     wall_s: float
 
@@ -169,7 +176,7 @@ class _Capture:
     stderr: bytearray = field(default_factory=bytearray)
     stderr_total: int = 0
     exit_code: int | None = None
-    stopped_for: str | None = None  # "timeout" or "output" when we killed it
+    stopped_for: str | None = None  # "timeout", "output" or "files" when we killed it
     setup_error: str | None = None  # the sandbox itself failed (not the user's code)
 
     def stdout_text(self, max_chars: int) -> str:
@@ -263,17 +270,18 @@ class _Run:
         self.kill_bytes = max(MIN_OUTPUT_KILL_BYTES, 8 * self.keep_bytes)
 
     def collect(self, deadline: float) -> None:
-        """Read output until the program ends or a limit is hit (then `capture.stopped_for` is set)."""
+        """Read output until bwrap exits or a limit is hit (then `capture.stopped_for` is set)."""
+        next_check = time.monotonic() + SCRATCH_CHECK_S
         with selectors.DefaultSelector() as selector:
             selector.register(self.proc.stdout, selectors.EVENT_READ, "stdout")
             selector.register(self.proc.stderr, selectors.EVENT_READ, "stderr")
-            selector.register(self.fds.info_read, selectors.EVENT_READ, "info")
-            while {"stdout", "stderr"} & {key.data for key in selector.get_map().values()}:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            selector.register(self.fds.info_read, selectors.EVENT_READ, "info")  # EOF when bwrap exits
+            while self.proc.poll() is None or {"stdout", "stderr"} & {k.data for k in selector.get_map().values()}:
+                now = time.monotonic()
+                if now >= deadline:
                     self.capture.stopped_for = "timeout"
                     return
-                for key, _ in selector.select(timeout=remaining):
+                for key, _ in selector.select(timeout=min(deadline, next_check) - now):
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
                         selector.unregister(key.fileobj)
@@ -284,10 +292,21 @@ class _Run:
                 if self.capture.stdout_total + self.capture.stderr_total > self.kill_bytes:
                     self.capture.stopped_for = "output"
                     return
-        try:  # the output pipes closed, but a process may still hold on
-            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.capture.stopped_for = "timeout"
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + SCRATCH_CHECK_S
+                    if self._scratch_files() > SCRATCH_FILES:
+                        self.capture.stopped_for = "files"
+                        return
+
+    def _scratch_files(self) -> int:
+        """Files and folders in the scratch tmpfs, which its size does not count (0 before it exists)."""
+        if self.init_pidfd is None:
+            return 0
+        try:
+            usage = os.statvfs(f"/proc/{self.init_pid}/root{SANDBOX_DIR}")
+        except OSError:
+            return 0  # not set up yet, or already gone
+        return usage.f_files - usage.f_ffree
 
     def _take(self, stream: str, chunk: bytes) -> None:
         capture = self.capture
@@ -403,6 +422,8 @@ def _describe_error(capture: _Capture, stderr: str, timeout_s: float, memory_mb:
     if capture.stopped_for == "output":
         total = capture.stdout_total + capture.stderr_total
         return f"output limit exceeded: printed more than {total >> 10} KiB, program stopped"
+    if capture.stopped_for == "files":
+        return f"file limit exceeded: more than {SCRATCH_FILES} files and folders, program stopped"
     code = capture.exit_code
     if code == 0:
         return None
