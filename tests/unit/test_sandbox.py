@@ -10,7 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import marker, no_host_scratch, processes_named, rename_self, require_sandbox
+from sandbox_helpers import (
+    marker,
+    no_host_scratch,
+    processes_named,
+    rename_self,
+    require_sandbox,
+)
 
 from toolorch.runtime.env import sandbox, sandbox_command
 from toolorch.runtime.env.sandbox import SandboxResult, run_python
