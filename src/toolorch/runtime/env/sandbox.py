@@ -43,8 +43,10 @@ Per-call limits (what each really enforces)
 - Processes: everything the code starts (double forks, setsid, background
   sleeps) lives in the PID namespace; the call ends when the main program
   exits or the deadline passes, and then the namespace's init is killed,
-  which kills every process in it. We reap bwrap, and also bwrap's init when
-  it was orphaned to us (we are PID 1 in a container, or a subreaper).
+  which kills every process in it. That init is our launcher (bwrap
+  --as-pid-1), which bwrap reaps before it exits, so no sandbox process is
+  ever left for the runner's PID 1 to reap (toolorch, or torchrun, in a
+  container); we reap bwrap, and the init too should bwrap have been killed.
 - Memory: `memory_mb` is the call's budget. Each process's address space
   (RLIMIT_AS) is memory_mb / MAX_PROCESSES, and at most MAX_PROCESSES tasks
   run, threads included (they share their process's address space), so the
@@ -67,6 +69,7 @@ concurrent calls (no cgroups: the runner's cgroup is not ours to divide).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -350,18 +353,19 @@ class _Run:
         return True
 
     def stop(self) -> None:
-        """Kill the sandbox's PID namespace (the kernel then kills all its processes) and reap
-        bwrap, and bwrap's init too where it was orphaned to us."""
+        """Kill the sandbox's PID namespace (the kernel then kills all its processes), let bwrap
+        reap its init and exit, and reap bwrap (and the init, had it been orphaned to us)."""
         if self.init_pid is None and select.select([self.fds.info_read], [], [], 0)[0]:
             self.info += os.read(self.fds.info_read, 65536)  # the deadline came before we read it
             self._pin_init()
         if self.init_pidfd is not None:
             _kill_and_wait(self.init_pidfd)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap's session: bwrap itself, if still there
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
+        try:  # bwrap reaps its child, the init, and exits
+            self.proc.wait(timeout=TEARDOWN_WAIT_S if self.init_pidfd is not None else 0)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):  # bwrap's session: bwrap alone; --die-with-parent does the rest
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         if self.init_pidfd is not None:
             _reap_if_ours(self.init_pidfd)
             os.close(self.init_pidfd)
@@ -389,10 +393,10 @@ def _kill_and_wait(pidfd: int) -> None:
 
 
 def _reap_if_ours(pidfd: int) -> None:
-    """Reap bwrap's init if it became our child. bwrap returns as soon as the user's program
-    exits, without waiting for its init, which the kernel then hands to the nearest subreaper or
-    to PID 1: us, when we are a container's first process. Waiting on this pidfd alone never
-    takes another child's exit status from its owner (subprocess elsewhere in this process)."""
+    """Reap the sandbox's init if it became our child: bwrap reaps it, but had bwrap been killed
+    first, the kernel hands it to the nearest subreaper or to PID 1, which is us when we are a
+    container's first process. Waiting on this pidfd alone never takes another child's exit
+    status from its owner (subprocess elsewhere in this process)."""
     try:
         os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
     except ChildProcessError:

@@ -29,12 +29,15 @@ NUMERIC_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREA
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 
-# Runs inside the sandbox: set the limits, drop to the sandbox user, become the user's program.
+# Runs inside the sandbox as its PID 1 (bwrap --as-pid-1): set the limits, drop to the sandbox user,
+# start the user's program, reap whatever ends up here, and end when the program ends, which
+# makes the kernel kill every other process in the namespace. bwrap waits for this process
+# itself, so no process of the sandbox is ever orphaned to the runner (bwrap's own init was,
+# and became a zombie wherever the runner's PID 1 does not reap).
 LAUNCHER = """\
 import os, resource, sys
 cpu_s, as_bytes, nproc, nofile, ident, started_fd = map(int, sys.argv[1:7])
-if os.getuid() == ident:  # bwrap's PID-namespace init runs as the sandbox user too: it takes one task
-    nproc += 1
+nproc += 1  # this init runs as the sandbox user too
 for limit, value in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, as_bytes),
                      (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_NOFILE, nofile),
                      (resource.RLIMIT_CORE, 0)):
@@ -48,7 +51,14 @@ os.chdir(sys.argv[7])
 os.environ["PWD"] = sys.argv[7]
 os.write(started_fd, b"1")  # tells the host that the sandbox is set up: what follows is the user's code
 os.close(started_fd)
-os.execv(sys.executable, [sys.executable, "-I", "-B", sys.argv[8]])
+program = os.fork()
+if program == 0:
+    os.execv(sys.executable, [sys.executable, "-I", "-B", sys.argv[8]])
+while True:
+    pid, status = os.wait()
+    if pid == program:
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says
 """
 
 
@@ -75,7 +85,7 @@ def bwrap_command(bwrap: str, timeout_s: float, memory_mb: int, as_root: bool) -
     # then /tmp is its parent folder and TMPDIR alone points code at the scratch dir.
     tmp_link = [] if _mounts_under(python, "/tmp") else ["--symlink", SANDBOX_DIR, "/tmp"]
     return [
-        bwrap, "--unshare-all", "--unshare-user", *identity, "--die-with-parent", "--new-session",
+        bwrap, "--unshare-all", "--unshare-user", *identity, "--as-pid-1", "--die-with-parent", "--new-session",
         "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
         *_system_mounts(), *python,
         "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
