@@ -1,7 +1,9 @@
 """images/Dockerfile.*: parsed offline (no engine here): pinned bases, a non-root user, the package
-installed with an extra, no secrets baked in, and one Dockerfile per image named in components/images.py."""
+installed with an extra, no secrets baked in, an init as PID 1, and one Dockerfile per image named in
+components/images.py."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from components.images import IMAGES
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {p.name.split(".", 1)[1]: p for p in sorted((ROOT / "images").glob("Dockerfile.*"))}
 SECRET_WORDS = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|API_KEY|PRIVATE)", re.I)
+INIT = ["/usr/bin/tini", "--"]  # Debian's and Ubuntu's tini package
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -52,6 +55,19 @@ def test_dockerfile_rules(kind):
             assert not re.search(r"\.env\b|credentials|\.aws|id_rsa", args), f"{kind}: copies {args}"
     runs = " ".join(args for word, args in steps if word == "RUN")
     assert re.search(r"pip install[^&]*(\.\[\w+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_an_init_is_pid_1(kind):
+    """PID 1 must reap orphaned processes and forward signals: tini, from the distribution,
+    in exec form (the shell form would make /bin/sh PID 1)."""
+    steps = instructions(DOCKERFILES[kind].read_text())
+    entrypoints = [args for word, args in steps if word == "ENTRYPOINT"]
+    assert entrypoints, f"{kind}: no ENTRYPOINT, so the command itself would be PID 1"
+    assert entrypoints[-1].startswith("["), f"{kind}: ENTRYPOINT in shell form: {entrypoints[-1]}"
+    assert json.loads(entrypoints[-1])[:2] == INIT, f"{kind}: ENTRYPOINT does not start with {INIT}"
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert re.search(r"apt-get install[^&]*\btini\b", runs), f"{kind}: tini is not installed"
 
 
 def test_parser_sees_continuations_and_users():
