@@ -88,9 +88,9 @@ from toolorch.runtime.env.sandbox_command import (
     SANDBOX_ID,
     SCRATCH_BYTES,
     SCRATCH_FILES,
+    SetupFds,
     bwrap_command,
     process_memory_mb,
-    seccomp_filter,
 )
 
 MIN_OUTPUT_KILL_BYTES = 1 << 20
@@ -128,7 +128,7 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 512,
     bwrap = bwrap_executable()
     start = time.monotonic()
     source = code.encode("utf-8", "surrogatepass")
-    if len(source) > SCRATCH_BYTES // 2:
+    if len(source) > SCRATCH_BYTES // 2:  # it is copied into the scratch, and must leave room there
         return SandboxResult(stdout="", stderr="", exit_code=None, wall_s=time.monotonic() - start,
                              error=f"program too large: {len(source)} bytes, at most {SCRATCH_BYTES // 2}")
     as_root = os.geteuid() == 0
@@ -198,7 +198,7 @@ class _Capture:
 
 
 def _run(command: list[str], source: bytes, as_root: bool, deadline: float, max_output_chars: int) -> _Capture:
-    fds = _SetupFds(source, as_root)
+    fds = SetupFds(source, as_root)
     command = [fds.fill(a) for a in command]
     try:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -216,53 +216,11 @@ def _run(command: list[str], source: bytes, as_root: bool, deadline: float, max_
     return run.capture
 
 
-class _SetupFds:
-    """Descriptors shared with bwrap: the program's source (a memfd bwrap copies into the
-    scratch), its info report, the uid-map go-ahead, the seccomp program, and the launcher's
-    "set up, starting the code" byte."""
-
-    def __init__(self, source: bytes, as_root: bool):
-        self.code_read = os.memfd_create("main.py", os.MFD_CLOEXEC)
-        with open(self.code_read, "wb", closefd=False) as code:
-            code.write(source)
-        os.lseek(self.code_read, 0, os.SEEK_SET)
-        self.info_read, self.info_write = os.pipe()
-        self.started_read, self.started_write = os.pipe()
-        self.block_read, self.block_write = os.pipe() if as_root else (None, None)
-        self.seccomp_read = None
-        program = seccomp_filter()
-        if program is not None:
-            self.seccomp_read, seccomp_write = os.pipe()
-            os.write(seccomp_write, program)  # far below a pipe's capacity
-            os.close(seccomp_write)
-
-    def fill(self, arg: str) -> str:
-        return {"{code_fd}": str(self.code_read), "{info_fd}": str(self.info_write),
-                "{block_fd}": str(self.block_read), "{seccomp_fd}": str(self.seccomp_read),
-                "{started_fd}": str(self.started_write)}.get(arg, arg)
-
-    def for_bwrap(self) -> tuple[int, ...]:
-        ends = (self.code_read, self.info_write, self.block_read, self.seccomp_read, self.started_write)
-        return tuple(fd for fd in ends if fd is not None)
-
-    def close_bwrap_ends(self) -> None:
-        for fd in self.for_bwrap():
-            os.close(fd)
-        self.code_read = self.info_write = self.block_read = self.seccomp_read = self.started_write = None
-
-    def close_all(self) -> None:
-        self.close_bwrap_ends()
-        for fd in (self.info_read, self.block_write, self.started_read):
-            if fd is not None:
-                os.close(fd)
-        self.info_read = self.block_write = self.started_read = None
-
-
 class _Run:
     """Watches one bwrap process: finishes its setup, reads its output, enforces
     the wall-clock and output limits, then tears its PID namespace down."""
 
-    def __init__(self, proc: subprocess.Popen, fds: _SetupFds, max_output_chars: int):
+    def __init__(self, proc: subprocess.Popen, fds: SetupFds, max_output_chars: int):
         self.proc = proc
         self.fds = fds
         self.info = bytearray()

@@ -1,8 +1,9 @@
-"""The bwrap command line behind `run_python`: mounts, per-call limits, the launcher and the seccomp program.
+"""The bwrap command line behind `run_python`: mounts, per-call limits, the launcher, the seccomp
+program, and the descriptors that feed them.
 
 `sandbox.py` runs and watches the command; this module only says what the
 sandbox looks like (see sandbox.py's docstring for the boundary as a whole).
-`python -m pytest tests/unit/test_sandbox.py` exercises both.
+`python -m pytest tests/unit/test_sandbox.py tests/unit/test_sandbox_limits.py` exercises both.
 """
 from __future__ import annotations
 
@@ -137,6 +138,50 @@ def _python_mounts() -> list[str]:
 
 def _is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# --- the descriptors bwrap reads and writes ------------------------------------------------
+
+class SetupFds:
+    """Descriptors shared with bwrap: the program's source (a memfd bwrap copies into the
+    scratch), its info report, the uid-map go-ahead, the seccomp program, and the launcher's
+    "set up, starting the code" byte."""
+
+    def __init__(self, source: bytes, as_root: bool):
+        self.code_read = os.memfd_create("main.py", os.MFD_CLOEXEC)
+        with open(self.code_read, "wb", closefd=False) as code:
+            code.write(source)
+        os.lseek(self.code_read, 0, os.SEEK_SET)
+        self.info_read, self.info_write = os.pipe()
+        self.started_read, self.started_write = os.pipe()
+        self.block_read, self.block_write = os.pipe() if as_root else (None, None)
+        self.seccomp_read = None
+        program = seccomp_filter()
+        if program is not None:
+            self.seccomp_read, seccomp_write = os.pipe()
+            os.write(seccomp_write, program)  # far below a pipe's capacity
+            os.close(seccomp_write)
+
+    def fill(self, arg: str) -> str:
+        return {"{code_fd}": str(self.code_read), "{info_fd}": str(self.info_write),
+                "{block_fd}": str(self.block_read), "{seccomp_fd}": str(self.seccomp_read),
+                "{started_fd}": str(self.started_write)}.get(arg, arg)
+
+    def for_bwrap(self) -> tuple[int, ...]:
+        ends = (self.code_read, self.info_write, self.block_read, self.seccomp_read, self.started_write)
+        return tuple(fd for fd in ends if fd is not None)
+
+    def close_bwrap_ends(self) -> None:
+        for fd in self.for_bwrap():
+            os.close(fd)
+        self.code_read = self.info_write = self.block_read = self.seccomp_read = self.started_write = None
+
+    def close_all(self) -> None:
+        self.close_bwrap_ends()
+        for fd in (self.info_read, self.block_write, self.started_read):
+            if fd is not None:
+                os.close(fd)
+        self.info_read = self.block_write = self.started_read = None
 
 
 # --- the seccomp program ------------------------------------------------------------------
