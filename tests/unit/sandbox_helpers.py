@@ -1,4 +1,4 @@
-"""Helpers shared by the sandbox tests: skip where bwrap cannot run, find the sandbox's processes from the host."""
+"""Fixtures and helpers shared by the sandbox tests: skip where bwrap cannot run, find the sandbox's processes from the host."""
 from __future__ import annotations
 
 import tempfile
@@ -10,16 +10,19 @@ import pytest
 from toolorch.runtime.env.sandbox import run_python
 
 
-def require_sandbox() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def sandbox_available():
+    """Autouse in a module that imports it: skip where bwrap cannot run (e.g. no user namespaces)."""
     try:
         run_python("pass", timeout_s=10)
-    except RuntimeError as e:  # e.g. a CI runner without user namespaces
+    except RuntimeError as e:
         pytest.skip(f"bubblewrap sandbox unavailable here: {e}")
 
 
-def no_host_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Point tempfile at a folder of this test's own, then check the host got no scratch dir in it:
-    the scratch lives only in the sandbox's mount namespace."""
+@pytest.fixture(autouse=True)
+def no_host_scratch(tmp_path, monkeypatch):
+    """Autouse in a module that imports it: point tempfile at a folder of this test's own, then
+    check the host got no scratch dir in it (the scratch lives only in the sandbox's mount namespace)."""
     parent = tmp_path / "scratch-parent"
     parent.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(parent))

@@ -10,26 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import (
+from sandbox_helpers import (  # the fixtures are autouse
     marker,
-    no_host_scratch,
+    no_host_scratch,  # noqa: F401
     processes_named,
     rename_self,
-    require_sandbox,
+    sandbox_available,  # noqa: F401
 )
 
 from toolorch.runtime.env import sandbox, sandbox_command
 from toolorch.runtime.env.sandbox import SandboxResult, run_python
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sandbox_available():
-    require_sandbox()
-
-
-@pytest.fixture(autouse=True)
-def _no_host_scratch(tmp_path, monkeypatch):
-    yield from no_host_scratch(tmp_path, monkeypatch)
 
 
 def test_normal_code_prints_imports_and_uses_its_scratch_dir():

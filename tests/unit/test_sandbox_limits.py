@@ -9,29 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from sandbox_helpers import (
+from sandbox_helpers import (  # the fixtures are autouse
     marker,
-    no_host_scratch,
+    no_host_scratch,  # noqa: F401
     processes_named,
     rename_self,
-    require_sandbox,
+    sandbox_available,  # noqa: F401
 )
 
 from toolorch.runtime.env import sandbox, sandbox_command
 from toolorch.runtime.env.sandbox import run_python
 
 GRACE_S = 0.5  # a call may pass its deadline by its teardown: measured ~0.01-0.04 s on 2 cores
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sandbox_available():
-    require_sandbox()
-
-
-@pytest.fixture(autouse=True)
-def _no_host_scratch(tmp_path, monkeypatch):
-    yield from no_host_scratch(tmp_path, monkeypatch)
 
 
 def test_a_tree_3000_levels_deep_goes_with_the_call():
