@@ -1,6 +1,6 @@
 """images/Dockerfile.*: parsed offline (no engine here): pinned bases, a non-root user, the package
-installed with an extra, no secrets baked in, and one Dockerfile per image named in components/images.py;
-tags that follow the git revision; the helm chart names the same images."""
+installed with an extra, no secrets baked in, an init as PID 1, and one Dockerfile per image named in
+components/images.py; tags that follow the git revision; the helm chart names the same images."""
 from __future__ import annotations
 
 import json
@@ -16,6 +16,7 @@ from components.images import IMAGES, REPOSITORIES, VERSION, build_commands, git
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {p.name.split(".", 1)[1]: p for p in sorted((ROOT / "images").glob("Dockerfile.*"))}
 SECRET_WORDS = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|API_KEY|PRIVATE)", re.I)
+INIT = ["/usr/bin/tini", "--"]  # Debian's and Ubuntu's tini package
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -58,6 +59,19 @@ def test_dockerfile_rules(kind):
     assert re.search(r"pip install[^&]*(\.\[\w+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
 
 
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_an_init_is_pid_1(kind):
+    """PID 1 must reap orphaned processes and forward signals: tini, from the distribution,
+    in exec form (the shell form would make /bin/sh PID 1)."""
+    steps = instructions(DOCKERFILES[kind].read_text())
+    entrypoints = [args for word, args in steps if word == "ENTRYPOINT"]
+    assert entrypoints, f"{kind}: no ENTRYPOINT, so the command itself would be PID 1"
+    assert entrypoints[-1].startswith("["), f"{kind}: ENTRYPOINT in shell form: {entrypoints[-1]}"
+    assert json.loads(entrypoints[-1])[:2] == INIT, f"{kind}: ENTRYPOINT does not start with {INIT}"
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert re.search(r"apt-get install[^&]*\btini\b", runs), f"{kind}: tini is not installed"
+
+
 def test_parser_sees_continuations_and_users():
     steps = instructions("FROM a:1\n# c\nRUN x \\\n  && y\nUSER 10001\n")
     assert steps == [("FROM", "a:1"), ("RUN", "x && y"), ("USER", "10001")]
@@ -69,8 +83,10 @@ def test_build_context_leaves_data_and_venv_out():
 
 
 def entrypoint(kind: str) -> list[str]:
+    """The command the image runs under its init (tini, checked by test_an_init_is_pid_1)."""
     (args,) = [args for word, args in instructions(DOCKERFILES[kind].read_text()) if word == "ENTRYPOINT"]
-    return json.loads(args)
+    command = json.loads(args)
+    return command[len(INIT):] if command[:len(INIT)] == INIT else command
 
 
 def test_engine_image_serves_with_hermes_tool_calling():
