@@ -1,7 +1,7 @@
 """Held-out check written into the GRPO metrics: did training help, and does the policy obey
 the preference?
 
-    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, cfg, HeldoutConfig())
+    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, cfg, HeldoutConfig(...))
 
 - reward: every policy runs every held-out task once per seed (sampling); a task's
   reward group is all of its runs (every policy, every seed), so the efficiency terms
@@ -30,11 +30,13 @@ ACCURACY_FIRST = Preference(accuracy=1.0, cost=0.0, latency=0.0)
 
 @dataclass(frozen=True)
 class HeldoutConfig:
-    seeds: tuple[int, ...] = (0, 1, 2)
-    temperature: float = 0.7
-    max_new_tokens: int = 64
-    reward: RewardConfig = RewardConfig()
-    with_code: bool = True
+    """How the check samples; the grpo stage fills it from its settings (the defaults live there)."""
+
+    seeds: tuple[int, ...]
+    temperature: float
+    max_new_tokens: int
+    reward: RewardConfig
+    with_code: bool
 
 
 def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], cfg: Config,
