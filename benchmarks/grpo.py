@@ -76,7 +76,7 @@ class BenchConfig:
     temperature: float = 1.0
     max_len: int = 4096  # ours: longest row
     share_prompts: bool = True  # ours: a group's prompt once per row (train.grpo.StepConfig)
-    row_len: int = StepConfig.row_len  # ours: tokens per shared row
+    row_len: int = StepConfig.model_fields["row_len"].default  # ours: tokens per shared row
     rows_per_micro: int = 4  # ours: rows per micro-batch
     threads: int = 2
     device: str = "cpu"  # cpu | cuda: both sides

@@ -30,6 +30,8 @@ from botocore import exceptions as bex
 from botocore.config import Config as BotoConfig
 from botocore.session import get_session
 
+from toolorch.core.errors import RunFailed
+
 _CONNECTION_ERRORS = (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
                       bex.ConnectionClosedError)
 _TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "502", "503", "504"}
@@ -37,7 +39,7 @@ _MISSING_CODES = {"404", "NoSuchBucket", "NoSuchKey", "NotFound"}
 _AUTH_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
-class StorageError(RuntimeError):
+class StorageError(RunFailed):
     """An S3 request failed for a reason retrying cannot fix."""
 
 

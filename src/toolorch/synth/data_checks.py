@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_objects
 from toolorch.core.records import CATEGORIES
 
@@ -52,7 +53,7 @@ class CheckSettings(BaseModel):
     workers: int = Field(2, ge=1, le=64)  # threads re-verifying tasks (sandbox runs are subprocesses)
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(RunFailed):
     """At least one suite failed; the message lists each failing expectation by name and column."""
 
     def __init__(self, failures: list[str]):
