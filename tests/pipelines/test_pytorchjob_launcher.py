@@ -125,19 +125,3 @@ def test_the_grpo_command_accepts_every_path_the_launcher_passes():
     assert {k: str(ctx.params[k]) for k in paths} == paths
     with pytest.raises(ValueError, match="unknown grpo paths"):
         launch_grpo("cfg.yaml", {"tasks": "t.jsonl"}, outputs)
-
-
-def test_flag_tables_match_the_grpo_stage():
-    import inspect
-
-    import typer
-    import typer.main
-
-    from toolorch.ops.pytorchjob import INPUT_FLAGS, OUTPUT_FLAGS
-    from toolorch.stages import grpo
-
-    app = typer.Typer()
-    app.command()(grpo.cli)
-    options = {o for p in typer.main.get_command(app).params if p.param_type_name == "option" for o in p.opts}
-    assert set(INPUT_FLAGS.values()) | set(OUTPUT_FLAGS.values()) <= options
-    assert set(INPUT_FLAGS) | set(OUTPUT_FLAGS) <= set(inspect.signature(grpo.run).parameters)

@@ -21,14 +21,15 @@ from typing import Any, Callable, Iterator, Optional, get_type_hints
 import typer
 from pydantic import ValidationError
 
-from toolorch.core.errors import UsageError
+from toolorch.core.errors import RunFailed, UsageError
 from toolorch.runtime.openai_chat import EndpointError
 from toolorch.stages import declaration, default_paths, load_profile
 from toolorch.stages.io import staged
 from toolorch.stages.stage import Stage, flag
 
-# Failures a user can act on. Anything else is a bug and keeps its traceback.
-EXPECTED = (ValueError, OSError, RuntimeError, sqlite3.DatabaseError, EndpointError)
+# Failures a user can act on (bad values and files, unreachable endpoints, failed checks). Anything
+# else is a bug and keeps its traceback.
+EXPECTED = (ValueError, OSError, RunFailed, EndpointError, sqlite3.DatabaseError)
 USAGE = (UsageError, FileNotFoundError, NotADirectoryError)
 
 
