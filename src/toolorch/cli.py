@@ -2,7 +2,7 @@
 
     toolorch --help
     toolorch passk --config configs/tiny.yaml --set stages.passk.k=4
-    toolorch run-episode --env data/envs/library --tasks data/tasks/train.jsonl --policy only:frontier
+    toolorch run-episode --env ENVS/library --tasks TASKS/train.jsonl --policy only:frontier  # synth-* outputs
 
 Every command reports an expected failure as one line naming the file, line or key, exits 2
 for bad usage and 1 for a failed run, and shows the traceback only with `--debug`.

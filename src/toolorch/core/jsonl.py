@@ -39,7 +39,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             except UnicodeDecodeError as e:
                 raise JsonlError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1})") from None
             if line.strip():
-                yield lineno, line
+                yield lineno, line.rstrip("\r\n")
 
 
 def read_objects(path: str | Path, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:

@@ -6,8 +6,8 @@ Settings come from the environment (what the `toolorch-s3` Kubernetes secret inj
     TOOLORCH_S3_REGION      default us-east-1
 
     python -m toolorch.ops.storage_cli ensure-bucket toolorch-dvc       # DVC never creates its bucket
-    python -m toolorch.ops.storage_cli push data/envs s3://toolorch/runs/1/envs
-    python -m toolorch.ops.storage_cli pull s3://toolorch/runs/1/envs data/envs
+    python -m toolorch.ops.storage_cli push ./envs s3://toolorch/runs/1/envs
+    python -m toolorch.ops.storage_cli pull s3://toolorch/runs/1/envs ./envs
     python -m toolorch.ops.storage_cli run-stage synth_tasks --config configs/tiny.yaml \\
         --in envs_dir=s3://toolorch/runs/1/envs --out out_dir=s3://toolorch/runs/1/tasks
 

@@ -2,7 +2,7 @@
 and moved into place, the resolved config and metrics beside them; a progress bar meanwhile.
 
     envs = load_envs(envs_dir, {t.env for t in tasks})   # a corrupt db.sqlite fails here, by name
-    with staged({"out_dir": Path("data/passk")}) as paths:  # data/.passk.partial until it succeeds
+    with staged({"out_dir": Path("out/passk")}) as paths:  # out/.passk.partial until it succeeds
         ...
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A stage's declaration: its name, settings, inputs, outputs and metrics, written once.
 
-    STAGE = Stage("passk", PasskSettings, run, summary,
+    STAGE = Stage("score", ScoreSettings, run, summary,   # at the bottom of toolorch/stages/score.py
                   inputs={"envs_dir": Input("synth_envs"), "tasks_path": Input("synth_tasks", "train.jsonl")},
-                  outputs={"out_dir": "data/passk"}, reads=("episode", "experts"))
+                  outputs={"out_dir": "data/scores"}, reads=("episode", "experts"))
 
 Each stage module ends with one. Everything else is derived from the declarations: the
 profile's schema and the `toolorch <stage>` / `python -m toolorch.stages.<stage>` commands

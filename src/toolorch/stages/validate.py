@@ -11,7 +11,7 @@ trajectories (`--envs-dir`, `--train-path`, ...), and runs six suites (see toolo
 kept and held-out tasks well-formed, unique and re-verified by executing their gold
 calls; category balance of the kept train tasks; train/held-out disjoint by id,
 question, template (template-held-out tasks) and environment (env-held-out tasks, as
-declared in stages.validate.heldout_envs or synth-tasks' data/tasks/split.json);
+declared in stages.validate.heldout_envs or in synth-tasks' split.json beside the held-out tasks);
 trajectories verified, referencing kept tasks, within call/cost/latency ranges.
 Writes Data Docs HTML (`--docs-dir`, by default `stages.validate.docs_dir`) and its metrics
 (each suite's success and failing expectations) whether or not the data passes, so its

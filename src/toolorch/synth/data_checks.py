@@ -1,7 +1,7 @@
 """Data-quality gates: Great Expectations suites over environments, tasks and trajectories.
 
     frames = {"tasks": task_frame(...), ...}          # plain pandas, built without GE
-    results = run_suites(frames, CheckSettings(), docs_dir=Path("reports/data_docs"))
+    results = run_suites(frames, CheckSettings(), docs_dir=Path("data_docs"))
 
 Each suite validates one pandas frame (one row per environment, table, task,
 category, held-out task or trajectory); derived columns (`reverifies`,

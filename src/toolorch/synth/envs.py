@@ -6,7 +6,7 @@ column its sample values come from, which is what lets task synthesis fill slots
 and facts that live only in documents. `ProceduralGenerator` turns a declaration and
 a seed into an `Environment` folder; every generator implements `EnvGenerator`.
 
-    env = ProceduralGenerator(rows_per_table=(50, 120)).generate("library", seed=0, out_dir=Path("data/envs"))
+    env = ProceduralGenerator(rows_per_table=(50, 120)).generate("library", seed=0, out_dir=Path("envs"))
 """
 from __future__ import annotations
 
