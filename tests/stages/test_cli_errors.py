@@ -76,7 +76,8 @@ CASES = [
      ["mistyped_tasks.jsonl:3: invalid Task"]),
     ("passk-dead-teacher", lambda f: _stage("passk", f, "--envs-dir", str(f["envs"]), "--tasks-path", str(f["tasks"]),
                                             "--set", "stages.passk.teacher=openai", "--set",
-                                            f"stages.passk.openai={{base_url: '{DEAD}/v1', model: m, max_retries: 0}}",
+                                            f"stages.passk.openai={{base_url: '{DEAD}/v1', model: m, max_retries: 0, "
+                                            "api_key_env: TOOLORCH_POLICY_API_KEY}",
                                             "--set", "stages.passk.max_endpoint_failures=1"), 1,
      ["teacher endpoint failed", DEAD]),
     ("passk-credential-in-config", lambda f: _stage("passk", f, "--config", str(f["canary_config"])), 2,
@@ -119,7 +120,7 @@ CASES = [
 
 @pytest.mark.parametrize("case,argv,code,named", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_clear_message_and_leaves_nothing(inputs, tmp_path, monkeypatch, case, argv, code, named):
-    monkeypatch.setenv("TOOLORCH_POLICY_API_KEY", CANARY)  # the key an openai: policy would send
+    monkeypatch.setenv("TOOLORCH_POLICY_API_KEY", CANARY)  # the key the openai policy and teacher would send
     cwd = tmp_path / "cwd"  # default paths are relative: nothing may appear here either
     cwd.mkdir()
     monkeypatch.chdir(cwd)
