@@ -52,6 +52,7 @@ from toolorch.runtime.experts import build_expert
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages.synth_envs import SynthEnvsSettings
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 from toolorch.train.distributed import Dist
@@ -134,7 +135,8 @@ def make_workload(model_dir: Path, env: Environment, tasks: list[Task], cfg: Con
 def build_workload(tmp: Path, cfg: Config, spec: TinyModelSpec, bench: BenchConfig) -> Workload:
     """A procedural library world, its tasks (no code tool), and a tiny model whose tokenizer is
     trained on the tasks' gold trajectories, as the SFT stage's tiny base is."""
-    env = ProceduralGenerator().generate("library", seed=cfg.seed, out_dir=tmp / "envs")
+    generator = ProceduralGenerator(SynthEnvsSettings().rows_per_table)
+    env = generator.generate("library", seed=cfg.seed, out_dir=tmp / "envs")
     made, _ = synthesize_env_tasks(env, cfg, per_template=1, seed=cfg.seed)
     tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
     with env.session() as session:

@@ -1,6 +1,6 @@
 """Which expert does a policy hand a question to, for each kind of user and question? Read off its logits.
 
-    python -m toolorch.eval.route_probe SFT_DIR GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS --config configs/tiny.yaml
+    python -m toolorch.eval.route_probe SFT_DIR GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS
     python -m toolorch.eval.route_probe GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS --out route_probe.json
 
 (the sft and grpo checkpoints, the held-out tasks and the environments: the stages' outputs,

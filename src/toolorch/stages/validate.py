@@ -6,7 +6,8 @@ Great Expectations gates over environments, tasks and trajectories.
     toolorch validate --config configs/tiny.yaml --set stages.validate.write_data_docs=false
 
 Reads the environments, the train and held-out tasks, and passk's kept tasks and
-trajectories (`--envs-dir`, `--train-path`, ...), and runs six suites (see toolorch.synth.data_checks): environments and their tables in range
+trajectories (`--envs-dir`, `--train-path`, ...), and runs six suites (see
+toolorch.synth.data_checks): environments and their tables in range
 (worlds imported from benchmarks, e.g. tau2, keep their own shape and skip the ranges);
 kept and held-out tasks well-formed, unique and re-verified by executing their gold
 calls; category balance of the kept train tasks; train/held-out disjoint by id,

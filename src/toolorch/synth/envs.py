@@ -107,7 +107,7 @@ def make_docs(domain: Domain, org: str, rng: random.Random) -> tuple[list[Docume
 class ProceduralGenerator:
     """Seeded offline generator over the declared domains (`synth.domains.DOMAINS`)."""
 
-    def __init__(self, rows_per_table: tuple[int, int] = (50, 120)):
+    def __init__(self, rows_per_table: tuple[int, int]):  # stages.synth_envs.rows_per_table
         lo, hi = rows_per_table
         if not 1 <= lo <= hi:
             raise ValueError(f"rows_per_table must satisfy 1 <= min <= max, got {rows_per_table}")
