@@ -70,10 +70,6 @@ class Stage:
         default = self.outputs[keyword]
         return Path(default if default is not None else self.settings.model_fields[keyword].default)
 
-    def settings_of(self, cfg: Any) -> Any:
-        """This stage's section of a profile loaded with toolorch.stages.load_profile."""
-        return getattr(cfg.stages, self.name)
-
 
 class SeededByProfile(BaseModel):
     """Settings that inherit a train model's `seed`: that seed is the profile's, which the stage
