@@ -12,7 +12,7 @@ def resolve_config(profile: str, seed: int, model: str, k: int, group_size: int,
     """Write the resolved config YAML.
 
     Args:
-        profile: Profile name (tiny, smol, paper) or a YAML path inside the image.
+        profile: A profile's name (`tiny` is configs/tiny.yaml) or a YAML path inside the image.
         seed: Seed of every stage.
         model: Base model for sft (`tiny` or an HF folder); empty keeps the profile's.
         k: Teacher trajectories per task in passk; 0 keeps the profile's.

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
-from components.images import IMAGES, REPOSITORIES, VERSION, build_commands, git_revision, revision_tag
+from components.images import (
+    IMAGES,
+    REPOSITORIES,
+    VERSION,
+    build_commands,
+    git_revision,
+    revision_tag,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {p.name.split(".", 1)[1]: p for p in sorted((ROOT / "images").glob("Dockerfile.*"))}

@@ -14,7 +14,6 @@ from typing import Any
 
 import helm_python
 import yaml
-
 from k8s_schemas import validate_core, validate_crd
 
 ROOT = Path(__file__).resolve().parents[2]

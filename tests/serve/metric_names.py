@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import promql_parser
-
 from vllm_metrics import read_asset
 
 ASSETS = Path(__file__).with_name("assets")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-
 from vllm_server import free_port, log_tail
 
 POLL_S = 0.25

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from metric_names import TARGET_LABELS, grouping_labels, known_series, query_problems
 
 ROOT = Path(__file__).resolve().parents[2]

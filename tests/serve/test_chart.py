@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import helm_python
 import pytest
 import yaml
-
-from chart import (CHART_DIR, PREFIX, SCENARIOS, chart, containers, flags, of_kind, one, pod_spec, render,
-                   scenario_values, validate)
+from chart import (
+    CHART_DIR,
+    PREFIX,
+    SCENARIOS,
+    chart,
+    containers,
+    flags,
+    of_kind,
+    one,
+    pod_spec,
+    render,
+    scenario_values,
+    validate,
+)
 
 CASES = {name: scenario_values(name) for name in SCENARIOS}
 CASES["keda"] = {"gateway": {"autoscaling": {"keda": {"enabled": True}}}}

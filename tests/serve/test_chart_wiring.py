@@ -11,8 +11,18 @@ from urllib.parse import urlparse
 import helm_python
 import pytest
 import yaml
-
-from chart import PREFIX, containers, flags, of_kind, one, pod_labels, pod_spec, render, scenario_values, selects
+from chart import (
+    PREFIX,
+    containers,
+    flags,
+    of_kind,
+    one,
+    pod_labels,
+    pod_spec,
+    render,
+    scenario_values,
+    selects,
+)
 from metric_names import gateway_contract
 
 PAPER = render(scenario_values("values-paper.yaml"))

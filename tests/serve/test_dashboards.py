@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from dashboards import DASHBOARD_DIR, DASHBOARDS, GENERATOR, panels, queries
 from metric_names import known_series, query_problems, selected_series
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from chart import PREFIX, one, render
 from fake_openai import FakeOpenAI
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import types
 
 import pytest
+from metric_names import gateway_contract
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
-
-from metric_names import gateway_contract
 
 
 def declared(module) -> dict[str, tuple[str, set[str]]]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-
 from prometheus import PrometheusError, PrometheusServer
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from vllm_server import free_port
 
 RULES = Path(__file__).resolve().parents[2] / "helm" / "alerts" / "rules.yaml"

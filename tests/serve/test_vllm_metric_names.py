@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from dashboards import DASHBOARDS, queries
 from prometheus import PrometheusServer
 from vllm_metrics import exercise, read_asset, scrape, tiny_model, vllm_series

@@ -12,6 +12,7 @@ from toolorch.core.jsonl import read_jsonl, write_jsonl
 from toolorch.core.records import Task
 from toolorch.eval.metrics import summarize
 from toolorch.eval.runner import EvalRow
+from toolorch.stages import as_profile
 from toolorch.stages import eval as eval_stage
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "eval"))
@@ -37,7 +38,7 @@ def _world(tmp_path: Path, library_env) -> tuple[Path, Path]:
 
 def _cfg(sim_config: Config, **settings) -> Config:
     stage = {"bootstrap_samples": 200, "aux_max_tasks": 5, **settings}
-    return sim_config.model_copy(update={"stages": {"eval": stage}})
+    return as_profile(sim_config.model_copy(update={"stages": {"eval": stage}}))
 
 
 def _recomputed(metrics: dict, results: Path) -> dict:
@@ -87,7 +88,7 @@ def test_stage_rejects_bad_settings_and_missing_envs(tmp_path, library_env, sim_
     with pytest.raises(ValueError, match="no expert 'nope'"):
         eval_stage.run(_cfg(sim_config, policies=["only:nope"]), tasks, envs, tmp_path / "m", tmp_path / "o",
                        tmp_path / "e.json")
-    with pytest.raises(FileNotFoundError, match="environment 'minilib'"):
+    with pytest.raises(FileNotFoundError, match="no_envs: no environments folder"):
         eval_stage.run(_cfg(sim_config, policies=["random"]), tasks, tmp_path / "no_envs", tmp_path / "m",
                        tmp_path / "o", tmp_path / "e.json")
 
@@ -122,8 +123,8 @@ def test_checkpoints_sweep_and_ad_hoc_cli(tmp_path, library_env, sim_config):
 
     config = save_config(cfg, tmp_path)
     result = CliRunner().invoke(app, ["eval", "--config", str(config), "--checkpoint", str(grpo),
-                                      "--tasks", str(tasks), "--envs-dir", str(envs), "--out-dir",
-                                      str(tmp_path / "adhoc"), "--metrics", str(tmp_path / "adhoc.json")])
+                                      "--tasks-path", str(tasks), "--envs-dir", str(envs), "--out-dir",
+                                      str(tmp_path / "adhoc"), "--metrics-path", str(tmp_path / "adhoc.json")])
     assert result.exit_code == 0, result.output
     adhoc = json.loads((tmp_path / "adhoc.json").read_text())
     assert set(adhoc["policies"]) == {"grpo"} and "acc=" in result.output

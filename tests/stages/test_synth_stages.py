@@ -8,10 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from toolorch.core.config import load_config
+from toolorch.core.config import ConfigError
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
-from toolorch.stages import synth_envs, synth_tasks
+from toolorch.stages import load_profile, synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs.rows_per_table=[50, 60]",
@@ -20,7 +20,7 @@ SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs
 
 
 def _cfg(*extra: str):
-    return load_config(ROOT / "configs" / "tiny.yaml", SMALL + list(extra))
+    return load_profile(ROOT / "configs" / "tiny.yaml", SMALL + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypa
 
 
 def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
-    cfg = load_config(ROOT / "configs" / "tiny.yaml",
+    cfg = load_profile(ROOT / "configs" / "tiny.yaml",
                       ["stages.synth_envs.domains=[library, bank]", "stages.synth_envs.rows_per_table=[50, 55]",
                        "stages.synth_envs.tau2_domains=[]"])
     synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
@@ -111,14 +111,14 @@ def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
 
 
 def test_bad_settings_are_rejected_with_the_field_named(tmp_path):
-    with pytest.raises(ValueError, match="unknown domain"):
-        synth_envs.run(_cfg("stages.synth_envs.domains=[casino]"), tmp_path / "e", tmp_path / "m.json")
-    with pytest.raises(ValueError, match="rows_per_table"):
-        synth_envs.run(_cfg("stages.synth_envs.rows_per_table=[9, 3]"), tmp_path / "e", tmp_path / "m.json")
-    with pytest.raises(ValueError, match="heldout_template_fraction"):
-        synth_tasks.run(_cfg("stages.synth_tasks.heldout_template_fraction=1.5"), tmp_path, tmp_path / "t")
+    with pytest.raises(ConfigError, match=r"--set stages.synth_envs.domains: .*unknown domain\(s\) \[.casino.\]"):
+        _cfg("stages.synth_envs.domains=[casino]")
+    with pytest.raises(ConfigError, match="rows_per_table"):
+        _cfg("stages.synth_envs.rows_per_table=[9, 3]")
+    with pytest.raises(ConfigError, match="--set stages.synth_tasks.heldout_template_fraction: Input should be less"):
+        _cfg("stages.synth_tasks.heldout_template_fraction=1.5")
     with pytest.raises(FileNotFoundError, match="run synth-envs first"):
-        synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t")
+        synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t", tmp_path / "m.json")
 
 
 @pytest.mark.slow  # imports every stage module
@@ -139,7 +139,7 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
     from toolorch.runtime.policies import AskToolPolicy, PlanPolicy
     from toolorch.runtime.tools import Toolbox
 
-    cfg = load_config(None, ["stages.synth_envs.domains=[library,bank,clinic]",
+    cfg = load_profile(None, ["stages.synth_envs.domains=[library,bank,clinic]",
                              "stages.synth_envs.tau2_domains=[airline]", "stages.synth_tasks.heldout_envs=1"])
     synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
     metrics = synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")

@@ -10,7 +10,7 @@ from unit.train.world import build_world
 
 from toolorch.core.config import Config
 from toolorch.core.jsonl import write_jsonl
-from toolorch.stages import grpo, sft
+from toolorch.stages import as_profile, grpo, sft
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,8 @@ def _cfg(world, **grpo_settings) -> Config:
     stages = {"sft": {"tiny": TINY, "epochs": 3, "lr": 3e-3, "max_len": 2048, "rows_per_step": 2},
               "grpo": {"steps": 2, "tasks_per_step": 2, "group_size": 4, "max_new_tokens": 16, "lr": 1e-3,
                        "with_code": False, "heldout": {"enabled": False}, **grpo_settings}}
-    return world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
-        update={"max_turns": 3})})
+    return as_profile(world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
+        update={"max_turns": 3})}))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,9 @@ def test_sft_is_deterministic(world, sft_dir, tmp_path):
 
 def test_sft_rejects_missing_base(world, tmp_path):
     with pytest.raises(FileNotFoundError, match="not an HF model folder"):
-        sft.run(_cfg(world), world.trajectories_path, tmp_path / "o", tmp_path / "m.json", base_model=str(tmp_path))
+        cfg = _cfg(world)
+        cfg.stages.sft = cfg.stages.sft.model_copy(update={"base": str(tmp_path)})
+        sft.run(cfg, world.trajectories_path, tmp_path / "o", tmp_path / "m.json")
 
 
 def test_grpo_trains_logs_and_checks_heldout(world, sft_dir, tmp_path):
@@ -84,11 +86,14 @@ def test_grpo_trains_logs_and_checks_heldout(world, sft_dir, tmp_path):
 
 def test_grpo_resume_continues_the_same_run(world, sft_dir, tmp_path):
     cfg = _cfg(world, steps=3, checkpoint_every=1, min_group_std=0.0)
-    whole = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "a", tmp_path / "a.json")
+    whole = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "a", tmp_path / "a.json",
+                     tmp_path / "no_heldout.jsonl")
     stopped = _cfg(world, steps=3, checkpoint_every=1, stop_after=1)
-    first = grpo.run(stopped, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    first = grpo.run(stopped, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
+                     tmp_path / "no_heldout.jsonl")
     assert not first["completed"] and first["steps_done"] == 1
-    rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
+                     tmp_path / "no_heldout.jsonl")
     assert rest["completed"] and [h["step"] for h in rest["history"]] == [2, 3]
     for key in ("loss", "reward/total", "tokens"):
         if key in whole["history"][-1]:

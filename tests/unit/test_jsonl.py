@@ -32,3 +32,10 @@ def test_bad_line_is_named(tmp_path, bad, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_jsonl(tmp_path / "nope.jsonl", Task)
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_bytes(_task(1).model_dump_json().encode() + b"\n" + b'{"id": "\xff"}\n')
+    with pytest.raises(JsonlError, match=r"tasks.jsonl:2: not UTF-8 text \(byte 9\)"):
+        read_jsonl(path, Task)

@@ -100,7 +100,7 @@ def generic_arguments(spec: ToolSpec, question: str, previous: str | None) -> di
 class RandomRouterPolicy:
     """Seeded per task: 1..max_calls random permitted tools, then the last observation."""
 
-    def __init__(self, task: Task, tools: list[ToolSpec], seed: int, max_calls: int = 3):
+    def __init__(self, task: Task, tools: list[ToolSpec], seed: int, max_calls: int):
         self.name = "random"
         self.rng = random.Random(stable_seed(seed, "random-router", task.id))
         self.tools = [t for t in tools if task.preference.permits(t.name)]

@@ -63,8 +63,9 @@ def prompted_corpus(tasks: list[Task], envs: dict[str, Environment]) -> list[str
 class Lineup:
     """Resolves policy names to makers; records why a policy was skipped."""
 
-    def __init__(self, models_dir: Path, work_dir: Path, seed: int = 0, max_new_tokens: int = 48,
-                 random_max_calls: int = 3, only_expert_search: bool = False, prompted_base: str | None = None):
+    def __init__(self, models_dir: Path, work_dir: Path, seed: int, max_new_tokens: int, random_max_calls: int,
+                 only_expert_search: bool, prompted_base: str | None):
+        """The numbers come from the eval stage's settings (EvalSettings), where their defaults live."""
         self.models_dir = Path(models_dir)
         self.work_dir = Path(work_dir)
         self.seed = seed

@@ -1,7 +1,10 @@
 """Which expert does a policy hand a question to, for each kind of user and question? Read off its logits.
 
-    python -m toolorch.eval.route_probe models/sft models/grpo --config configs/tiny.yaml
-    python -m toolorch.eval.route_probe models/grpo --out reports/route_probe.json --max-tasks 60
+    python -m toolorch.eval.route_probe SFT_DIR GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS
+    python -m toolorch.eval.route_probe GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS --out route_probe.json
+
+(the sft and grpo checkpoints, the held-out tasks and the environments: the stages' outputs,
+whose folders `toolorch <stage> --help` shows).
 
 For every task of the sample (the eval stage's: seeded, category shares kept) asked by each
 user profile, the policy's probability of each whole `answer(model=...)` call, renormalised
@@ -98,11 +101,11 @@ def format_table(name: str, table: dict[str, dict[str, dict[str, float]]], exper
 
 
 def main(
-    models: list[Path] = typer.Argument(..., help="HF policy folders, e.g. models/sft models/grpo."),
+    models: list[Path] = typer.Argument(..., help="HF policy folders, e.g. the sft and grpo stages' outputs."),
     config: Path = typer.Option(Path("configs/tiny.yaml"), help="Profile YAML (experts, episode settings)."),
     set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    tasks: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Tasks JSONL."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Environments folder."),
+    tasks: Path = typer.Option(..., help="Tasks JSONL (synth-tasks' heldout.jsonl)."),
+    envs_dir: Path = typer.Option(..., help="Environments folder (synth-envs' output)."),
     max_tasks: int = typer.Option(60, min=1, help="Tasks in the sample (category shares kept)."),
     profiles: list[str] = typer.Option(["accuracy_first", "cost_averse"], "--profile", help="User profiles."),
     expert: Optional[str] = typer.Option(None, help="Expert whose probability the tables show (priciest)."),
@@ -117,7 +120,7 @@ def main(
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
     shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
     sample = heldout_sample(tasks, max_tasks, cfg.seed)
-    envs = load_envs(envs_dir, sample)
+    envs = load_envs(envs_dir, {t.env for t in sample})
     report = {}
     for folder in models:
         tokenizer = AutoTokenizer.from_pretrained(folder)

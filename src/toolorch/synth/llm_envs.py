@@ -10,7 +10,7 @@ A domain that exhausts its attempts yields a `GenerationFailure` instead of rais
 so a stage can count it and move on.
 
     gen = LLMGenerator("http://127.0.0.1:8000/v1", "teacher", api_key_env="TEACHER_KEY")
-    result = gen.generate("veterinary clinic", seed=0, out_dir=Path("data/envs"))
+    result = gen.generate("veterinary clinic", seed=0, out_dir=Path("envs"))
     if isinstance(result, GenerationFailure): print(result.reason, result.rejections)
 
 Generated tools are read-only (lookups, filters, joins, aggregates): a teacher's write

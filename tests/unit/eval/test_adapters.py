@@ -51,6 +51,7 @@ from toolorch.runtime.experts import ExpertReply
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.policies import AskToolPolicy, Generation
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages import as_profile
 from toolorch.stages import eval as eval_stage
 from toolorch.synth import tau2
 
@@ -342,7 +343,7 @@ def _stage_run(tmp_path: Path, library_env, cfg: Config, name: str) -> dict[str,
         envs.mkdir()
         (envs / "minilib").symlink_to(library_env.db_path.parent, target_is_directory=True)
         write_jsonl(tmp_path / "heldout.jsonl", library_tasks()[:3])
-    eval_stage.run(cfg, tmp_path / "heldout.jsonl", envs, tmp_path / "models", tmp_path / name,
+    eval_stage.run(as_profile(cfg), tmp_path / "heldout.jsonl", envs, tmp_path / "models", tmp_path / name,
                    tmp_path / f"{name}.json")
     metrics = json.loads((tmp_path / f"{name}.json").read_text())
     metrics.pop("wall_s")

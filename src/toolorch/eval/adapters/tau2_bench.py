@@ -1,6 +1,6 @@
 """tau2-bench (airline) as a conversation benchmark for any toolorch policy.
 
-    env, cases, unconverted = load_cases("airline", Path("reports/eval/bench_envs"), split="test")
+    env, cases, unconverted = load_cases("airline", Path("bench_envs"), split="test")
     rows = run_tau2(cases, env, maker, "grpo", Runtime.from_config(cfg), user_factory=llm_users(endpoint))
     summary = summarize_tau2(rows)
 
