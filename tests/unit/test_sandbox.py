@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from backends import missing_backend
 
 from toolorch.runtime.env import sandbox
 from toolorch.runtime.env.sandbox import SandboxResult, run_python
@@ -21,7 +22,7 @@ def _sandbox_available():
     try:
         run_python("pass", timeout_s=10)
     except RuntimeError as e:  # e.g. a CI runner without user namespaces
-        pytest.skip(f"bubblewrap sandbox unavailable here: {e}")
+        missing_backend("the bubblewrap sandbox", str(e))
 
 
 @pytest.fixture(autouse=True)
