@@ -5,10 +5,11 @@ import json
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 from unit.train.world import build_world
 
-from toolorch.core.config import Config
+from toolorch.core.config import Config, save_config
 from toolorch.core.jsonl import write_jsonl
 from toolorch.stages import grpo, sft
 
@@ -114,3 +115,41 @@ def test_grpo_resume_continues_the_same_run(world, sft_dir, tmp_path):
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
     assert not all(torch.equal(a[k], v) for k, v in _weights(sft_dir / "model").items())  # it did train
+
+
+def _grpo_cli(world, sft_dir, config, out, *extra):
+    from typer.testing import CliRunner
+
+    from toolorch.cli import app
+
+    return CliRunner().invoke(app, ["grpo", "--config", str(config), "--sft-dir", str(sft_dir / "model"),
+                                    "--tasks", str(world.tasks_path), "--envs-dir", str(world.envs_dir),
+                                    "--out-dir", str(out), "--metrics", str(out.parent / f"{out.name}.json"),
+                                    *extra])
+
+
+def test_grpo_rerun_with_another_training_config_refuses_unless_fresh(world, sft_dir, tmp_path):
+    config = save_config(_cfg(world, steps=1), tmp_path, "grpo.yaml")
+    out = tmp_path / "grpo"
+    assert _grpo_cli(world, sft_dir, config, out).exit_code == 0
+    kept = {name: (out / name).read_bytes() for name in ("model.safetensors", "config.resolved.yaml")}
+
+    changed = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.lr=0.005", "--set", "seed=1")
+    assert changed.exit_code == 2, changed.output
+    assert "stages.grpo.lr (0.001 -> 0.005)" in changed.output and "seed (0 -> 1)" in changed.output
+    assert "--fresh" in changed.output and "Traceback" not in changed.output
+    assert {name: (out / name).read_bytes() for name in kept} == kept  # nothing trained, nothing claimed
+
+    # how the run goes (threads, checkpoints, held-out check) is not what it trains: it resumes
+    same = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.threads=1",
+                     "--set", "stages.grpo.checkpoint_every=1")
+    assert same.exit_code == 0, same.output
+    assert (out / "model.safetensors").read_bytes() == kept["model.safetensors"]
+
+    fresh = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.lr=0.005", "--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    assert yaml.safe_load((out / "config.resolved.yaml").read_text())["stages"]["grpo"]["lr"] == 0.005
+    grpo.run(_cfg(world, steps=1, lr=0.005), sft_dir / "model", world.tasks_path, world.envs_dir,
+             tmp_path / "new", tmp_path / "new.json")
+    started_over, new = _weights(out), _weights(tmp_path / "new")
+    assert all(torch.equal(started_over[k], new[k]) for k in new)

@@ -19,9 +19,14 @@ kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tas
     models/grpo/state/       full training state (torch.distributed.checkpoint) for resume
     metrics/grpo.json        last-step scalars, history, and the held-out check: SFT vs GRPO
                              reward over 3 seeds, cost under cost-averse vs accuracy-first
+
+Run again into the same folder, it resumes from models/grpo/state/ only if the checkpoint was
+trained with the same training config (everything but how the run goes: `RUN_ONLY`); else it
+exits naming the keys that differ, unless `--fresh` (or `resume: false`) asks to start over.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -39,7 +44,8 @@ from toolorch.runtime.episode import Runtime
 from toolorch.runtime.preferences import PROFILES
 from toolorch.runtime.rewards import RewardConfig
 from toolorch.stages import finish, stage_config
-from toolorch.train.distributed import close, full_state_dict, init_distributed
+from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.grpo import StepConfig
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
@@ -106,6 +112,39 @@ def settings_of(cfg: Config) -> GRPOSettings:
     return GRPOSettings.model_validate(cfg.stages.get("grpo", {}))
 
 
+# how a run goes, not what it trains: these may change between a run and its resume
+RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
+
+
+class ResumeRefused(ValueError):
+    """The output folder holds a checkpoint trained with another config."""
+
+
+def training_config(cfg: Config, s: GRPOSettings) -> dict[str, Any]:
+    """What the weights depend on: the grpo settings bar RUN_ONLY, and the seed, episode limits,
+    experts, prices and default preference that rollouts and rewards use."""
+    return {"seed": cfg.seed, **cfg.model_dump(mode="json", include={"episode", "experts", "prices", "preference"}),
+            "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}}
+
+
+def prepare_state_dir(state_dir: Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
+    """Keep a checkpoint only to resume it under the config it was trained with; when starting
+    over, drop it, so a run killed before its first checkpoint cannot resume the old one."""
+    if not has_state(state_dir):
+        return
+    if not resume:
+        if dist.main:
+            shutil.rmtree(state_dir)
+        dist.barrier()
+        return
+    saved = saved_config(state_dir)
+    changes = ["the checkpoint records no config"] if saved is None else config_changes(saved, run_config)
+    if changes:
+        raise ResumeRefused(f"{state_dir}: the checkpoint there was trained with another config: "
+                            f"{'; '.join(changes)}. A run resumes only under the same training config: pass "
+                            "--fresh (or --set stages.grpo.resume=false) to start over, or choose another --out-dir.")
+
+
 def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
     step = StepConfig(clip_low=s.clip_low, clip_high=s.clip_high, kl_coef=s.kl_coef, max_len=s.max_len,
                       rows_per_micro=s.rows_per_micro, share_prompts=s.share_prompts,
@@ -154,19 +193,23 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
 def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path("data/passk/tasks.jsonl"),
         envs_dir: Path = Path("data/envs"), out_dir: Path = Path("models/grpo"),
         metrics_path: Path = Path("metrics/grpo.json"),
-        heldout_path: Path = Path("data/tasks/heldout.jsonl")) -> dict[str, Any]:
+        heldout_path: Path = Path("data/tasks/heldout.jsonl"), fresh: bool = False) -> dict[str, Any]:
+    """`fresh`: start over even if `out_dir` holds a checkpoint (as `resume: false`)."""
     s = settings_of(cfg)
     torch.set_num_threads(s.threads)
     dist = init_distributed()
     try:
         loop = loop_config(s, cfg.seed)
+        out_dir = Path(out_dir)
+        resume, run_config = s.resume and not fresh, training_config(cfg, s)
+        prepare_state_dir(out_dir / "state", run_config, resume, dist)
         tasks = load_tasks(Path(tasks_path), "training")
         envs = load_envs(envs_dir, tasks)
-        out_dir = Path(out_dir)
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=s.resume)
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
+                          run_config=run_config)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
@@ -174,7 +217,8 @@ def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path
             return metrics
         from toolorch.train.checkpoint import save_state
 
-        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+                   run_config)
         save_policy(state, out_dir)
         if log.history:
             metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
@@ -197,9 +241,15 @@ def cli(
     heldout: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks JSONL."),
     out_dir: Path = typer.Option(Path("models/grpo"), help="Output folder."),
     metrics: Path = typer.Option(Path("metrics/grpo.json"), help="Metrics JSON."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over, dropping the output folder's training "
+                               "checkpoint (by default a run resumes it, if trained with the same config)."),
 ) -> None:
     """Train the orchestrator with multi-turn GRPO."""
-    result = run(stage_config(config, set_), sft_dir, tasks, envs_dir, out_dir, metrics, heldout)
+    try:
+        result = run(stage_config(config, set_), sft_dir, tasks, envs_dir, out_dir, metrics, heldout, fresh)
+    except ResumeRefused as e:
+        typer.echo(f"grpo: {e}", err=True)
+        raise typer.Exit(2)
     if result.get("last"):
         typer.echo(f"grpo: {result['steps_done']} steps, reward {result['last'].get('reward/total', 0):.3f}")
 

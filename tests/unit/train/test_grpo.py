@@ -229,3 +229,39 @@ def test_one_process_runs_on_the_gpu_when_there_is_one(monkeypatch):
     assert default_device() == "cuda" and init_distributed().device == "cuda"
     monkeypatch.setenv("TOOLORCH_DEVICE", "cpu")  # a GPU machine can still run the CPU path
     assert init_distributed().device == "cpu"
+
+
+def test_config_changes_name_each_differing_key():
+    from toolorch.train.checkpoint import config_changes
+
+    saved = {"seed": 0, "stages": {"grpo": {"lr": 0.001, "steps": 3}}, "experts": [{"name": "a", "price": "mini"}]}
+    assert config_changes(saved, saved) == []
+    now = {"seed": 1, "stages": {"grpo": {"lr": 0.002, "steps": 3, "new": True}},
+           "experts": [{"name": "a", "price": "frontier"}]}
+    assert config_changes(saved, now) == ["experts.0.price ('mini' -> 'frontier')", "seed (0 -> 1)",
+                                          "stages.grpo.lr (0.001 -> 0.002)", "stages.grpo.new (None -> True)"]
+
+
+def test_a_checkpoint_resumes_only_under_its_training_config(world, tiny_tokenizer, tmp_path):
+    from toolorch.core.config import Config
+    from toolorch.stages.grpo import (
+        GRPOSettings,
+        ResumeRefused,
+        prepare_state_dir,
+        training_config,
+    )
+
+    folder, _ = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    cfg, s = Config(seed=0), GRPOSettings(lr=0.001)
+    state = tmp_path / "state"
+    save_state(state, model, opt, sched, step=1, data_position=2, config=training_config(cfg, s))
+    prepare_state_dir(state, training_config(cfg, s.model_copy(update={"threads": 1, "stop_after": 2})), True, ONE)
+    with pytest.raises(ResumeRefused, match=r"state: the checkpoint there was trained with another config: "
+                                            r"stages.grpo.lr \(0.001 -> 0.002\)\. .*pass --fresh"):
+        prepare_state_dir(state, training_config(cfg, s.model_copy(update={"lr": 0.002})), True, ONE)
+    save_state(state, model, opt, sched, step=1, data_position=2)  # a checkpoint that recorded no config
+    with pytest.raises(ResumeRefused, match="the checkpoint records no config"):
+        prepare_state_dir(state, training_config(cfg, s), True, ONE)
+    prepare_state_dir(state, training_config(cfg, s), False, ONE)  # starting over drops it
+    assert not state.exists()
