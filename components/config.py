@@ -17,7 +17,7 @@ def resolve_config(profile: str, seed: int, model: str, k: int, group_size: int,
         model: Base model for sft (`tiny` or an HF folder); empty keeps the profile's.
         k: Teacher trajectories per task in passk; 0 keeps the profile's.
         group_size: GRPO rollouts per task; 0 keeps the profile's.
-        preference_mix: Preference mix for task synthesis; empty keeps the profile's.
+        preference_mix: Who asks the synthesized tasks, e.g. "cost_averse=3,balanced=1"; empty keeps the profile's.
         overrides: Further `key=value` config overrides.
     """
     from toolorch.ops.kfp_io import resolve_config as resolve

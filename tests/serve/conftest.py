@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import missing_backend
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -16,6 +17,10 @@ if str(HERE) not in sys.path:
 @pytest.fixture(scope="session")
 def vllm_python() -> str:
     """The vLLM venv's Python, as tests/unit's fixture of the same name (vLLM has its own venv)."""
-    if not os.environ.get("TOOLORCH_VLLM_PYTHON"):
-        pytest.skip("TOOLORCH_VLLM_PYTHON is unset: run scripts/vllm-venv.sh and export its last line")
-    return os.environ["TOOLORCH_VLLM_PYTHON"]
+    python = os.environ.get("TOOLORCH_VLLM_PYTHON")
+    if not python:
+        missing_backend("the vLLM CPU server venv",
+                        "TOOLORCH_VLLM_PYTHON is unset: run scripts/vllm-venv.sh and export its last line")
+    if not os.access(python, os.X_OK):
+        missing_backend("the vLLM CPU server venv", f"TOOLORCH_VLLM_PYTHON={python} is not an executable")
+    return python

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from toolorch.core.config import ConfigError
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
+from toolorch.ops.kfp_io import resolve_config, run_stage
 from toolorch.stages import load_profile, synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +81,8 @@ def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypa
     root, _, _ = built
     real = synth_tasks.synthesize_tasks
 
-    def one_wrong(envs, cfg, per_template, seed, workers):
-        tasks, rejected = real(envs[:1], cfg, 1, seed, workers)
+    def one_wrong(envs, cfg, per_template, seed, workers, **mix):
+        tasks, rejected = real(envs[:1], cfg, 1, seed, workers, **mix)
         tasks[0] = tasks[0].model_copy(update={"answer": "certainly not this"})
         return tasks, rejected
 
@@ -108,6 +110,40 @@ def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="generator broke"):
         synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
     assert (tmp_path / "envs/bank/env.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("value,mix", [
+    ("cost_averse=3, latency_averse=1", {"cost_averse": 3.0, "latency_averse": 1.0}),
+    ("balanced", {"balanced": 1.0}),
+    ({"accuracy_first": 2}, {"accuracy_first": 2.0}),
+    ("", {}),
+])
+def test_preference_mix_setting_reads_pairs_names_and_mappings(value, mix):
+    assert synth_tasks.SynthTasksSettings(preference_mix=value).preference_mix == mix
+
+
+@pytest.mark.parametrize("value,match", [("thrifty=1", "unknown preference profile 'thrifty'"),
+                                         ("cost_averse=-1", "cost_averse: weight -1.0 is negative"),
+                                         ("cost_averse=0", "weights sum to 0"),
+                                         ("cost_averse=lots", "cost_averse=lots: weight 'lots' is not a number")])
+def test_bad_preference_mix_names_the_problem(value, match):
+    with pytest.raises(ValueError, match=match):
+        synth_tasks.SynthTasksSettings(preference_mix=value)
+
+
+def test_preference_mix_pipeline_parameter_reaches_the_tasks(built, tmp_path):
+    """The pipeline's `preference_mix` parameter, through the resolve-config and synth-tasks steps."""
+    root, _, _ = built
+    config = resolve_config(str(ROOT / "configs" / "tiny.yaml"), 0, SMALL, tmp_path / "config.yaml",
+                            preference_mix="cost_averse=3,latency_averse=1")
+    metrics = run_stage("synth_tasks", config, envs_dir=root / "envs", out_dir=tmp_path / "tasks",
+                        metrics_path=tmp_path / "m.json")
+    kinds = Counter()
+    for kind, n in metrics["per_preference"].items():
+        kinds[kind.split("+")[0]] += n
+    assert set(kinds) == {"cost_averse", "latency_averse"} and kinds["cost_averse"] > 2 * kinds["latency_averse"]
+    tasks = read_jsonl(tmp_path / "tasks/train.jsonl", Task) + read_jsonl(tmp_path / "tasks/heldout.jsonl", Task)
+    assert len(tasks) == metrics["tasks"] and all(t.preference.cost > 0 and t.preference.latency > 0 for t in tasks)
 
 
 def test_bad_settings_are_rejected_with_the_field_named(tmp_path):

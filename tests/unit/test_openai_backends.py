@@ -15,7 +15,7 @@ from toolorch.core.config import Config, EpisodeConfig
 from toolorch.core.records import ToolCall
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.experts import ExpertError, OpenAIExpert
-from toolorch.runtime.openai_chat import EndpointError
+from toolorch.runtime.openai_chat import EndpointError, valid_unicode
 from toolorch.runtime.policies import OpenAIPolicy, PlanPolicy
 from toolorch.runtime.tools import Toolbox
 
@@ -222,3 +222,55 @@ def test_openai_policy_seeded_sampling_is_reproducible(vllm_server):
     first = sample(5)
     assert sample(5) == first
     assert sample(6) != first
+
+
+# --- text that is not valid Unicode -----------------------------------------------------------------
+
+def test_unpaired_surrogates_in_model_text_are_replaced():
+    assert valid_unicode("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
+    assert valid_unicode("\ud83d\ude00 ok") == "\U0001F600 ok"  # a pair of halves is the character it encodes
+    assert valid_unicode("plain é 😀") == "plain é 😀"
+
+
+def test_policy_and_expert_replies_with_a_lone_surrogate_are_valid_text():
+    # json.dumps writes "\ud800" as an escape: valid JSON whose string no UTF-8 encoder accepts
+    with FakeOpenAI(lambda body: "<answer>12.5 \ud800</answer>") as endpoint:
+        gen = OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q"}])
+        reply = OpenAIExpert(expert_config(endpoint.url)).ask("q")
+    assert gen.text == reply.text == "<answer>12.5 \ufffd</answer>"
+
+
+def test_a_request_holding_a_lone_surrogate_is_not_blamed_on_the_endpoint():
+    with scripted_endpoint([]) as endpoint:
+        with pytest.raises(EndpointError) as err:
+            OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q \ud800"}])
+    message = str(err.value)
+    assert "not JSON" not in message and "answered" not in message
+    assert "cannot be encoded as UTF-8" in message and "'\\ud800'" in message and endpoint.url in message
+    assert endpoint.requests == []  # nothing was sent
+
+
+def test_run_episode_survives_model_text_with_a_lone_surrogate(shop_env, shop_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from toolorch.cli import app
+    from toolorch.core.jsonl import write_jsonl
+
+    write_jsonl(tmp_path / "tasks.jsonl", [shop_task])
+    call = '<tool_call>{"name": "item_price", "arguments": {"name": "hammer"}}</tool_call>'
+
+    def reply(body: dict) -> str:
+        first = not any(m["role"] == "assistant" for m in body["messages"])
+        return f"thinking \ud800 {call}" if first else "<answer>12.5 \udc00</answer>"
+
+    with FakeOpenAI(reply) as endpoint:
+        args = ["run-episode", "--env", str(shop_env.db_path.parent), "--tasks", str(tmp_path / "tasks.jsonl"),
+                "--policy", f"openai:{endpoint.url}#scripted"]
+        as_json = CliRunner().invoke(app, [*args, "--json"])
+        printed = CliRunner().invoke(app, args)
+    assert as_json.exit_code == 0, as_json.output
+    traj = json.loads(as_json.output)
+    assert [t["text"] for t in traj["turns"]] == [f"thinking \ufffd {call}", "<answer>12.5 \ufffd</answer>"]
+    assert traj["turns"][0]["observation"]["content"] == "12.5" and traj["stop_reason"] == "answer"
+    assert printed.exit_code == 0, printed.output
+    assert "thinking \ufffd" in printed.output

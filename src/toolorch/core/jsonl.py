@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,17 +62,29 @@ def read_objects(path: str | Path, what: str = "file") -> Iterator[tuple[int, di
 
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
-    """Write atomically (temp file + rename) so a killed stage leaves no half file."""
+    """Write atomically (temp file + rename) so a killed stage leaves no half file; a record that
+    cannot be written (text that is not valid Unicode) is a JsonlError naming it, and the
+    previous file stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(r.model_dump_json() + "\n")
-            n += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for n, r in enumerate(records, start=1):
+                f.write(_json_line(r, path, n))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return n
+
+
+def _json_line(record: BaseModel, path: Path, n: int) -> str:
+    try:
+        return record.model_dump_json() + "\n"
+    except PydanticSerializationError as e:
+        raise JsonlError(f"{path}: record {n} ({type(record).__name__}) cannot be written: {e}") from None
 
 
 def write_json(path: str | Path, obj: object) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 
 from toolorch.core.records import ToolCall
 from toolorch.runtime.experts import approx_tokens
-from toolorch.runtime.openai_chat import complete, make_client
+from toolorch.runtime.openai_chat import complete, make_client, reply_text
 from toolorch.runtime.parsing import render_call
 
 
@@ -152,7 +152,7 @@ class OpenAIPolicy:
         ]
         resp = complete(self.client, attempts=self.attempts, model=self.model, messages=wire,
                         temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
-        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        text = reply_text(resp)
         usage = resp.usage
         return Generation(text, usage.prompt_tokens if usage else prompt_tokens(messages),
                           usage.completion_tokens if usage else approx_tokens(text))

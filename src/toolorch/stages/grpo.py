@@ -22,9 +22,14 @@ in its output folder (`--out-dir`; written in place: it holds the state a re-run
     state/        full training state (torch.distributed.checkpoint) for resume
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
 vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
+
+Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
+with the same training config (everything but how the run goes: `RUN_ONLY`); else it exits
+naming the keys that differ, unless `--fresh` (or `resume: false`) asks to start over.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -33,12 +38,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.core.config import Config
+from toolorch.core.errors import UsageError
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
-from toolorch.train.distributed import close, full_state_dict, init_distributed
+from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
 
@@ -59,6 +66,39 @@ class GRPOSettings(LoopConfig, SeededByProfile):
     resume: bool = True
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
+
+# how a run goes, not what it trains: these may change between a run and its resume
+RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
+
+
+class ResumeRefused(UsageError):
+    """The output folder holds a checkpoint trained with another config."""
+
+
+def training_config(cfg: Config, s: GRPOSettings) -> dict[str, Any]:
+    """What the weights depend on: the grpo settings bar RUN_ONLY, and the seed, episode limits,
+    experts, prices and default preference that rollouts and rewards use."""
+    return {"seed": cfg.seed, **cfg.model_dump(mode="json", include={"episode", "experts", "prices", "preference"}),
+            "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}}
+
+
+def prepare_state_dir(state_dir: Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
+    """Keep a checkpoint only to resume it under the config it was trained with; when starting
+    over, drop it, so a run killed before its first checkpoint cannot resume the old one."""
+    if not has_state(state_dir):
+        return
+    if not resume:
+        if dist.main:
+            shutil.rmtree(state_dir)
+        dist.barrier()
+        return
+    saved = saved_config(state_dir)
+    changes = ["the checkpoint records no config"] if saved is None else config_changes(saved, run_config)
+    if changes:
+        raise ResumeRefused(f"{state_dir}: the checkpoint there was trained with another config: "
+                            f"{'; '.join(changes)}. A run resumes only under the same training config: pass "
+                            "--fresh (or --set stages.grpo.resume=false) to start over, or choose another --out-dir.")
+
 
 
 def save_policy(state: TrainState, out_dir: Path) -> None:
@@ -87,20 +127,24 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
 
 
 def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: Path, metrics_path: Path,
-        heldout_path: Path) -> dict[str, Any]:
+        heldout_path: Path, fresh: bool = False) -> dict[str, Any]:
+    """`fresh`: start over even if `out_dir` holds a checkpoint (as `resume: false`)."""
     s: GRPOSettings = cfg.stages.grpo
     torch.set_num_threads(s.threads)
     dist = init_distributed()
     try:
         loop = s.model_copy(update={"seed": cfg.seed})
+        out_dir = Path(out_dir)
+        resume, run_config = s.resume and not fresh, training_config(cfg, s)
+        prepare_state_dir(out_dir / "state", run_config, resume, dist)
         tasks = read_tasks(Path(tasks_path), "training")
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")
-        out_dir = Path(out_dir)
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=s.resume)
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
+                          run_config=run_config)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
@@ -108,7 +152,8 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
             return metrics
         from toolorch.train.checkpoint import save_state
 
-        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+                   run_config)
         save_policy(state, out_dir)
         if log.history:
             metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
@@ -135,6 +180,8 @@ STAGE = Stage(
     outputs={"out_dir": "models/grpo"},
     reads=("episode", "experts"),
     staged=False,  # the folder holds the training state a re-run resumes from
+    options={"fresh": "Start over, dropping the output folder's training checkpoint (by default a run "
+                      "resumes it, if trained with the same config)."},
 )
 
 if __name__ == "__main__":

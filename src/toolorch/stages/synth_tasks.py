@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from toolorch.core.config import Config
 from toolorch.core.errors import RunFailed
@@ -36,7 +36,7 @@ from toolorch.core.records import CATEGORIES, Task
 from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split
 from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.gold import verify_tasks
-from toolorch.runtime.preferences import preference_kind
+from toolorch.runtime.preferences import parse_mix, preference_kind
 from toolorch.stages.io import finish
 from toolorch.stages.stage import Input, Stage
 from toolorch.synth.domain import synth_seed
@@ -54,6 +54,14 @@ class SynthTasksSettings(BaseModel):
     heldout_template_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each training env's templates
     seed_offset: int = 0  # task seed = cfg.seed + seed_offset
     workers: int = Field(2, ge=1, le=64)  # threads (sandbox runs are subprocesses)
+    # profile -> relative weight of the users who ask the tasks ("cost_averse=3, balanced=1" or a
+    # mapping; the pipeline's `preference_mix`); empty: every profile equally likely
+    preference_mix: dict[str, float] = {}
+
+    @field_validator("preference_mix", mode="before")
+    @classmethod
+    def _read_mix(cls, value: Any) -> dict[str, float]:
+        return parse_mix(value if isinstance(value, dict) else str(value))
 
 
 class VerificationError(RunFailed):
@@ -86,7 +94,8 @@ def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path) -> dict[
     envs = synthesizable_envs(envs_dir)
     seed = cfg.seed + settings.seed_offset
     start = time.perf_counter()
-    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers)
+    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers,
+                                         preference_mix=settings.preference_mix)
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, synth_seed(seed, "split"))
     tasks = apply_split(kept, plan)

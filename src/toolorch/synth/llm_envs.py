@@ -177,7 +177,7 @@ class LLMGenerator:
         }
 
     def _ask(self, step: str, state: dict[str, Any], seed: int, feedback: str | None) -> str:
-        from toolorch.runtime.openai_chat import complete, make_client
+        from toolorch.runtime.openai_chat import complete, make_client, reply_text
 
         if self._client is None:
             key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
@@ -188,7 +188,7 @@ class LLMGenerator:
                                                         "Fix it and answer again."})
         resp = complete(self._client, attempts=self.request_attempts, model=self.model, messages=messages,
                         max_tokens=self.max_tokens, temperature=self.temperature, seed=seed)
-        content = resp.choices[0].message.content if resp.choices else None
+        content = reply_text(resp)
         if not content:
             raise Invalid("the teacher returned an empty message")
         return content

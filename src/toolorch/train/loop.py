@@ -203,8 +203,12 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
 
 
 def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime, loop: LoopConfig,
-          checkpoint_dir: Path, log: ScalarLog, resume: bool = True) -> bool:
-    """Run until `loop.steps`; returns False when stopped early by `stop_after`."""
+          checkpoint_dir: Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None) -> bool:
+    """Run until `loop.steps`; returns False when stopped early by `stop_after`.
+
+    `run_config` (what the run trains with) is saved in every checkpoint; whether a checkpoint
+    may be resumed under the current config is the caller's to check (stages.grpo).
+    """
     if resume and has_state(checkpoint_dir):
         state.step, state.data_position = load_state(checkpoint_dir, state.model, state.optimizer, state.scheduler)
         sync_engine(state)
@@ -214,7 +218,8 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], ru
         log.write(state.step, scalars)
         done_here += 1
         if loop.checkpoint_every and state.step % loop.checkpoint_every == 0:
-            save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+            save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+                       run_config)
         if loop.stop_after is not None and done_here >= loop.stop_after and state.step < loop.steps:
             return False
     return True

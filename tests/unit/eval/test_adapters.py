@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import missing_backend
 from eval_tasks import library_tasks
 from fake_openai import FakeOpenAI
 from pydantic import ValidationError
@@ -200,7 +201,7 @@ def tau2_world(tmp_path_factory: pytest.TempPathFactory):
     try:
         tau2.data_dir("airline")
     except (ModuleNotFoundError, FileNotFoundError) as e:
-        pytest.skip(str(e))
+        missing_backend("tau2-bench data", str(e))
     env, cases, unconverted = tau2_bench.load_cases("airline", tmp_path_factory.mktemp("bench"), ids=TAU2_IDS)
     assert unconverted == {}
     return env, {c.tau2_id: c for c in cases}
