@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Section(BaseModel):
@@ -68,6 +68,14 @@ class ExpertConfig(Section):
     # declared mean, else no figure
     latency_s: float | None = Field(None, ge=0)
     simulated: SimulatedProfile = SimulatedProfile()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_prior(self, handler):
+        # an unset prior is not written, so resolved configs saved before it existed stay byte-identical
+        data = handler(self)
+        if isinstance(data, dict) and data.get("latency_s") is None:
+            data.pop("latency_s", None)
+        return data
 
 
 class ToolSettings(Section):
