@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from toolorch.core.records import ToolCall
+from toolorch.runtime.chat import Tools, prompt_ids
 from toolorch.runtime.experts import approx_tokens
 from toolorch.runtime.openai_chat import complete, make_client
 from toolorch.runtime.parsing import render_call
@@ -26,9 +27,12 @@ class Generation:
 
 
 class Policy(Protocol):
+    """Writes the next assistant turn of a chat; `tools` are the episode's tool schemas (the
+    chat template's `tools=`): a model reads them as its template renders them, a script ignores them."""
+
     name: str
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation: ...
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation: ...
 
 
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:
@@ -64,7 +68,7 @@ class PlanPolicy:
         self.calls = calls
         self.answer = answer
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         step = sum(1 for m in messages if m["role"] == "assistant")
         prev = last_observation(messages)
         if step < len(self.calls):
@@ -83,7 +87,7 @@ class AskToolPolicy:
         self.tool = tool
         self.name = name or f"ask:{tool}"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         if not any(m["role"] == "assistant" for m in messages):
             arg = "query" if self.tool == "search" else "question"
             text = render_call(ToolCall(name=self.tool, arguments={arg: question_of(messages)}))
@@ -107,11 +111,10 @@ class HFPolicy:
         self.seed = seed
         self.calls = 0
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         import torch
 
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)["input_ids"]
+        ids = torch.tensor([prompt_ids(self.tokenizer, messages, tools)])
         torch.manual_seed(self.seed + self.calls)  # reproducible, yet different at each turn
         self.calls += 1
         sample = self.temperature > 0
@@ -144,7 +147,7 @@ class OpenAIPolicy:
         self.max_tokens = max_tokens
         self.seed = seed
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         wire = [
             {"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"} if m["role"] == "tool"
             else {"role": m["role"], "content": m["content"]}

@@ -102,7 +102,7 @@ def run(cfg: Config, trajectories_path: Path = Path("data/passk/trajectories.jso
     with tempfile.TemporaryDirectory() as scratch:
         model, tokenizer = load_base(settings, chat_texts([t.messages for t in trajs]), cfg.seed, Path(scratch))
     model.to(default_device())
-    samples = [Sample(*tokenize_chat(tokenizer, t.messages)) for t in trajs]
+    samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = SFTLoop(epochs=settings.epochs, lr=settings.lr, weight_decay=settings.weight_decay,
                    warmup_steps=settings.warmup_steps, rows_per_step=settings.rows_per_step,
