@@ -37,8 +37,10 @@ def _policy(spec: str, cfg, task):
     if spec.startswith("hf:"):
         return HFPolicy(spec[3:], seed=cfg.seed)
     if spec.startswith("openai:"):
-        url, _, model = spec[7:].partition("#")
-        return OpenAIPolicy(url, model or "orchestrator", api_key_env="TOOLORCH_POLICY_API_KEY", seed=cfg.seed)
+        try:
+            return OpenAIPolicy.from_spec(spec, seed=cfg.seed)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
     raise typer.BadParameter(f"unknown policy '{spec}' (gold | only:<expert> | hf:<dir> | openai:<url>#<model>)")
 
 
