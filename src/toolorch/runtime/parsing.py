@@ -92,5 +92,6 @@ def hermes_text(content: str | None, calls: list[tuple[str, str]]) -> str:
         if isinstance(args, dict):
             text += render_call(ToolCall(name=name, arguments=args))
         else:  # kept as sent, so that parse_assistant says what is wrong with it
-            text += f'<tool_call>{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": {arguments}}}</tool_call>'
+            quoted = json.dumps(name, ensure_ascii=False)
+            text += f'<tool_call>{{"name": {quoted}, "arguments": {arguments}}}</tool_call>'
     return text

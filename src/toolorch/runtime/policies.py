@@ -138,6 +138,14 @@ def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+def openai_spec(spec: str) -> tuple[str, str]:
+    """`openai:<base_url>#<model>` -> (base_url, model); the model is `orchestrator` when omitted."""
+    url, _, model = spec.removeprefix("openai:").partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"policy '{spec}': expected openai:<http(s) base URL>#<model>")
+    return url, model or "orchestrator"
+
+
 class OpenAIPolicy:
     """A policy served behind an OpenAI-compatible endpoint: vLLM serving a checkpoint with
     `--enable-auto-tool-choice --tool-call-parser hermes` (scripts/serve-orchestrator.sh).
@@ -165,12 +173,9 @@ class OpenAIPolicy:
 
     @classmethod
     def from_spec(cls, spec: str, **settings: Any) -> OpenAIPolicy:
-        """`openai:<base_url>#<model>` (model `orchestrator` when omitted); the key, if the
-        endpoint needs one, comes from TOOLORCH_POLICY_API_KEY."""
-        url, _, model = spec.removeprefix("openai:").partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"policy '{spec}': expected openai:<http(s) base URL>#<model>")
-        return cls(url, model or "orchestrator", api_key_env=POLICY_KEY_ENV, **settings)
+        """`openai:<base_url>#<model>`; the key, if the endpoint needs one, comes from
+        TOOLORCH_POLICY_API_KEY."""
+        return cls(*openai_spec(spec), api_key_env=POLICY_KEY_ENV, **settings)
 
     def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         request: dict[str, Any] = {"model": self.model, "messages": wire_messages(messages),

@@ -8,6 +8,8 @@ metrics/eval.json. results.jsonl holds one row per (block, policy, task); every 
 in eval.json and report.md is computed from it by `toolorch.eval.metrics.summarize`.
 Blocks: `main` (every policy), `pareto` (the trained policy under a swept cost weight),
 `unseen_pricing` and `unseen_tool` (shifted configs). Settings: `stages.eval` (EvalSettings).
+A deployed orchestrator is scored like a checkpoint by naming its endpoint as a policy
+(eval.lineup), e.g. `--set 'stages.eval.policies=[grpo, "openai:http://127.0.0.1:8000/v1#orchestrator"]'`.
 """
 from __future__ import annotations
 
