@@ -184,7 +184,7 @@ class OpenAIPolicy:
             request["tools"] = tools
         resp = complete(self.client, attempts=self.attempts, **request)
         message = resp.choices[0].message
-        calls = [(c.function.name, c.function.arguments) for c in message.tool_calls or []
+        calls = [(c.function.name, c.function.arguments or "") for c in message.tool_calls or []
                  if getattr(c, "function", None) is not None]
         text = hermes_text(message.content, calls)
         usage = resp.usage
