@@ -10,6 +10,8 @@ GET /v1/models lists `models` (default ["fake"]).
 
 `reply(body)` decides each answer to POST /v1/chat/completions:
     str    200, a chat completion whose assistant message is that text
+    dict   200, a chat completion with this assistant message (e.g. `hermes_message(text)`)
+    Completion  200, with this message and these token counts
     int    that HTTP status with an OpenAI-style error body
     bytes  200 with exactly these bytes (malformed replies)
     DROP   close the connection without answering
@@ -17,12 +19,41 @@ GET /v1/models lists `models` (default ["fake"]).
 from __future__ import annotations
 
 import json
+import re
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
 DROP = object()
-Reply = Union[str, int, bytes, object]
+
+
+@dataclass(frozen=True)
+class Completion:
+    message: dict[str, Any]  # the assistant message: content and, optionally, tool_calls
+    prompt_tokens: int
+    completion_tokens: int
+
+
+Reply = Union[str, dict, Completion, int, bytes, object]
+_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+
+
+def hermes_message(text: str) -> dict[str, Any]:
+    """The message vLLM's hermes tool parser (vllm/tool_parsers/hermes_tool_parser.py) makes
+    of a model's `text`: the content before the first <tool_call> plus every call with its
+    arguments re-serialised, or the raw text when any call is not a JSON object with a name
+    and arguments. The vLLM-marked tests run the real parser."""
+    if "<tool_call>" not in text:
+        return {"role": "assistant", "content": text}
+    try:
+        bodies = [json.loads(a or b) for a, b in _HERMES_CALL.findall(text)]
+        calls = [{"id": f"call_{i}", "type": "function",
+                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                 for i, c in enumerate(bodies)]
+    except (ValueError, KeyError, TypeError):
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": text[:text.find("<tool_call>")] or None, "tool_calls": calls}
 
 
 class FakeOpenAI:
@@ -88,8 +119,12 @@ class FakeOpenAI:
         if isinstance(out, int):
             return out, json.dumps({"error": {"message": f"scripted {out}"}}).encode()
         prompt, completion = self.usage
+        if isinstance(out, Completion):
+            out, prompt, completion = out.message, out.prompt_tokens, out.completion_tokens
+        message = out if isinstance(out, dict) else {"role": "assistant", "content": out}
         return 200, json.dumps({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": out}}],
+            "choices": [{"index": 0, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                         "message": message}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion}}).encode()

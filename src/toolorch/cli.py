@@ -48,8 +48,10 @@ def _policy(spec: str, cfg, task):
     if spec.startswith("hf:"):
         return HFPolicy(spec[3:], seed=cfg.seed)
     if spec.startswith("openai:"):
-        url, _, model = spec[7:].partition("#")
-        return OpenAIPolicy(url, model or "orchestrator", api_key_env="TOOLORCH_POLICY_API_KEY", seed=cfg.seed)
+        try:
+            return OpenAIPolicy.from_spec(spec, seed=cfg.seed)
+        except ValueError as e:
+            raise UsageError(f"--policy: {e}") from None
     raise UsageError(f"--policy: unknown policy '{spec}' ({POLICIES})")
 
 

@@ -174,9 +174,9 @@ class ToyChatModel(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
-        responses = [m["content"] for m in body["messages"] if "<tool_response>" in m["content"]]
+        responses = [m["content"] for m in body["messages"] if m["role"] == "tool"]
         if responses:
-            text = "<answer>" + responses[-1].split("<tool_response>")[1].split("</tool_response>")[0] + "</answer>"
+            text = "<answer>" + responses[-1] + "</answer>"
         else:
             text = '<tool_call>{"name": "total_copies", "arguments": {}}</tool_call>'
         reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
@@ -212,6 +212,7 @@ def test_online_teacher_against_a_real_server(world, tmp_path):
     trajs = read_jsonl(tmp_path / "passk" / "trajectories.jsonl", Trajectory)
     # the toy model answers alike every time: the 3 successes count for pass@k, one copy is kept
     assert [t.policy for t in trajs] == ["openai:toy"] and trajs[0].answer == "10"
+    assert all(any(t["function"]["name"] == "total_copies" for t in r["tools"]) for r in ToyChatModel.requests)
     assert len(ToyChatModel.requests) == 12  # 2 tasks x 3 samples x 2 turns
     assert len({r["seed"] for r in ToyChatModel.requests}) == 3  # one seed per sample
     assert all(r["temperature"] == 0.7 for r in ToyChatModel.requests)

@@ -27,12 +27,13 @@ from toolorch.core.catalog import Catalog
 from toolorch.core.config import load_config
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.eval.heldout import heldout_sample
-from toolorch.runtime.chat import common_prefix, encode, render
+from toolorch.runtime.chat import Tools, common_prefix, encode, render
 from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.episode import initial_messages
 from toolorch.runtime.modeling import model_device
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.preferences import PROFILES
+from toolorch.runtime.prompts import tool_schemas
 from toolorch.runtime.tools import Toolbox
 
 
@@ -53,14 +54,15 @@ def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]])
     return out
 
 
-def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], experts: list[str]) -> dict[str, float]:
+def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], experts: list[str],
+                tools: Tools = None) -> dict[str, float]:
     """P(expert) over `experts` for the policy's next turn being `answer(model=expert)`.
 
     Each whole call is tokenized in full and scored from the first token where the calls
     differ, so a tokenizer that merges the expert's name with what surrounds it is scored
     on the tokens it would really emit.
     """
-    head = render(tokenizer, messages, generation_prompt=True)
+    head = render(tokenizer, messages, tools, generation_prompt=True)
     calls = [encode(tokenizer, head + render_call(ToolCall(name=ANSWER_TOOL, arguments={"model": e})))
              for e in experts]
     shared = min((common_prefix(calls[0], c, len(c)) for c in calls[1:]), default=len(calls[0]))
@@ -79,8 +81,9 @@ def probe(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environ
         for task in tasks:
             asked = task.model_copy(update={"preference": Preference(**PROFILES[profile])})
             with envs[task.env].session() as session:
-                messages = initial_messages(asked, Toolbox(catalog, session))
-            odds = expert_odds(model, tokenizer, messages, experts)
+                toolbox = Toolbox(catalog, session)
+                messages = initial_messages(asked, toolbox)
+            odds = expert_odds(model, tokenizer, messages, experts, tool_schemas(toolbox.specs, asked.preference))
             for key in ((profile, task.category), (profile, "all")):
                 counts[key] += 1
                 for e, p in odds.items():

@@ -2,11 +2,13 @@
 
     traj = run_episode(task, policy, toolbox, limits)   # limits: cfg.episode.limits()
 
-Each turn the policy writes one message; it is parsed (Hermes tool call or final
-answer); a call is executed by the toolbox and its result appended as a `tool`
-message; the `answer` tool's expert reply is the final answer. Malformed output, unknown or forbidden tools and tool failures become
-error observations: the loop goes on. Limits (turns, policy tokens, dollars)
-end the episode as a failure with the reason recorded.
+Each turn the policy reads the chat and the episode's tool schemas (the chat template's
+`tools=`, recorded in the trajectory) and writes one message; it is parsed (Hermes tool
+call or final answer); a call is executed by the toolbox and its result appended as a
+`tool` message; the `answer` tool's expert reply is the final answer. Malformed output,
+unknown or forbidden tools and tool failures become error observations: the loop goes
+on. Limits (turns, policy tokens, dollars) end the episode as a failure with the reason
+recorded.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from toolorch.runtime.env.world import EnvSession
 from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Policy, answer_from_observation
-from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.prompts import system_prompt, tool_schemas
 from toolorch.runtime.tools import Toolbox
 
 
@@ -41,13 +43,14 @@ def reaches_final_state(task: Task, toolbox: Toolbox) -> bool:
 def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLimits) -> Trajectory:
     price = toolbox.catalog.orchestrator
     messages = initial_messages(task, toolbox)
+    tools = tool_schemas(toolbox.specs, task.preference)
     turns: list[Turn] = []
     total = Usage()
     tokens_out = 0
     answer: str | None = None
     stop = "max_turns"
     for index in range(limits.max_turns):
-        gen = policy.generate(messages)
+        gen = policy.generate(messages, tools)
         own = Usage(tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
                     cost_usd=price.cost(gen.tokens_in, gen.tokens_out),
                     latency_s=gen.tokens_out / limits.policy_tokens_per_s)
@@ -79,8 +82,8 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLim
             stop = "budget"
             break
     return Trajectory(
-        task_id=task.id, env=task.env, policy=policy.name, messages=messages, turns=turns, answer=answer,
-        correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
+        task_id=task.id, env=task.env, policy=policy.name, messages=messages, tools=tools, turns=turns,
+        answer=answer, correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
         stop_reason=stop, usage=total,
     )
 

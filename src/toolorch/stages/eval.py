@@ -11,6 +11,8 @@ policy, task); every number in the metrics and report.md is computed from it by
 `toolorch.eval.metrics.summarize`.
 Blocks: `main` (every policy), `pareto` (the trained policy under a swept cost weight),
 `unseen_pricing` and `unseen_tool` (shifted configs). Settings: `stages.eval` (EvalSettings).
+A deployed orchestrator is scored like a checkpoint by naming its endpoint as a policy
+(eval.lineup), e.g. `--set 'stages.eval.policies=[grpo, "openai:http://127.0.0.1:8000/v1#orchestrator"]'`.
 """
 from __future__ import annotations
 
@@ -42,8 +44,10 @@ def known_policies(names: Optional[list[str]]) -> Optional[list[str]]:
     """Policy names of a kind toolorch.eval.lineup knows (whether `only:<expert>` names an
     expert of the profile is checked when the lineup is expanded)."""
     for name in names or []:
-        if not name.startswith(("only:", "hf:")) and name not in (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle"):
-            raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | only:<expert> | only:* | "
+        known = (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle")
+        if not name.startswith(("only:", "hf:", "openai:")) and name not in known:
+            raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | openai:<url>#<model> | "
+                             "only:<expert> | only:* | "
                              "random | cascade | prompted | oracle)")
     return names
 

@@ -88,7 +88,7 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
     with tempfile.TemporaryDirectory() as scratch:
         model, tokenizer = load_base(settings, chat_texts([t.messages for t in trajs]), cfg.seed, Path(scratch))
     model.to(default_device())
-    samples = [Sample(*tokenize_chat(tokenizer, t.messages)) for t in trajs]
+    samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
     start = time.perf_counter()

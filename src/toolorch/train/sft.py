@@ -1,6 +1,6 @@
 """Supervised warm-start: next-token loss on assistant tokens of packed chats.
 
-    rows = pack([Sample(*tokenize_chat(tok, t.messages)) for t in trajs], max_len)
+    rows = pack([Sample(*tokenize_chat(tok, t.messages, t.tools)) for t in trajs], max_len)
     history = train_sft(model, rows, pad_id, SFTLoop(epochs=2, seed=0))
 """
 from __future__ import annotations

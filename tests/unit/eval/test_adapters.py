@@ -210,14 +210,14 @@ def tau2_world(tmp_path_factory: pytest.TempPathFactory):
 class SaysNothingUseful:
     name = "nothing"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
         return Generation("<answer>Sorry, I cannot help with that.</answer>", 10, 8)
 
 
 class CallsForever:
     name = "loop"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
         call = ToolCall(name="get_user_details", arguments={"user_id": "mia_li_3668"})
         return Generation(render_call(call), 10, 20)
 
@@ -279,7 +279,7 @@ def test_the_agent_sees_the_customer_not_the_scenario_and_experts_can_speak(tau2
     class AnswersViaExpert:
         name = "via-expert"
 
-        def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
             return Generation(render_call(ToolCall(name="answer", arguments={"model": "frontier"})), 10, 10)
 
     user = ScriptedUser(case.user_scenario, max_answers=1)
