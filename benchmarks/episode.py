@@ -20,6 +20,7 @@ from toolorch.runtime.episode import run_episode
 from toolorch.runtime.gold import substitute
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages.synth_envs import SynthEnvsSettings
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 
@@ -38,7 +39,7 @@ def _time(fn, repeats: int) -> float:
 def main(out: str | None = None, repeats: int = 5) -> dict:
     cfg = load_config(ROOT / "configs/tiny.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        env = ProceduralGenerator().generate("library", seed=0, out_dir=Path(tmp))
+        env = ProceduralGenerator(SynthEnvsSettings().rows_per_table).generate("library", seed=0, out_dir=Path(tmp))
         made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=2, seed=0)
         tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
         session = env.session()

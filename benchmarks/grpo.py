@@ -54,6 +54,7 @@ from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.rewards import group_advantages
 from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages.synth_envs import SynthEnvsSettings
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 from toolorch.train.distributed import Dist
@@ -76,7 +77,7 @@ class BenchConfig:
     temperature: float = 1.0
     max_len: int = 4096  # ours: longest row
     share_prompts: bool = True  # ours: a group's prompt once per row (train.grpo.StepConfig)
-    row_len: int = StepConfig.row_len  # ours: tokens per shared row
+    row_len: int = StepConfig.model_fields["row_len"].default  # ours: tokens per shared row
     rows_per_micro: int = 4  # ours: rows per micro-batch
     threads: int = 2
     device: str = "cpu"  # cpu | cuda: both sides
@@ -134,7 +135,8 @@ def make_workload(model_dir: Path, env: Environment, tasks: list[Task], cfg: Con
 def build_workload(tmp: Path, cfg: Config, spec: TinyModelSpec, bench: BenchConfig) -> Workload:
     """A procedural library world, its tasks (no code tool), and a tiny model whose tokenizer is
     trained on the tasks' gold trajectories, as the SFT stage's tiny base is."""
-    env = ProceduralGenerator().generate("library", seed=cfg.seed, out_dir=tmp / "envs")
+    generator = ProceduralGenerator(SynthEnvsSettings().rows_per_table)
+    env = generator.generate("library", seed=cfg.seed, out_dir=tmp / "envs")
     made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=cfg.seed)
     tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
     with env.session() as session:

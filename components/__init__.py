@@ -1,7 +1,10 @@
 """KFP components: one thin adapter per stage in toolorch.stages.STAGES, each calling that stage's run.
 
-COMPONENTS maps a stage name to its component; adding a stage adds one line here (and one
-file beside this one); pipelines/full.py wires the DAG.
+A component's typed signature is its interface in the KFP UI: the artifacts of the stages
+it reads, its output artifact, its Metrics. Which file of an artifact becomes which run()
+keyword comes from the stage's declaration (toolorch.ops.kfp_io.stage_paths), and
+tests/pipelines checks every signature against the declarations. COMPONENTS maps a stage
+name to its component; pipelines/full.py wires the DAG.
 """
 
 from components.config import resolve_config

@@ -12,12 +12,12 @@ def resolve_config(profile: str, seed: int, model: str, k: int, group_size: int,
     """Write the resolved config YAML.
 
     Args:
-        profile: Profile name (tiny, smol, paper) or a YAML path inside the image.
+        profile: A profile's name (`tiny` is configs/tiny.yaml) or a YAML path inside the image.
         seed: Seed of every stage.
         model: Base model for sft (`tiny` or an HF folder); empty keeps the profile's.
         k: Teacher trajectories per task in passk; 0 keeps the profile's.
         group_size: GRPO rollouts per task; 0 keeps the profile's.
-        preference_mix: Preference mix for task synthesis; empty keeps the profile's.
+        preference_mix: Who asks the synthesized tasks, e.g. "cost_averse=3,balanced=1"; empty keeps the profile's.
         overrides: Further `key=value` config overrides.
     """
     from toolorch.ops.kfp_io import resolve_config as resolve

@@ -10,11 +10,8 @@ from components.images import IMAGES
 def eval_policies(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset], sft: Input[Model],
                   grpo: Input[Model], results: Output[Artifact], report: Output[Markdown], metrics: Output[Metrics]):
     """Evaluate the trained policies against baselines on held-out tasks."""
-    import tempfile
+    from toolorch.ops.kfp_io import markdown_report, run_stage
 
-    from toolorch.ops.kfp_io import markdown_report, models_dir, run_stage
-
-    with tempfile.TemporaryDirectory() as scratch:
-        run_stage("eval", config.path, metrics, tasks_path=f"{tasks.path}/heldout.jsonl", envs_dir=envs.path,
-                  models_dir=models_dir(scratch, sft=sft.path, grpo=grpo.path), out_dir=results.path)
+    run_stage("eval", config.path, metrics, {"synth_tasks": tasks.path, "synth_envs": envs.path, "sft": sft.path,
+                                             "grpo": grpo.path}, results.path)
     markdown_report(results.path, report.path)

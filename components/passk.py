@@ -12,5 +12,4 @@ def passk(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset], 
     """Teacher pass@k over the train tasks: kept tasks and verified trajectories."""
     from toolorch.ops.kfp_io import run_stage
 
-    run_stage("passk", config.path, metrics, envs_dir=envs.path, tasks_path=f"{tasks.path}/train.jsonl",
-              out_dir=passk.path)
+    run_stage("passk", config.path, metrics, {"synth_envs": envs.path, "synth_tasks": tasks.path}, passk.path)

@@ -11,4 +11,4 @@ def sft(config: Input[Artifact], passk: Input[Dataset], model: Output[Model], me
     """Warm-start the orchestrator on the verified trajectories."""
     from toolorch.ops.kfp_io import run_stage
 
-    run_stage("sft", config.path, metrics, trajectories_path=f"{passk.path}/trajectories.jsonl", out_dir=model.path)
+    run_stage("sft", config.path, metrics, {"passk": passk.path}, model.path)

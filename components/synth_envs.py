@@ -11,4 +11,4 @@ def synth_envs(config: Input[Artifact], envs: Output[Dataset], metrics: Output[M
     """Build one SQLite environment per configured domain."""
     from toolorch.ops.kfp_io import run_stage
 
-    run_stage("synth_envs", config.path, metrics, out_dir=envs.path)
+    run_stage("synth_envs", config.path, metrics, {}, envs.path)

@@ -11,4 +11,4 @@ def synth_tasks(config: Input[Artifact], envs: Input[Dataset], tasks: Output[Dat
     """Synthesize verified tasks and split them into train.jsonl / heldout.jsonl."""
     from toolorch.ops.kfp_io import run_stage
 
-    run_stage("synth_tasks", config.path, metrics, envs_dir=envs.path, out_dir=tasks.path)
+    run_stage("synth_tasks", config.path, metrics, {"synth_envs": envs.path}, tasks.path)

@@ -12,6 +12,5 @@ def validate(config: Input[Artifact], envs: Input[Dataset], tasks: Input[Dataset
     """Great Expectations suites over environments, tasks and trajectories; writes Data Docs."""
     from toolorch.ops.kfp_io import run_stage
 
-    run_stage("validate", config.path, metrics, envs_dir=envs.path, train_path=f"{tasks.path}/train.jsonl",
-              heldout_path=f"{tasks.path}/heldout.jsonl", kept_tasks_path=f"{passk.path}/tasks.jsonl",
-              trajectories_path=f"{passk.path}/trajectories.jsonl", docs_dir=data_docs.path)
+    run_stage("validate", config.path, metrics, {"synth_envs": envs.path, "synth_tasks": tasks.path,
+                                                 "passk": passk.path}, data_docs.path)

@@ -1,12 +1,12 @@
 """The cluster pipeline: every stage of toolorch.stages.STAGES as a KFP v2 DAG.
 
     python pipelines/full.py                      # compile -> pipelines/full.yaml (committed)
-    kfp run create --experiment toolorch --package-file pipelines/full.yaml -p profile=paper ...
+    kfp --endpoint URL run create -e toolorch -f pipelines/full.yaml profile=tiny k=8 group_size=8
 
-Data stages run on the CPU image; sft and eval on the H100 nodepool; grpo's component is a
-launcher that starts a 2 x 8 GPU PyTorchJob and waits for it (the GPUs are on the job).
-Artifacts travel through KFP's object store (MinIO); the S3 secret is mounted where a
-stage reads or writes s3:// itself.
+`profile` names a profile such as configs/tiny.yaml (`tiny`). Data stages run on the CPU
+image; sft and eval on the H100 nodepool; grpo's component is a launcher that starts a
+2 x 8 GPU PyTorchJob and waits for it (the GPUs are on the job). Artifacts travel through
+KFP's object store (MinIO); the S3 secret is mounted where a stage reads or writes s3:// itself.
 """
 
 import sys

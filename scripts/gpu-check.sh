@@ -27,9 +27,9 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, report how it e
   $py -c "import toolorch.stages.grpo, trl, datasets; print('trl', trl.__version__, 'datasets', datasets.__version__)"; } > "$out/env.txt" 2>&1
 
 part grpo 200 $py -m toolorch.stages.grpo --config configs/tiny.yaml --set stages.grpo.steps=16 \
-  --set stages.grpo.heldout.max_tasks=12 --out-dir "$scratch/grpo" --metrics "$out/grpo.json"
+  --set stages.grpo.heldout.max_tasks=12 --out-dir "$scratch/grpo" --metrics-path "$out/grpo.json"
 part sft 90 $py -m toolorch.stages.sft --config configs/tiny.yaml --set stages.sft.epochs=1 \
-  --out-dir "$scratch/sft" --metrics "$out/sft.json"
+  --out-dir "$scratch/sft" --metrics-path "$out/sft.json"
 part bench-135m 150 $py benchmarks/grpo.py "$out/bench-135m.json" --device cuda --tasks-per-step 16 --steps 3 \
   --rounds 2 --spec '{"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
   "num_attention_heads": 9, "num_key_value_heads": 3}'

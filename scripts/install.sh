@@ -2,6 +2,14 @@
 # Install toolorch and everything its pipeline and tests use into .venv (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Prometheus and promtool (Debian's `prometheus`): the alert unit tests (promtool test rules) and
+# the real-Prometheus test helper (tests/serve/prometheus.py). The package does not start a
+# service by itself here; tests start their own server on 127.0.0.1.
+if ! command -v promtool >/dev/null 2>&1; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -c constraints.txt -e ".[dev,bench]"

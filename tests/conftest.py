@@ -1,4 +1,5 @@
-"""Shared fixtures: a small hand-declared world (two tables, SQL tools, a few documents)."""
+"""Shared fixtures: a small hand-declared world (two tables, SQL tools, a few documents) and a
+tiny orchestrator trained on it (trained_tiny.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,6 +61,13 @@ def build_library(folder: Path) -> Environment:
 @pytest.fixture(scope="session")
 def library_env(tmp_path_factory) -> Environment:
     return build_library(tmp_path_factory.mktemp("envs") / "minilib")
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_dir(tmp_path_factory, library_env) -> Path:
+    from trained_tiny import train_tiny  # imports the sft stage: only when a test asks
+
+    return train_tiny(tmp_path_factory.mktemp("trained_tiny"), library_env)
 
 
 @pytest.fixture

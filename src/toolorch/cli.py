@@ -1,18 +1,29 @@
-"""`toolorch`: one command per pipeline stage plus ad-hoc tools (`run-episode`)."""
+"""`toolorch`: one command per pipeline stage (built from the stage declarations) plus ad-hoc tools.
+
+    toolorch --help
+    toolorch passk --config configs/tiny.yaml --set stages.passk.k=4
+    toolorch run-episode --env ENVS/library --tasks TASKS/train.jsonl --policy only:frontier  # synth-* outputs
+
+Every command reports an expected failure as one line naming the file, line or key, exits 2
+for bad usage and 1 for a failed run, and shows the traceback only with `--debug`.
+"""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from toolorch.stages import STAGES
+from toolorch.core.errors import UsageError
+from toolorch.stages import STAGES, declaration
+from toolorch.stages.command import reported, stage_command, stage_help
 
 app = typer.Typer(help="toolorch: synthesize, train, evaluate and serve orchestrator models.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
+POLICIES = "gold | only:<expert> | hf:<dir> | openai:<url>#<model>"
 
 
 @app.callback()
@@ -37,9 +48,26 @@ def _policy(spec: str, cfg, task):
     if spec.startswith("hf:"):
         return HFPolicy(spec[3:], seed=cfg.seed)
     if spec.startswith("openai:"):
-        url, _, model = spec[7:].partition("#")
-        return OpenAIPolicy(url, model or "orchestrator", api_key_env="TOOLORCH_POLICY_API_KEY", seed=cfg.seed)
-    raise typer.BadParameter(f"unknown policy '{spec}' (gold | only:<expert> | hf:<dir> | openai:<url>#<model>)")
+        try:
+            return OpenAIPolicy.from_spec(spec, seed=cfg.seed)
+        except ValueError as e:
+            raise UsageError(f"--policy: {e}") from None
+    raise UsageError(f"--policy: unknown policy '{spec}' ({POLICIES})")
+
+
+def print_trajectory(task, traj) -> None:
+    """The conversation turn by turn, then the answer with its cost and latency."""
+    console.print(Text.assemble(("task", "bold"), f" {task.id}: {task.question}"))
+    for turn in traj.turns:
+        console.print(Text.assemble(("assistant", "cyan"), f" {turn.text}"), highlight=False)
+        if turn.observation is not None:
+            o = turn.observation
+            console.print(Text(f"  -> {o.content[:300]}  (${o.usage.cost_usd:.6f}, {o.usage.latency_s:.1f}s)"),
+                          highlight=False)
+    u = traj.usage
+    console.print(Text.assemble(("answer", "bold"), f" {traj.answer!r} gold {task.answer!r} correct={traj.correct} "
+                                f"stop={traj.stop_reason} cost=${u.cost_usd:.6f} latency={u.latency_s:.1f}s "
+                                f"tokens={u.tokens_in}/{u.tokens_out}"), highlight=False)
 
 
 @app.command("run-episode")
@@ -47,41 +75,34 @@ def run_episode_cmd(
     env: Path = typer.Option(..., help="Environment folder (env.json, db.sqlite, docs.jsonl)."),
     tasks: Path = typer.Option(..., help="Tasks JSONL."),
     task_id: Optional[str] = typer.Option(None, help="Task id (default: the first task of this env)."),
-    policy: str = typer.Option("gold", help="gold | only:<expert> | hf:<dir> | openai:<url>#<model>"),
+    policy: str = typer.Option("gold", help=POLICIES),
     config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
     set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print the trajectory as JSON."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of a failure."),
 ) -> None:
     """Run one task against an environment and print the trajectory with its cost and latency."""
-    from toolorch.core.config import load_config
     from toolorch.core.jsonl import read_jsonl
     from toolorch.core.records import Task
-    from toolorch.runtime.env import Environment
+    from toolorch.runtime.env import load_env
     from toolorch.runtime.episode import Runtime
+    from toolorch.stages import load_profile
 
-    cfg = load_config(config, set_)
-    environment = Environment.load(env)
-    pool = [t for t in read_jsonl(tasks, Task) if t.env == environment.name]
-    chosen = next((t for t in pool if task_id in (None, t.id)), None)
-    if chosen is None:
-        raise typer.BadParameter(f"no task {task_id or ''} for env '{environment.name}' in {tasks}")
-    with environment.session() as session:
+    with reported("run-episode", debug):
+        cfg = load_profile(config, set_)
+        environment = load_env(env)
+        pool = [t for t in read_jsonl(tasks, Task) if t.env == environment.name]
+        chosen = next((t for t in pool if task_id in (None, t.id)), None)
+        if chosen is None:
+            raise UsageError(f"--task-id: no task {task_id or ''} for env '{environment.name}' in {tasks}")
+        chosen_policy = _policy(policy, cfg, chosen)
         runtime = Runtime.from_config(cfg)
-        traj = runtime.run(chosen, _policy(policy, cfg, chosen), runtime.toolbox(session))
+        with environment.session() as session:
+            traj = runtime.run(chosen, chosen_policy, runtime.toolbox(session))
     if json_out:
         print(traj.model_dump_json(indent=2))
         return
-    console.print(f"[bold]task[/] {chosen.id}: {chosen.question}")
-    for turn in traj.turns:
-        console.print(f"[cyan]assistant[/] {turn.text}", markup=False, highlight=False)
-        if turn.observation is not None:
-            o = turn.observation
-            console.print(f"  -> {o.content[:300]}  (${o.usage.cost_usd:.6f}, {o.usage.latency_s:.1f}s)",
-                          markup=False, highlight=False)
-    u = traj.usage
-    console.print(f"[bold]answer[/] {traj.answer!r} gold {chosen.answer!r} correct={traj.correct} "
-                  f"stop={traj.stop_reason} cost=${u.cost_usd:.6f} latency={u.latency_s:.1f}s "
-                  f"tokens={u.tokens_in}/{u.tokens_out}")
+    print_trajectory(chosen, traj)
 
 
 @app.command("serve")
@@ -111,13 +132,8 @@ def serve_cmd(
 
 def _register_stages() -> None:
     for name in STAGES:
-        try:
-            module = importlib.import_module(f"toolorch.stages.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"toolorch.stages.{name}":
-                continue  # stage not built in this checkout
-            raise
-        app.command(name.replace("_", "-"), help=(module.__doc__ or "").strip().split("\n")[0])(module.cli)
+        stage = declaration(name)
+        app.command(stage.command, help=stage_help(stage))(stage_command(stage))
 
 
 _register_stages()

@@ -1,17 +1,29 @@
 """images/Dockerfile.*: parsed offline (no engine here): pinned bases, a non-root user, the package
-installed with an extra, no secrets baked in, and one Dockerfile per image named in components/images.py."""
+installed with an extra, no secrets baked in, an init as PID 1, and one Dockerfile per image named in
+components/images.py; tags that follow the git revision; the helm chart names the same images."""
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
-from components.images import IMAGES
+from components.images import (
+    IMAGES,
+    REPOSITORIES,
+    VERSION,
+    build_commands,
+    git_revision,
+    revision_tag,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {p.name.split(".", 1)[1]: p for p in sorted((ROOT / "images").glob("Dockerfile.*"))}
 SECRET_WORDS = re.compile(r"(SECRET|PASSWORD|TOKEN|ACCESS_KEY|API_KEY|PRIVATE)", re.I)
+INIT = ["/usr/bin/tini", "--"]  # Debian's and Ubuntu's tini package
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -54,6 +66,19 @@ def test_dockerfile_rules(kind):
     assert re.search(r"pip install[^&]*(\.\[\w+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
 
 
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_an_init_is_pid_1(kind):
+    """PID 1 must reap orphaned processes and forward signals: tini, from the distribution,
+    in exec form (the shell form would make /bin/sh PID 1)."""
+    steps = instructions(DOCKERFILES[kind].read_text())
+    entrypoints = [args for word, args in steps if word == "ENTRYPOINT"]
+    assert entrypoints, f"{kind}: no ENTRYPOINT, so the command itself would be PID 1"
+    assert entrypoints[-1].startswith("["), f"{kind}: ENTRYPOINT in shell form: {entrypoints[-1]}"
+    assert json.loads(entrypoints[-1])[:2] == INIT, f"{kind}: ENTRYPOINT does not start with {INIT}"
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert re.search(r"apt-get install[^&]*\btini\b", runs), f"{kind}: tini is not installed"
+
+
 def test_parser_sees_continuations_and_users():
     steps = instructions("FROM a:1\n# c\nRUN x \\\n  && y\nUSER 10001\n")
     assert steps == [("FROM", "a:1"), ("RUN", "x && y"), ("USER", "10001")]
@@ -62,3 +87,49 @@ def test_parser_sees_continuations_and_users():
 def test_build_context_leaves_data_and_venv_out():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "data", "models"} <= set(ignored)
+
+
+def entrypoint(kind: str) -> list[str]:
+    """The command the image runs under its init (tini, checked by test_an_init_is_pid_1)."""
+    (args,) = [args for word, args in instructions(DOCKERFILES[kind].read_text()) if word == "ENTRYPOINT"]
+    command = json.loads(args)
+    return command[len(INIT):] if command[:len(INIT)] == INIT else command
+
+
+def test_engine_image_serves_with_hermes_tool_calling():
+    command = entrypoint("serve")
+    assert command[:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+    assert "--enable-auto-tool-choice" in command
+    assert command[command.index("--tool-call-parser") + 1] == "hermes"
+
+
+def test_gateway_image_installs_the_serve_extra():
+    steps = instructions(DOCKERFILES["gateway"].read_text())
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert re.search(r"pip install -c constraints\.txt .*\.\[serve\]", runs)
+    assert ("EXPOSE", "8080") in steps and entrypoint("gateway") == ["toolorch"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {re.split(r"[<>=\[]", dep)[0] for dep in extras["serve"]}
+    assert {"fastapi", "uvicorn", "prometheus-client"} <= names  # an ASGI app that exports metrics
+
+
+def test_revision_tags_follow_git():
+    head = git_revision()
+    assert re.fullmatch(r"[0-9a-f]{40}", head)
+    assert revision_tag(head) == f"{VERSION}-g{head[:12]}"
+    commands = build_commands(head)
+    for kind, repository in REPOSITORIES.items():
+        (line,) = [c for c in commands if f"-f images/Dockerfile.{kind} " in c]
+        assert f"-t {repository}:{VERSION} -t {repository}:{VERSION}-g{head[:12]} ." in line
+    with pytest.raises(ValueError, match="not a git commit"):
+        revision_tag("latest")
+
+
+def test_chart_defaults_name_the_same_images():
+    values = yaml.safe_load((ROOT / "helm" / "values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "helm" / "Chart.yaml").read_text())
+    named = {"serve": values["engine"]["image"], "gateway": values["gateway"]["image"],
+             "cpu": values["storage"]["pullImage"]}
+    for kind, image in named.items():
+        assert f"{image['repository']}:{image['tag']}" == IMAGES[kind]
+    assert chart["appVersion"] == VERSION

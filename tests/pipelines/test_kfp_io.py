@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolorch.core.config import load_config
+from toolorch.core.config import ConfigError
 from toolorch.ops.kfp_io import (
     flat_numbers,
     markdown_report,
@@ -16,7 +16,9 @@ from toolorch.ops.kfp_io import (
     profile_path,
     resolve_config,
     run_stage,
+    stage_paths,
 )
+from toolorch.stages import STAGES, declaration, default_paths, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,17 +33,38 @@ def test_empty_parameters_keep_the_profile():
 
 def test_resolved_config_is_what_the_stages_load(tmp_path):
     out = resolve_config("tiny", 7, ["stages.passk.keep_top=2"], tmp_path / "config.yaml", k=3, group_size=0)
-    cfg = load_config(out)
-    assert cfg.seed == 7 and cfg.stages["passk"]["k"] == 3 and cfg.stages["passk"]["keep_top"] == 2
+    cfg = load_profile(out)
+    assert cfg.seed == 7 and cfg.stages.passk.k == 3 and cfg.stages.passk.keep_top == 2
     profile = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
-    assert cfg.stages["grpo"]["group_size"] == profile["stages"]["grpo"]["group_size"]
-    assert load_config(out) == cfg  # loading the resolved file again changes nothing
+    assert cfg.stages.grpo.group_size == profile["stages"]["grpo"]["group_size"]
+    assert load_profile(out) == cfg  # loading the resolved file again changes nothing
 
 
 def test_bad_stage_setting_fails_at_resolution(tmp_path):
-    with pytest.raises(ValueError, match="stages.passk: .*k"):
+    with pytest.raises(ConfigError, match="--set stages.passk.k: Input should be greater than or equal to 1"):
         resolve_config("tiny", 0, [], tmp_path / "config.yaml", k=-3)
+    with pytest.raises(ConfigError, match="--set stages.eval.max_taks: unknown key; did you mean `max_tasks`"):
+        resolve_config("tiny", 0, ["stages.eval.max_taks=3"], tmp_path / "config.yaml")
     assert not (tmp_path / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_artifacts_map_to_the_paths_the_declaration_lays_out(stage, tmp_path):
+    """Artifacts laid out like the default folders give exactly the default paths (under the root)."""
+    decl = declaration(stage)
+    defaults = default_paths(decl)
+    read = {s for inp in decl.inputs.values() for s in inp.stages}
+    upstream = {s: tmp_path / declaration(s).output_default(declaration(s).output) for s in read}
+    paths = stage_paths(stage, upstream, tmp_path / defaults[decl.output], tmp_path / defaults["metrics_path"],
+                        tmp_path / "scratch")
+    assert set(paths) == set(defaults)
+    for keyword, path in paths.items():
+        if keyword == "models_dir":  # links to each checkpoint, in a scratch folder
+            assert {p.name: p.resolve() for p in path.iterdir()} == {s: upstream[s].resolve() for s in ("sft", "grpo")}
+        else:
+            assert path == tmp_path / defaults[keyword], keyword
+    with pytest.raises(ValueError, match="reads the outputs of"):
+        stage_paths(stage, {**upstream, "nope": tmp_path}, tmp_path, tmp_path, tmp_path)
 
 
 def test_profile_lookup(tmp_path, monkeypatch):
@@ -70,7 +93,7 @@ class _Metrics:
 def test_run_stage_calls_run_and_logs_its_metrics(tmp_path):
     cfg = resolve_config("tiny", 0, ["stages.synth_envs.domains=[library]"], tmp_path / "config.yaml")
     metrics = _Metrics(tmp_path / "metrics.json")
-    result = run_stage("synth_envs", cfg, metrics, out_dir=tmp_path / "envs")
+    result = run_stage("synth_envs", cfg, metrics, {}, tmp_path / "envs")
     built = [p for p in (tmp_path / "envs").iterdir() if (p / "env.json").is_file()]
     assert built and json.loads(Path(metrics.path).read_text())["envs"] == result["envs"] == len(built)
     assert metrics.logged["envs"] == float(len(built))

@@ -1,5 +1,9 @@
 """The whole KFP pipeline run locally (kfp.local.SubprocessRunner) on a shrunk tiny profile gives the
-same data, checkpoints and metrics as dvc.yaml's stage commands run in order with the same seed."""
+same outputs as dvc.yaml's stage commands run in order with the same seed and parameters: every
+file of every artifact (environments with their SQLite databases, tasks, trajectories, checkpoints
+with tokenizer and training state, resolved configs, eval results and report) and every metric
+(timings aside). tests/pipelines/artifact_diff.py says which files two runs may write differently,
+why, and how those are compared instead."""
 from __future__ import annotations
 
 import json
@@ -9,16 +13,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from artifact_diff import tree_differences, without_timings
 
-from toolorch.ops.kfp_io import flat_numbers
+from toolorch.ops.kfp_io import markdown_report
 from toolorch.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "configs" / "tiny.yaml"
 SEED = 3
+PREFERENCE_MIX = "cost_averse=3,balanced=1"  # a pipeline parameter; the chain gets it as an override
+ARTIFACTS = ("envs", "tasks", "passk", "sft", "grpo", "eval")
 SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, tokens, steps and policies
     "episode.max_turns=3",
     "stages.synth_envs.domains=[library,bank,clinic,airline]",
@@ -44,7 +52,6 @@ SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, toke
     "stages.eval.generalisation.unseen_pricing=false",
     "stages.eval.generalisation.unseen_tool=false",
 ]
-TIMING = ("second", "per_s", "_s_", "throughput", "elapsed", "wall")
 
 
 def stage_chain(out: Path) -> dict[str, Path]:
@@ -52,8 +59,9 @@ def stage_chain(out: Path) -> dict[str, Path]:
     shutil.copytree(ROOT / "configs", out / "configs")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    overrides = [f"seed={SEED}", f"stages.synth_tasks.preference_mix={PREFERENCE_MIX}", *SMALL]
     for name in STAGES:
-        argv = shlex.split(stages[name]["cmd"]) + [a for o in [f"seed={SEED}", *SMALL] for a in ("--set", o)]
+        argv = shlex.split(stages[name]["cmd"]) + [a for o in overrides for a in ("--set", o)]
         done = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True, timeout=1200)
         assert done.returncode == 0, f"{name}: {done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return {"envs": out / "data" / "envs", "tasks": out / "data" / "tasks", "passk": out / "data" / "passk",
@@ -67,22 +75,28 @@ def kfp_local_run(root: Path) -> dict[str, Path]:
     from pipelines.full import full
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    full(profile=str(PROFILE), seed=SEED, overrides=SMALL)
+    full(profile=str(PROFILE), seed=SEED, preference_mix=PREFERENCE_MIX, overrides=SMALL)
     [run_dir] = [p for p in root.iterdir() if p.is_dir()]
     out = {"envs": "synth-envs/envs", "tasks": "synth-tasks/tasks", "passk": "passk/passk", "sft": "sft/model",
-           "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report"}
+           "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report",
+           "config": "resolve-config/config"}
     paths = {k: run_dir / v for k, v in out.items()}
     task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
     paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})
     return paths
 
 
-def _files(root: Path, pattern: str) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob(pattern)) if p.is_file()}
+def comparable(metrics: dict[str, Any]) -> Any:
+    """Metrics without timings; a path a stage read or wrote counts by its last part only (the two
+    runs keep their files in different folders)."""
+    def unpathed(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: unpathed(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [unpathed(x) for x in v]
+        return v.rsplit("/", 1)[-1] if isinstance(v, str) and "/" in v else v
 
-
-def _steady(metrics: dict) -> dict[str, float]:
-    return {k: v for k, v in flat_numbers(metrics).items() if not any(t in k for t in TIMING)}
+    return unpathed(without_timings(metrics))
 
 
 @pytest.mark.slow
@@ -92,14 +106,21 @@ def test_local_kfp_run_equals_the_stage_chain(tmp_path, monkeypatch):
     kfp = kfp_local_run(tmp_path / "kfp")
     chain = stage_chain(tmp_path / "chain")
 
-    for name, pattern in [("envs", "*.json*"), ("tasks", "*.jsonl"), ("passk", "*.jsonl"), ("sft", "*.safetensors"),
-                          ("grpo", "*.safetensors"), ("eval", "results.jsonl")]:
-        ours, theirs = _files(kfp[name], pattern), _files(chain[name], pattern)
-        assert ours, f"{name}: the pipeline wrote no {pattern}"
-        assert ours == theirs, f"{name}: {sorted(set(ours) ^ set(theirs)) or 'contents differ'}"
+    for name in ARTIFACTS:
+        assert tree_differences(kfp[name], chain[name]) == [], name
+    for part in ("envs/library/db.sqlite", "sft/tokenizer.json", "grpo/tokenizer.json", "grpo/state/meta.pkl",
+                 "eval/report.md", "eval/pareto.png"):
+        name, rel = part.split("/", 1)
+        assert (kfp[name] / rel).is_file(), f"{part}: not written, so not compared"
+    # the pipeline parameters resolve once into the config every stage ran with
+    resolved = kfp["config"].read_bytes()
+    assert all((chain[name] / "config.resolved.yaml").read_bytes() == resolved for name in ARTIFACTS)
+    assert yaml.safe_load(resolved)["stages"]["synth_tasks"]["preference_mix"] == PREFERENCE_MIX
     for stage in STAGES:
         ours = json.loads(kfp[f"metrics/{stage}"].read_text())
         theirs = json.loads((chain["metrics"] / f"{stage}.json").read_text())
-        assert _steady(ours) == pytest.approx(_steady(theirs)), stage
+        assert comparable(ours) == comparable(theirs), stage
+    # the report artifact is the chain's report.md with its Pareto plot inlined
     report = kfp["report"].read_text()
-    assert "data:image/png;base64," in report  # the Pareto plot travels inside the Markdown artifact
+    assert "data:image/png;base64," in report
+    assert report == markdown_report(chain["eval"], tmp_path / "report.md").read_text()

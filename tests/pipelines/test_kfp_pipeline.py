@@ -9,7 +9,7 @@ import yaml
 
 from components import COMPONENTS
 from components.images import IMAGES
-from toolorch.stages import STAGES
+from toolorch.stages import STAGES, declaration
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "pipelines" / "full.yaml"
@@ -23,11 +23,9 @@ TASK_OF = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "passk": "p
            "sft": "sft", "grpo": "grpo", "eval": "eval-policies"}
 IMAGE_OF = {"synth_envs": "cpu", "synth_tasks": "cpu", "passk": "cpu", "validate": "cpu", "sft": "train",
             "grpo": "cpu", "eval": "train"}
-UPSTREAM = {  # stage -> stages whose outputs it reads (or, for sft, whose gate it waits on)
-    "synth_envs": set(), "synth_tasks": {"synth_envs"}, "passk": {"synth_envs", "synth_tasks"},
-    "validate": {"synth_envs", "synth_tasks", "passk"}, "sft": {"passk", "validate"},
-    "grpo": {"synth_envs", "synth_tasks", "passk", "sft"}, "eval": {"synth_envs", "synth_tasks", "sft", "grpo"},
-}
+# stage -> stages whose outputs it reads, or whose success it waits for (sft waits for validate)
+UPSTREAM = {s: {u for i in declaration(s).inputs.values() for u in i.stages} | set(declaration(s).after)
+            for s in STAGES}
 GPU_STAGES = ["sft", "eval"]
 
 
@@ -52,8 +50,10 @@ def test_task_image_and_command(stage):
     container = EXECUTORS[_executor(TASK_OF[stage])]["container"]
     assert container["image"] == IMAGES[IMAGE_OF[stage]]
     source = container["command"][-1]
-    called = "launch_grpo(" if stage == "grpo" else f'run_stage("{stage}"'
+    called = f'stage_paths("{stage}"' if stage == "grpo" else f'run_stage("{stage}"'
     assert called in source, f"{stage}: the component must call the stage, found:\n{source}"
+    for upstream in {u for i in declaration(stage).inputs.values() for u in i.stages}:
+        assert f'"{upstream}":' in source, f"{stage}: the component does not hand over {upstream}'s artifact"
     assert "pip install" not in " ".join(container["command"]), "images already hold kfp and toolorch"
 
 

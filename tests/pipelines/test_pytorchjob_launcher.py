@@ -11,6 +11,7 @@ from toolorch.ops.pytorchjob import (
     job_command,
     job_manifest,
     job_state,
+    launch_grpo,
     launch_mode,
     local_command,
     wait_for_job,
@@ -103,20 +104,24 @@ def test_local_command_runs_the_stage_under_torchrun():
     cmd = local_command("cfg.yaml", {"sft_dir": "m/sft", "tasks_path": "t.jsonl"}, {"out_dir": "m/grpo"}, nproc=2)
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     assert cmd[5:] == ["-m", "toolorch.stages.grpo", "--config", "cfg.yaml", "--sft-dir", "m/sft",
-                       "--tasks", "t.jsonl", "--out-dir", "m/grpo"]
+                       "--tasks-path", "t.jsonl", "--out-dir", "m/grpo"]
 
 
-def test_flag_tables_match_the_grpo_stage():
-    import inspect
-
+def test_the_grpo_command_accepts_every_path_the_launcher_passes():
     import typer
     import typer.main
 
-    from toolorch.ops.pytorchjob import INPUT_FLAGS, OUTPUT_FLAGS
-    from toolorch.stages import grpo
+    from toolorch.stages import declaration, default_paths
+    from toolorch.stages.command import stage_command
 
+    grpo = declaration("grpo")
+    paths = {k: str(v) for k, v in default_paths(grpo).items()}
+    inputs = {k: v for k, v in paths.items() if k in grpo.inputs}
+    outputs = {k: v for k, v in paths.items() if k not in grpo.inputs}
+    argv = local_command("cfg.yaml", inputs, outputs, nproc=1)[7:]
     app = typer.Typer()
-    app.command()(grpo.cli)
-    options = {o for p in typer.main.get_command(app).params if p.param_type_name == "option" for o in p.opts}
-    assert set(INPUT_FLAGS.values()) | set(OUTPUT_FLAGS.values()) <= options
-    assert set(INPUT_FLAGS) | set(OUTPUT_FLAGS) <= set(inspect.signature(grpo.run).parameters)
+    app.command()(stage_command(grpo))
+    ctx = typer.main.get_command(app).make_context("grpo", argv)
+    assert {k: str(ctx.params[k]) for k in paths} == paths
+    with pytest.raises(ValueError, match="unknown grpo paths"):
+        launch_grpo("cfg.yaml", {"tasks": "t.jsonl"}, outputs)

@@ -12,10 +12,12 @@ from toolorch.core.jsonl import read_jsonl, write_jsonl
 from toolorch.core.records import Task
 from toolorch.eval.metrics import summarize
 from toolorch.eval.runner import EvalRow
+from toolorch.stages import as_profile
 from toolorch.stages import eval as eval_stage
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "eval"))
 from eval_tasks import library_tasks  # the held-out tasks of the unit tests
+from hf_openai_server import serve_hf
 
 SCRIPTED = ["only:*", "random", "cascade", "oracle"]
 POLICY_KEYS = {"n", "accuracy", "cost_usd", "latency_s", "turns", "utility", "tool_mix", "ci95", "by_category",
@@ -37,7 +39,7 @@ def _world(tmp_path: Path, library_env) -> tuple[Path, Path]:
 
 def _cfg(sim_config: Config, **settings) -> Config:
     stage = {"bootstrap_samples": 200, "aux_max_tasks": 5, **settings}
-    return sim_config.model_copy(update={"stages": {"eval": stage}})
+    return as_profile(sim_config.model_copy(update={"stages": {"eval": stage}}))
 
 
 def _recomputed(metrics: dict, results: Path) -> dict:
@@ -87,7 +89,10 @@ def test_stage_rejects_bad_settings_and_missing_envs(tmp_path, library_env, sim_
     with pytest.raises(ValueError, match="no expert 'nope'"):
         eval_stage.run(_cfg(sim_config, policies=["only:nope"]), tasks, envs, tmp_path / "m", tmp_path / "o",
                        tmp_path / "e.json")
-    with pytest.raises(FileNotFoundError, match="environment 'minilib'"):
+    with pytest.raises(ValueError, match=r"'openai:127.0.0.1:8000/v1#m': expected openai:<http\(s\) base URL>"):
+        eval_stage.run(_cfg(sim_config, policies=["openai:127.0.0.1:8000/v1#m"]), tasks, envs, tmp_path / "m",
+                       tmp_path / "o", tmp_path / "e.json")
+    with pytest.raises(FileNotFoundError, match="no_envs: no environments folder"):
         eval_stage.run(_cfg(sim_config, policies=["random"]), tasks, tmp_path / "no_envs", tmp_path / "m",
                        tmp_path / "o", tmp_path / "e.json")
 
@@ -122,9 +127,40 @@ def test_checkpoints_sweep_and_ad_hoc_cli(tmp_path, library_env, sim_config):
 
     config = save_config(cfg, tmp_path)
     result = CliRunner().invoke(app, ["eval", "--config", str(config), "--checkpoint", str(grpo),
-                                      "--tasks", str(tasks), "--envs-dir", str(envs), "--out-dir",
-                                      str(tmp_path / "adhoc"), "--metrics", str(tmp_path / "adhoc.json")])
+                                      "--tasks-path", str(tasks), "--envs-dir", str(envs), "--out-dir",
+                                      str(tmp_path / "adhoc"), "--metrics-path", str(tmp_path / "adhoc.json")])
     assert result.exit_code == 0, result.output
     adhoc = json.loads((tmp_path / "adhoc.json").read_text())
     assert set(adhoc["policies"]) == {"grpo"} and "acc=" in result.output
     assert (tmp_path / "adhoc" / "pareto.png").exists()
+
+
+@pytest.mark.slow
+def test_an_orchestrator_served_over_http_scores_exactly_as_in_process(tmp_path, library_env, sim_config,
+                                                                        trained_tiny_dir):
+    """The same checkpoint, once in process (HFPolicy) and once behind an OpenAI-compatible server
+    (OpenAIPolicy, tool calls parsed server side): every row of every block is the same."""
+    tasks, envs = _world(tmp_path, library_env)
+    local = f"hf:{trained_tiny_dir}"
+    out, metrics_path = tmp_path / "out", tmp_path / "eval.json"
+    with serve_hf(trained_tiny_dir) as server:
+        served = f"openai:{server.url}#orchestrator"
+        cfg = _cfg(sim_config, policies=[local, served, "cascade"], sweep_policies=[local, served],
+                   cost_weights=[0.0, 1.0], aux_max_tasks=3)
+        metrics = eval_stage.run(cfg, tasks, envs, tmp_path / "models", out, metrics_path)
+    rows = read_jsonl(out / "results.jsonl", EvalRow)
+    by_policy = {name: [r.model_dump(exclude={"policy"}) for r in rows if r.policy == name]
+                 for name in ("model", "openai:orchestrator")}
+    assert by_policy["model"] == by_policy["openai:orchestrator"]
+    assert len(by_policy["model"]) == 8 + 2 * 3 + 2 * 3  # main, pareto (two weights), two shifted blocks
+    turns = sum(r["turns"] for r in by_policy["model"])
+    assert len(server.requests) == turns > len(by_policy["model"])  # one request per turn, and tools were used
+    assert all(r["tools"] and r["temperature"] == 0 for r in server.requests)
+
+    def numbers(stats: dict) -> dict:  # ci95 is bootstrapped with a seed drawn from the policy's name
+        return {k: v for k, v in stats.items() if k != "ci95"}
+
+    assert numbers(metrics["policies"]["model"]) == numbers(metrics["policies"]["openai:orchestrator"])
+    for block in ("unseen_pricing", "unseen_tool"):
+        shifted = metrics["generalisation"][block]["policies"]
+        assert numbers(shifted["model"]) == numbers(shifted["openai:orchestrator"])

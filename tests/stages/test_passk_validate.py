@@ -8,12 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from toolorch.core.config import load_config
+from toolorch.core.config import ConfigError
 from toolorch.core.jsonl import read_jsonl, write_jsonl
 from toolorch.core.records import Task, ToolCall, Trajectory
-from toolorch.stages import passk, validate
+from toolorch.stages import load_profile, passk, validate
 from toolorch.synth.data_checks import ValidationFailed
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
@@ -63,7 +62,7 @@ def world(tmp_path_factory, library_env):
 
 
 def _passk(root, out, overrides=()):
-    cfg = load_config(TINY, ["stages.passk.progress=false", *overrides])
+    cfg = load_profile(TINY, ["stages.passk.progress=false", *overrides])
     return passk.run(cfg, root / "envs", root / "tasks" / "train.jsonl", out / "passk", out / "metrics" / "passk.json")
 
 
@@ -152,19 +151,19 @@ def test_unsolved_tasks_are_dropped(world, tmp_path):
 
 
 def test_profile_settings_validate():
-    cfg = load_config(TINY)
-    s = passk.settings_of(cfg)
+    cfg = load_profile(TINY)
+    s = cfg.stages.passk
     assert (s.k, s.keep_top, s.distinct, s.resample_preferences) == (6, 6, False, True)
-    assert validate.settings_of(cfg).rows_per_table == (50, 300)
+    assert cfg.stages.validate.rows_per_table == (50, 300)
 
 
-def test_bad_settings_are_refused():
-    with pytest.raises(ValidationError, match="k"):
-        passk.settings_of(load_config(None, ["stages.passk.k=0"]))
-    with pytest.raises(ValidationError, match="needs stages.passk.openai"):
-        passk.settings_of(load_config(None, ["stages.passk.teacher=openai"]))
-    with pytest.raises(ValidationError, match="extra"):
-        passk.settings_of(load_config(None, ["stages.passk.kk=3"]))
+def test_bad_settings_are_refused_when_the_profile_loads():
+    with pytest.raises(ConfigError, match=r"--set stages.passk.k: Input should be greater than or equal to 1"):
+        load_profile(None, ["stages.passk.k=0"])
+    with pytest.raises(ConfigError, match="needs stages.passk.openai"):
+        load_profile(None, ["stages.passk.teacher=openai"])
+    with pytest.raises(ConfigError, match="stages.passk.kk: unknown key; did you mean `k`"):
+        load_profile(None, ["stages.passk.kk=3"])
 
 
 class ToyChatModel(BaseHTTPRequestHandler):
@@ -175,9 +174,9 @@ class ToyChatModel(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
-        responses = [m["content"] for m in body["messages"] if "<tool_response>" in m["content"]]
+        responses = [m["content"] for m in body["messages"] if m["role"] == "tool"]
         if responses:
-            text = "<answer>" + responses[-1].split("<tool_response>")[1].split("</tool_response>")[0] + "</answer>"
+            text = "<answer>" + responses[-1] + "</answer>"
         else:
             text = '<tool_call>{"name": "total_copies", "arguments": {}}</tool_call>'
         reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
@@ -213,6 +212,7 @@ def test_online_teacher_against_a_real_server(world, tmp_path):
     trajs = read_jsonl(tmp_path / "passk" / "trajectories.jsonl", Trajectory)
     # the toy model answers alike every time: the 3 successes count for pass@k, one copy is kept
     assert [t.policy for t in trajs] == ["openai:toy"] and trajs[0].answer == "10"
+    assert all(any(t["function"]["name"] == "total_copies" for t in r["tools"]) for r in ToyChatModel.requests)
     assert len(ToyChatModel.requests) == 12  # 2 tasks x 3 samples x 2 turns
     assert len({r["seed"] for r in ToyChatModel.requests}) == 3  # one seed per sample
     assert all(r["temperature"] == 0.7 for r in ToyChatModel.requests)
@@ -231,7 +231,7 @@ def test_dead_teacher_endpoint_fails_cleanly(world, tmp_path):
 # ---------------------------------------------------------------- validate
 
 def _validate(root, out, overrides=()):
-    cfg = load_config(TINY, [*SMALL_WORLD, *overrides])
+    cfg = load_profile(TINY, [*SMALL_WORLD, *overrides])
     return validate.run(cfg, root / "envs", root / "tasks" / "train.jsonl", root / "tasks" / "heldout.jsonl",
                         root / "passk" / "tasks.jsonl", root / "passk" / "trajectories.jsonl",
                         out / "docs", out / "validate.json")
@@ -358,14 +358,20 @@ def test_validate_names_every_other_gate_at_once(world, passk_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_validate_cli_exits_nonzero_and_names_the_failure(world, passk_run, tmp_path, capsys):
-    import typer
+def test_validate_cli_exits_nonzero_and_names_the_failure(world, passk_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from toolorch.cli import app
 
     root = _corrupted_copy(world, tmp_path, _dup_id)
-    with pytest.raises(typer.Exit) as err:
-        validate.cli(config=TINY, set_=[*SMALL_WORLD, "stages.validate.write_data_docs=false"], envs_dir=root / "envs",
-                     train=root / "tasks" / "train.jsonl", heldout=root / "tasks" / "heldout.jsonl",
-                     kept=root / "passk" / "tasks.jsonl", trajectories=root / "passk" / "trajectories.jsonl",
-                     docs_dir=tmp_path / "docs", metrics=tmp_path / "validate.json")
-    assert err.value.exit_code == 1
-    assert "expect_column_values_to_be_unique(id)" in capsys.readouterr().err
+    overrides = [a for o in [*SMALL_WORLD, "stages.validate.write_data_docs=false"] for a in ("--set", o)]
+    result = CliRunner().invoke(app, [
+        "validate", "--config", str(TINY), *overrides, "--envs-dir", str(root / "envs"),
+        "--train-path", str(root / "tasks" / "train.jsonl"), "--heldout-path", str(root / "tasks" / "heldout.jsonl"),
+        "--kept-tasks-path", str(root / "passk" / "tasks.jsonl"),
+        "--trajectories-path", str(root / "passk" / "trajectories.jsonl"),
+        "--docs-dir", str(tmp_path / "docs"), "--metrics-path", str(tmp_path / "validate.json")])
+    assert result.exit_code == 1, result.output
+    assert "validate: error: data validation failed" in result.output
+    assert "expect_column_values_to_be_unique(id)" in result.output
+    assert json.loads((tmp_path / "validate.json").read_text())["success"] is False  # the report is kept

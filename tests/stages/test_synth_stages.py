@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from toolorch.core.config import load_config
+from toolorch.core.config import ConfigError
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
-from toolorch.stages import synth_envs, synth_tasks
+from toolorch.ops.kfp_io import resolve_config, run_stage
+from toolorch.stages import load_profile, synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs.rows_per_table=[50, 60]",
@@ -20,7 +22,7 @@ SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs
 
 
 def _cfg(*extra: str):
-    return load_config(ROOT / "configs" / "tiny.yaml", SMALL + list(extra))
+    return load_profile(ROOT / "configs" / "tiny.yaml", SMALL + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,8 @@ def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypa
     root, _, _ = built
     real = synth_tasks.synthesize_tasks
 
-    def one_wrong(envs, cfg, per_template, seed, workers):
-        tasks, rejected = real(envs[:1], cfg, 1, seed, workers)
+    def one_wrong(envs, cfg, per_template, seed, workers, **mix):
+        tasks, rejected = real(envs[:1], cfg, 1, seed, workers, **mix)
         tasks[0] = tasks[0].model_copy(update={"answer": "certainly not this"})
         return tasks, rejected
 
@@ -92,7 +94,7 @@ def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypa
 
 
 def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
-    cfg = load_config(ROOT / "configs" / "tiny.yaml",
+    cfg = load_profile(ROOT / "configs" / "tiny.yaml",
                       ["stages.synth_envs.domains=[library, bank]", "stages.synth_envs.rows_per_table=[50, 55]",
                        "stages.synth_envs.tau2_domains=[]"])
     synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m.json")
@@ -110,15 +112,49 @@ def test_a_failing_run_leaves_the_previous_output(tmp_path, monkeypatch):
     assert (tmp_path / "envs/bank/env.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("value,mix", [
+    ("cost_averse=3, latency_averse=1", {"cost_averse": 3.0, "latency_averse": 1.0}),
+    ("balanced", {"balanced": 1.0}),
+    ({"accuracy_first": 2}, {"accuracy_first": 2.0}),
+    ("", {}),
+])
+def test_preference_mix_setting_reads_pairs_names_and_mappings(value, mix):
+    assert synth_tasks.SynthTasksSettings(preference_mix=value).preference_mix == mix
+
+
+@pytest.mark.parametrize("value,match", [("thrifty=1", "unknown preference profile 'thrifty'"),
+                                         ("cost_averse=-1", "cost_averse: weight -1.0 is negative"),
+                                         ("cost_averse=0", "weights sum to 0"),
+                                         ("cost_averse=lots", "cost_averse=lots: weight 'lots' is not a number")])
+def test_bad_preference_mix_names_the_problem(value, match):
+    with pytest.raises(ValueError, match=match):
+        synth_tasks.SynthTasksSettings(preference_mix=value)
+
+
+def test_preference_mix_pipeline_parameter_reaches_the_tasks(built, tmp_path):
+    """The pipeline's `preference_mix` parameter, through the resolve-config and synth-tasks steps."""
+    root, _, _ = built
+    config = resolve_config(str(ROOT / "configs" / "tiny.yaml"), 0, SMALL, tmp_path / "config.yaml",
+                            preference_mix="cost_averse=3,latency_averse=1")
+    metrics = run_stage("synth_tasks", config, envs_dir=root / "envs", out_dir=tmp_path / "tasks",
+                        metrics_path=tmp_path / "m.json")
+    kinds = Counter()
+    for kind, n in metrics["per_preference"].items():
+        kinds[kind.split("+")[0]] += n
+    assert set(kinds) == {"cost_averse", "latency_averse"} and kinds["cost_averse"] > 2 * kinds["latency_averse"]
+    tasks = read_jsonl(tmp_path / "tasks/train.jsonl", Task) + read_jsonl(tmp_path / "tasks/heldout.jsonl", Task)
+    assert len(tasks) == metrics["tasks"] and all(t.preference.cost > 0 and t.preference.latency > 0 for t in tasks)
+
+
 def test_bad_settings_are_rejected_with_the_field_named(tmp_path):
-    with pytest.raises(ValueError, match="unknown domain"):
-        synth_envs.run(_cfg("stages.synth_envs.domains=[casino]"), tmp_path / "e", tmp_path / "m.json")
-    with pytest.raises(ValueError, match="rows_per_table"):
-        synth_envs.run(_cfg("stages.synth_envs.rows_per_table=[9, 3]"), tmp_path / "e", tmp_path / "m.json")
-    with pytest.raises(ValueError, match="heldout_template_fraction"):
-        synth_tasks.run(_cfg("stages.synth_tasks.heldout_template_fraction=1.5"), tmp_path, tmp_path / "t")
+    with pytest.raises(ConfigError, match=r"--set stages.synth_envs.domains: .*unknown domain\(s\) \[.casino.\]"):
+        _cfg("stages.synth_envs.domains=[casino]")
+    with pytest.raises(ConfigError, match="rows_per_table"):
+        _cfg("stages.synth_envs.rows_per_table=[9, 3]")
+    with pytest.raises(ConfigError, match="--set stages.synth_tasks.heldout_template_fraction: Input should be less"):
+        _cfg("stages.synth_tasks.heldout_template_fraction=1.5")
     with pytest.raises(FileNotFoundError, match="run synth-envs first"):
-        synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t")
+        synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t", tmp_path / "m.json")
 
 
 @pytest.mark.slow  # imports every stage module
@@ -139,7 +175,7 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
     from toolorch.runtime.policies import AskToolPolicy, PlanPolicy
     from toolorch.runtime.tools import Toolbox
 
-    cfg = load_config(None, ["stages.synth_envs.domains=[library,bank,clinic]",
+    cfg = load_profile(None, ["stages.synth_envs.domains=[library,bank,clinic]",
                              "stages.synth_envs.tau2_domains=[airline]", "stages.synth_tasks.heldout_envs=1"])
     synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
     metrics = synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")

@@ -5,12 +5,13 @@ import json
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 from unit.train.world import build_world
 
-from toolorch.core.config import Config
+from toolorch.core.config import Config, save_config
 from toolorch.core.jsonl import write_jsonl
-from toolorch.stages import grpo, sft
+from toolorch.stages import as_profile, grpo, sft
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,8 @@ def _cfg(world, **grpo_settings) -> Config:
     stages = {"sft": {"tiny": TINY, "epochs": 3, "lr": 3e-3, "max_len": 2048, "rows_per_step": 2},
               "grpo": {"steps": 2, "tasks_per_step": 2, "group_size": 4, "max_new_tokens": 16, "lr": 1e-3,
                        "with_code": False, "heldout": {"enabled": False}, **grpo_settings}}
-    return world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
-        update={"max_turns": 3})})
+    return as_profile(world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
+        update={"max_turns": 3})}))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,9 @@ def test_sft_is_deterministic(world, sft_dir, tmp_path):
 
 def test_sft_rejects_missing_base(world, tmp_path):
     with pytest.raises(FileNotFoundError, match="not an HF model folder"):
-        sft.run(_cfg(world), world.trajectories_path, tmp_path / "o", tmp_path / "m.json", base_model=str(tmp_path))
+        cfg = _cfg(world)
+        cfg.stages.sft = cfg.stages.sft.model_copy(update={"base": str(tmp_path)})
+        sft.run(cfg, world.trajectories_path, tmp_path / "o", tmp_path / "m.json")
 
 
 def test_grpo_trains_logs_and_checks_heldout(world, sft_dir, tmp_path):
@@ -82,16 +85,76 @@ def test_grpo_trains_logs_and_checks_heldout(world, sft_dir, tmp_path):
     AutoModelForCausalLM.from_pretrained(out)
 
 
+TIMING = ("rollout_seconds", "train_seconds", "rollout_tokens_per_s", "train_tokens_per_s")
+
+
+def _steady(history: list[dict]) -> list[dict]:
+    """A run's history without wall-clock numbers."""
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
+
+
+def _weights(folder):
+    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+
 def test_grpo_resume_continues_the_same_run(world, sft_dir, tmp_path):
+    """Killed after step 1 and run again, GRPO gives the uninterrupted run's steps 2-3 and weights:
+    the same tasks (data position), samples (RNG), optimizer and schedule."""
     cfg = _cfg(world, steps=3, checkpoint_every=1, min_group_std=0.0)
-    whole = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "a", tmp_path / "a.json")
+    whole = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "a", tmp_path / "a.json",
+                     tmp_path / "no_heldout.jsonl")
     stopped = _cfg(world, steps=3, checkpoint_every=1, stop_after=1)
-    first = grpo.run(stopped, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    first = grpo.run(stopped, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
+                     tmp_path / "no_heldout.jsonl")
     assert not first["completed"] and first["steps_done"] == 1
-    rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json")
+    rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
+                     tmp_path / "no_heldout.jsonl")
     assert rest["completed"] and [h["step"] for h in rest["history"]] == [2, 3]
-    for key in ("loss", "reward/total", "tokens"):
-        if key in whole["history"][-1]:
-            assert rest["history"][-1][key] == pytest.approx(whole["history"][-1][key], rel=1e-5, abs=1e-7)
-    # the loss path itself is pinned by tests/unit/train/test_grpo.py (a tiny random-init model
-    # rarely solves a task, so these groups may all be filtered)
+    # step 2 trains (a group with reward spread): a resume that lost its place would sample other
+    # tasks there, and train other weights
+    assert whole["history"][1]["groups_kept"] >= 1 and whole["history"][1]["tokens"] > 0
+    resumed, uninterrupted = _steady(first["history"] + rest["history"]), _steady(whole["history"])
+    assert [h.keys() for h in resumed] == [h.keys() for h in uninterrupted]
+    for got, want in zip(resumed, uninterrupted):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-7), f"step {want['step']}"
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in _weights(sft_dir / "model").items())  # it did train
+
+
+def _grpo_cli(world, sft_dir, config, out, *extra):
+    from typer.testing import CliRunner
+
+    from toolorch.cli import app
+
+    return CliRunner().invoke(app, ["grpo", "--config", str(config), "--sft-dir", str(sft_dir / "model"),
+                                    "--tasks", str(world.tasks_path), "--envs-dir", str(world.envs_dir),
+                                    "--out-dir", str(out), "--metrics", str(out.parent / f"{out.name}.json"),
+                                    *extra])
+
+
+def test_grpo_rerun_with_another_training_config_refuses_unless_fresh(world, sft_dir, tmp_path):
+    config = save_config(_cfg(world, steps=1), tmp_path, "grpo.yaml")
+    out = tmp_path / "grpo"
+    assert _grpo_cli(world, sft_dir, config, out).exit_code == 0
+    kept = {name: (out / name).read_bytes() for name in ("model.safetensors", "config.resolved.yaml")}
+
+    changed = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.lr=0.005", "--set", "seed=1")
+    assert changed.exit_code == 2, changed.output
+    assert "stages.grpo.lr (0.001 -> 0.005)" in changed.output and "seed (0 -> 1)" in changed.output
+    assert "--fresh" in changed.output and "Traceback" not in changed.output
+    assert {name: (out / name).read_bytes() for name in kept} == kept  # nothing trained, nothing claimed
+
+    # how the run goes (threads, checkpoints, held-out check) is not what it trains: it resumes
+    same = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.threads=1",
+                     "--set", "stages.grpo.checkpoint_every=1")
+    assert same.exit_code == 0, same.output
+    assert (out / "model.safetensors").read_bytes() == kept["model.safetensors"]
+
+    fresh = _grpo_cli(world, sft_dir, config, out, "--set", "stages.grpo.lr=0.005", "--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    assert yaml.safe_load((out / "config.resolved.yaml").read_text())["stages"]["grpo"]["lr"] == 0.005
+    grpo.run(_cfg(world, steps=1, lr=0.005), sft_dir / "model", world.tasks_path, world.envs_dir,
+             tmp_path / "new", tmp_path / "new.json")
+    started_over, new = _weights(out), _weights(tmp_path / "new")
+    assert all(torch.equal(started_over[k], new[k]) for k in new)

@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
-from vllm_server import (
-    VLLMServer,  # tests/ is on sys.path: pytest imports tests/conftest.py from there
-)
+
+# tests/ is on sys.path: pytest imports tests/conftest.py from there
+from backends import missing_backend
+from vllm_server import VLLMServer
 
 from toolorch.core.config import Config, EpisodeConfig
 from toolorch.core.records import Preference, Task, ToolCall, ToolSpec
@@ -87,7 +88,10 @@ def vllm_python() -> str:
     """The vLLM venv's Python (vLLM is not in the project's environment)."""
     python = os.environ.get(VLLM_PYTHON_ENV)
     if not python:
-        pytest.skip(f"{VLLM_PYTHON_ENV} is unset: run scripts/vllm-venv.sh and export its last line")
+        missing_backend("the vLLM CPU server venv",
+                        f"{VLLM_PYTHON_ENV} is unset: run scripts/vllm-venv.sh and export its last line")
+    if not os.access(python, os.X_OK):
+        missing_backend("the vLLM CPU server venv", f"{VLLM_PYTHON_ENV}={python} is not an executable")
     return python
 
 

@@ -47,3 +47,13 @@ def test_a_toolbox_without_a_world_still_consults_experts(sim_config):
     assert not reply.error and reply.content == "Answer: 4"
     missing = toolbox.call(ToolCall(name="book_author_id", arguments={"title": "x"}), task)
     assert missing.error and "unknown tool 'book_author_id'" in missing.content
+
+
+def test_a_hosted_expert_declares_its_latency_prior(sim_config, library_env):
+    hosted = ExpertConfig(name="remote", backend="openai", price="mini", base_url="http://127.0.0.1:9/v1",
+                          model="m", latency_s=12.5)
+    catalog = sim_config.model_copy(update={"experts": [*sim_config.experts, hosted]}).catalog()
+    with library_env.session() as session:
+        specs = {s.name: s for s in Toolbox(catalog, session, experts={"remote": object()}).specs}
+    assert specs["ask_remote"].latency_s == 12.5
+    assert catalog.expert("frontier").latency_prior_s == 20  # a simulated expert's declared mean

@@ -19,7 +19,7 @@ class FixedPolicy:
         self.texts = list(texts)
         self.tokens = (tokens_in, tokens_out)
 
-    def generate(self, messages):
+    def generate(self, messages, tools=None):
         step = sum(m["role"] == "assistant" for m in messages)
         return Generation(self.texts[min(step, len(self.texts) - 1)], *self.tokens)
 
@@ -138,6 +138,23 @@ def test_answer_tool_respects_denied_models(library_env, author_task, sim_config
     assert "- answer(model: mini)" in traj.messages[0]["content"]  # frontier not offered
 
 
+def test_the_policy_reads_the_prompts_tools_as_schemas_every_turn(library_env, author_task, sim_config):
+    class Recording(FixedPolicy):
+        def generate(self, messages, tools=None):
+            self.seen.append(tools)
+            return super().generate(messages, tools)
+
+    task = author_task.model_copy(update={"preference": Preference(deny=["ask_frontier", "search"])})
+    policy = Recording(['<tool_call>{"name": "total_copies", "arguments": {}}</tool_call>', "<answer>x</answer>"])
+    policy.seen = []
+    traj = _run(library_env, task, policy, sim_config)
+    names = [t["function"]["name"] for t in traj.tools]
+    assert names == ["book_author_id", "author_name", "books_by_year", "total_copies", "ask_mini", "answer"]
+    assert all(f"- {n}(" in traj.messages[0]["content"] for n in names)  # the very tools the prompt lists
+    assert traj.tools[-1]["function"]["parameters"]["properties"]["model"]["enum"] == ["mini"]
+    assert policy.seen == [traj.tools, traj.tools]  # both turns, the same schemas
+
+
 def test_answer_tool_rejects_unknown_model(library_env, author_task, sim_config):
     call = '<tool_call>{"name": "answer", "arguments": {"model": "gpt-9"}}</tool_call>'
     traj = _run(library_env, author_task, FixedPolicy([call, "<answer>x</answer>"]), sim_config)
@@ -164,8 +181,8 @@ class _Async:
         self.catalog, self.session, self.specs = toolbox.catalog, toolbox.session, toolbox.specs
         self.halt_at_call, self.calls = halt_at_call, 0
 
-    async def agenerate(self, messages):
-        return self.policy.generate(messages)
+    async def agenerate(self, messages, tools):
+        return self.policy.generate(messages, tools)
 
     async def acall(self, call, task):
         self.calls += 1

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from chat_templates import with_tools_template
 
 from toolorch.core.catalog import DEFAULT_PRICES, CatalogExpert
 from toolorch.runtime.episode import initial_messages, run_episode
 from toolorch.runtime.experts import HFExpert, build_expert
 from toolorch.runtime.policies import HFPolicy
+from toolorch.runtime.prompts import tool_schemas
 from toolorch.runtime.tools import Toolbox
 
 STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
 
 
-def template_length(tokenizer, messages) -> int:
-    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
+def template_length(tokenizer, messages, tools=None) -> int:
+    return len(tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True,
+                                             return_dict=True)["input_ids"])
 
 
 def greedy_new_tokens(model, tokenizer, messages, max_new_tokens: int) -> torch.Tensor:
@@ -63,6 +66,18 @@ def test_hf_policy_counts_real_tokens(hf_policy, shop_env, shop_task, short_epis
     assert gen.tokens_in == template_length(hf_policy.tokenizer, messages)
     assert gen.tokens_out == len(new) > 0
     assert gen.text == hf_policy.tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_hf_policy_reads_the_tools_its_template_renders(tiny_model_dir, hf_policy, shop_env, shop_task,
+                                                       short_episodes):
+    tok = with_tools_template(hf_policy.tokenizer)
+    policy = HFPolicy(tiny_model_dir, max_new_tokens=4, model=hf_policy.model, tokenizer=tok)
+    with shop_env.session() as session:
+        toolbox = Toolbox(short_episodes.catalog(), session, experts={})
+        messages = initial_messages(shop_task, toolbox)
+    tools = tool_schemas(toolbox.specs, shop_task.preference)
+    gen = policy.generate(messages, tools)
+    assert gen.tokens_in == template_length(tok, messages, tools) > template_length(tok, messages) + 100
 
 
 def test_hf_policy_seeded_sampling_is_reproducible(tiny_model_dir, hf_policy):

@@ -32,3 +32,20 @@ def test_bad_line_is_named(tmp_path, bad, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_jsonl(tmp_path / "nope.jsonl", Task)
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_bytes(_task(1).model_dump_json().encode() + b"\n" + b'{"id": "\xff"}\n')
+    with pytest.raises(JsonlError, match=r"tasks.jsonl:2: not UTF-8 text \(byte 9\)"):
+        read_jsonl(path, Task)
+
+
+def test_unwritable_record_is_named_and_leaves_the_old_file(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    write_jsonl(path, [_task(0)])
+    broken = _task(2).model_copy(update={"question": "lone \ud800 surrogate"})
+    with pytest.raises(JsonlError, match=r"tasks.jsonl: record 2 \(Task\) cannot be written: .*surrogates"):
+        write_jsonl(path, [_task(1), broken])
+    assert read_jsonl(path, Task) == [_task(0)]  # the previous file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["tasks.jsonl"]  # no half-written .tmp

@@ -7,7 +7,7 @@ import time
 import urllib.request
 
 import pytest
-from fake_openai import DROP, FakeOpenAI
+from fake_openai import DROP, FakeOpenAI, hermes_message
 from vllm_server import free_port
 
 from toolorch.core.catalog import ExpertConfig
@@ -15,8 +15,9 @@ from toolorch.core.config import Config, EpisodeConfig
 from toolorch.core.records import ToolCall
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.experts import ExpertError, OpenAIExpert
-from toolorch.runtime.openai_chat import EndpointError
-from toolorch.runtime.policies import OpenAIPolicy, PlanPolicy
+from toolorch.runtime.openai_chat import EndpointError, valid_unicode
+from toolorch.runtime.parsing import parse_assistant
+from toolorch.runtime.policies import OpenAIPolicy, PlanPolicy, wire_messages
 from toolorch.runtime.tools import Toolbox
 
 STOP_REASONS = {"answer", "max_turns", "max_tokens", "budget"}
@@ -113,19 +114,67 @@ def test_toolbox_turns_a_dead_expert_into_an_error_observation(shop_env, shop_ta
     assert traj.stop_reason == "answer" and traj.correct
 
 
-def test_openai_policy_sends_hermes_wire_format_and_reports_server_usage():
+PRICE_CALL = '<tool_call>{"name": "item_price", "arguments": {"name": "hammer"}}</tool_call>'
+SCHEMAS = [{"type": "function", "function": {"name": "item_price", "description": "Price of an item.",
+                                              "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_openai_policy_sends_the_chat_as_training_renders_it_and_reports_server_usage():
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "<tool_call>{}</tool_call>"}, {"role": "tool", "content": "12.5"}]
+                {"role": "assistant", "content": PRICE_CALL}, {"role": "tool", "content": "12.5"}]
     with scripted_endpoint([503]) as endpoint:
         policy = OpenAIPolicy(endpoint.url, "scripted", temperature=0.7, max_tokens=9, seed=42)
-        gen = policy.generate(messages)
+        gen = policy.generate(messages, SCHEMAS)
     request = endpoint.requests[-1]
     assert len(endpoint.requests) == 2  # one retry after the 503
-    assert request["messages"][-1] == {"role": "user", "content": "<tool_response>12.5</tool_response>"}
-    assert request["messages"][:3] == messages[:3]
+    assert request["messages"] == messages  # a `tool` turn, the assistant's own text: as in training
+    assert request["tools"] == SCHEMAS
     assert (request["model"], request["seed"], request["temperature"], request["max_tokens"]) == \
         ("scripted", 42, 0.7, 9)
     assert (gen.text, gen.tokens_in, gen.tokens_out) == ("<answer>12.5</answer>", 11, 7)
+
+
+def test_openai_policy_without_tools_sends_no_tools_field():
+    with scripted_endpoint([]) as endpoint:
+        OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q"}])
+    assert "tools" not in endpoint.requests[-1]
+
+
+@pytest.mark.parametrize("text", [
+    PRICE_CALL,
+    "<think>the price tool</think>" + PRICE_CALL,
+    PRICE_CALL + '<tool_call>{"name": "low_stock", "arguments": {}}</tool_call>',
+    '<tool_call>{"name": "item_price", "arguments": {"name": "h\u00e9"}}</tool_call>',
+    '<tool_call>{"name": "item_price", "arguments": "{\\"name\\": \\"saw\\"}"}</tool_call>',  # a JSON string
+    '<tool_call>{"name": "item_price", "arguments": [1]}</tool_call>',  # not an object
+    '<tool_call>{"name": "item_price"}</tool_call>',  # the parser refuses it: raw text comes back
+    "<tool_call>{oops</tool_call>",
+    "<answer>12.5</answer>",
+])
+def test_parsed_tool_calls_come_back_as_the_text_the_model_wrote(text):
+    """The hermes parser's reply is turned back into the model's text (it was written canonically)."""
+    with FakeOpenAI(lambda body: hermes_message(text)) as endpoint:
+        gen = OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q"}], SCHEMAS)
+    assert gen.text == text
+    assert parse_assistant(gen.text) == parse_assistant(text)
+
+
+def test_a_call_the_model_spaced_differently_comes_back_canonical_with_the_same_call():
+    text = '<tool_call> {"name":"item_price","arguments":{"name":"saw"}} </tool_call> trailing words'
+    with FakeOpenAI(lambda body: hermes_message(text)) as endpoint:
+        gen = OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q"}], SCHEMAS)
+    assert gen.text == '<tool_call>{"name": "item_price", "arguments": {"name": "saw"}}</tool_call>'
+    assert parse_assistant(gen.text) == parse_assistant(text)
+
+
+def test_openai_policy_spec(monkeypatch):
+    monkeypatch.setenv("TOOLORCH_POLICY_API_KEY", "k-1")
+    policy = OpenAIPolicy.from_spec("openai:http://127.0.0.1:8000/v1#grpo", max_tokens=48)
+    assert (policy.name, str(policy.client.base_url), policy.client.api_key, policy.max_tokens) == \
+        ("openai:grpo", "http://127.0.0.1:8000/v1/", "k-1", 48)
+    assert OpenAIPolicy.from_spec("openai:http://h/v1").model == "orchestrator"
+    with pytest.raises(ValueError, match=r"openai:<http\(s\) base URL>#<model>"):
+        OpenAIPolicy.from_spec("openai:127.0.0.1:8000/v1#grpo")
 
 
 def test_openai_policy_dead_endpoint_raises_endpoint_error():
@@ -153,12 +202,6 @@ def raw_chat(server, payload: dict) -> dict:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as resp:
         return json.load(resp)
-
-
-def wire(messages: list[dict]) -> list[dict]:
-    """What OpenAIPolicy sends: tool results as user turns in <tool_response> tags."""
-    return [{"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"} if m["role"] == "tool"
-            else {"role": m["role"], "content": m["content"]} for m in messages]
 
 
 @pytest.mark.vllm
@@ -206,7 +249,7 @@ def test_openai_policy_episode_survives_random_output(vllm_server, tokenizer, sh
     assistant_at = [i for i, m in enumerate(traj.messages) if m["role"] == "assistant"]
     assert len(assistant_at) == len(traj.turns)
     for turn, at in zip(traj.turns, assistant_at):  # the server counted exactly the chat it was sent
-        assert turn.policy_usage.tokens_in == template_length(tokenizer, wire(traj.messages[:at]))
+        assert turn.policy_usage.tokens_in == template_length(tokenizer, wire_messages(traj.messages[:at]))
         assert 0 < turn.policy_usage.tokens_out <= 24
     assert traj.usage.tokens_out == sum(t.policy_usage.tokens_out for t in traj.turns)
 
@@ -222,3 +265,55 @@ def test_openai_policy_seeded_sampling_is_reproducible(vllm_server):
     first = sample(5)
     assert sample(5) == first
     assert sample(6) != first
+
+
+# --- text that is not valid Unicode -----------------------------------------------------------------
+
+def test_unpaired_surrogates_in_model_text_are_replaced():
+    assert valid_unicode("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
+    assert valid_unicode("\ud83d\ude00 ok") == "\U0001F600 ok"  # a pair of halves is the character it encodes
+    assert valid_unicode("plain é 😀") == "plain é 😀"
+
+
+def test_policy_and_expert_replies_with_a_lone_surrogate_are_valid_text():
+    # json.dumps writes "\ud800" as an escape: valid JSON whose string no UTF-8 encoder accepts
+    with FakeOpenAI(lambda body: "<answer>12.5 \ud800</answer>") as endpoint:
+        gen = OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q"}])
+        reply = OpenAIExpert(expert_config(endpoint.url)).ask("q")
+    assert gen.text == reply.text == "<answer>12.5 \ufffd</answer>"
+
+
+def test_a_request_holding_a_lone_surrogate_is_not_blamed_on_the_endpoint():
+    with scripted_endpoint([]) as endpoint:
+        with pytest.raises(EndpointError) as err:
+            OpenAIPolicy(endpoint.url, "scripted").generate([{"role": "user", "content": "q \ud800"}])
+    message = str(err.value)
+    assert "not JSON" not in message and "answered" not in message
+    assert "cannot be encoded as UTF-8" in message and "'\\ud800'" in message and endpoint.url in message
+    assert endpoint.requests == []  # nothing was sent
+
+
+def test_run_episode_survives_model_text_with_a_lone_surrogate(shop_env, shop_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from toolorch.cli import app
+    from toolorch.core.jsonl import write_jsonl
+
+    write_jsonl(tmp_path / "tasks.jsonl", [shop_task])
+    call = '<tool_call>{"name": "item_price", "arguments": {"name": "hammer"}}</tool_call>'
+
+    def reply(body: dict) -> str:
+        first = not any(m["role"] == "assistant" for m in body["messages"])
+        return f"thinking \ud800 {call}" if first else "<answer>12.5 \udc00</answer>"
+
+    with FakeOpenAI(reply) as endpoint:
+        args = ["run-episode", "--env", str(shop_env.db_path.parent), "--tasks", str(tmp_path / "tasks.jsonl"),
+                "--policy", f"openai:{endpoint.url}#scripted"]
+        as_json = CliRunner().invoke(app, [*args, "--json"])
+        printed = CliRunner().invoke(app, args)
+    assert as_json.exit_code == 0, as_json.output
+    traj = json.loads(as_json.output)
+    assert [t["text"] for t in traj["turns"]] == [f"thinking \ufffd {call}", "<answer>12.5 \ufffd</answer>"]
+    assert traj["turns"][0]["observation"]["content"] == "12.5" and traj["stop_reason"] == "answer"
+    assert printed.exit_code == 0, printed.output
+    assert "thinking \ufffd" in printed.output

@@ -5,53 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import (  # the fixtures are autouse
+    marker,
+    no_host_scratch,  # noqa: F401
+    processes_named,
+    rename_self,
+    sandbox_available,  # noqa: F401
+)
 
-from toolorch.runtime.env import sandbox
+from toolorch.runtime.env import sandbox, sandbox_command
 from toolorch.runtime.env.sandbox import SandboxResult, run_python
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sandbox_available():
-    try:
-        run_python("pass", timeout_s=10)
-    except RuntimeError as e:  # e.g. a CI runner without user namespaces
-        pytest.skip(f"bubblewrap sandbox unavailable here: {e}")
-
-
-@pytest.fixture(autouse=True)
-def scratch_parent(tmp_path, monkeypatch) -> Path:
-    """Scratch dirs go under this test's own dir, so we can check that none outlives its run."""
-    parent = tmp_path / "scratch-parent"
-    parent.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(parent))
-    yield parent
-    assert list(parent.iterdir()) == [], "a scratch dir was left behind"
-
-
-def marker() -> str:
-    return "tsb" + uuid.uuid4().hex[:10]  # fits a 15-char process name
-
-
-def processes_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == name:
-                found.append(int(entry.name))
-        except OSError:
-            continue  # exited while we looked
-    return found
-
-
-def rename_self(name: str) -> str:
-    """Sandboxed code that renames its process (inherited by its children) so the host can find it."""
-    return f"open('/proc/self/comm', 'w').write({name!r})\n"
 
 
 def test_normal_code_prints_imports_and_uses_its_scratch_dir():
@@ -137,8 +105,9 @@ def test_parent_environment_secrets_are_not_visible(monkeypatch):
     result = run_python(code)
     assert result.error is None
     assert secret not in result.stdout and secret not in result.stderr
-    assert result.stdout.splitlines()[:2] == [
-        "['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONDONTWRITEBYTECODE', 'TMPDIR']", "None"]
+    expected = sorted(["HOME", "LANG", "PATH", "PWD", "PYTHONDONTWRITEBYTECODE", "TMPDIR",
+                       *sandbox_command.NUMERIC_THREAD_VARS])
+    assert result.stdout.splitlines()[:2] == [str(expected), "None"]
 
 
 def test_secret_files_outside_are_invisible(tmp_path):
@@ -159,7 +128,7 @@ def test_secret_files_outside_are_invisible(tmp_path):
     assert secret not in result.stdout
     lines = result.stdout.splitlines()
     assert lines[:4] == ["FileNotFoundError"] * 4
-    assert set(eval(lines[4])) <= {os.path.basename(p) for p in sandbox.ETC_FILES}  # only the linker's files
+    assert set(eval(lines[4])) <= {os.path.basename(p) for p in sandbox_command.ETC_FILES}  # only the linker's files
 
 
 def test_fork_bomb_is_stopped_and_leaves_no_process():
@@ -194,7 +163,7 @@ def test_fork_bomb_that_ignores_errors_is_capped_then_killed():
 
 def test_memory_bomb_is_stopped():
     result = run_python("x = bytearray(1 << 31)\nprint('allocated')", memory_mb=256)
-    assert result.error == "memory limit exceeded (256 MB)"
+    assert result.error == "memory limit exceeded (256 MB per call: 64 MB per process)"
     assert "allocated" not in result.stdout and "MemoryError" in result.stderr
 
 

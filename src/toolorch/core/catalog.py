@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Section(BaseModel):
@@ -64,8 +64,18 @@ class ExpertConfig(Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     max_tokens: int = Field(512, ge=1)
-    latency_s: float | None = Field(None, ge=0)  # the latency prior the prompt states (simulated: its mean)
+    # The latency the orchestrator is told to expect (seconds per call); None: a simulated expert's
+    # declared mean, else no figure
+    latency_s: float | None = Field(None, ge=0)
     simulated: SimulatedProfile = SimulatedProfile()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_prior(self, handler):
+        # an unset prior is not written, so resolved configs saved before it existed stay byte-identical
+        data = handler(self)
+        if isinstance(data, dict) and data.get("latency_s") is None:
+            data.pop("latency_s", None)
+        return data
 
 
 class ToolSettings(Section):
@@ -93,7 +103,7 @@ class CatalogExpert(ExpertConfig):
 
     @property
     def latency_prior_s(self) -> float:
-        """The latency the orchestrator is told to expect (simulated experts declare theirs)."""
+        """The latency the orchestrator is told to expect."""
         if self.latency_s is not None:
             return self.latency_s
         return self.simulated.latency_s_mean if self.backend == "simulated" else 0.0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -20,19 +21,26 @@ def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     records: list[M] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(model.model_validate_json(line))
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "<root>"
-                raise JsonlError(
-                    f"{path}:{lineno}: invalid {model.__name__}: {where}: {first['msg']}"
-                ) from None
+    for lineno, line in _lines(path):
+        try:
+            records.append(model.model_validate_json(line))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "<root>"
+            raise JsonlError(f"{path}:{lineno}: invalid {model.__name__}: {where}: {first['msg']}") from None
     return records
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line; bytes that are not UTF-8 are named by line."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise JsonlError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1})") from None
+            if line.strip():
+                yield lineno, line.rstrip("\r\n")
 
 
 def read_objects(path: str | Path, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
@@ -43,31 +51,40 @@ def read_objects(path: str | Path, what: str = "file") -> Iterator[tuple[int, di
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise JsonlError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    for lineno, line in _lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise JsonlError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
 
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
-    """Write atomically (temp file + rename) so a killed stage leaves no half file."""
+    """Write atomically (temp file + rename) so a killed stage leaves no half file; a record that
+    cannot be written (text that is not valid Unicode) is a JsonlError naming it, and the
+    previous file stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(r.model_dump_json() + "\n")
-            n += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for n, r in enumerate(records, start=1):
+                f.write(_json_line(r, path, n))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return n
+
+
+def _json_line(record: BaseModel, path: Path, n: int) -> str:
+    try:
+        return record.model_dump_json() + "\n"
+    except PydanticSerializationError as e:
+        raise JsonlError(f"{path}: record {n} ({type(record).__name__}) cannot be written: {e}") from None
 
 
 def write_json(path: str | Path, obj: object) -> None:

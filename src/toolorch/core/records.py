@@ -170,6 +170,7 @@ class Trajectory(Record):
     env: str
     policy: str
     messages: list[dict[str, Any]]  # the full chat, system prompt first
+    tools: list[dict[str, Any]] = []  # the OpenAI schemas the chat was rendered with (chat template `tools=`)
     turns: list[Turn]
     answer: str | None = None
     correct: bool = False

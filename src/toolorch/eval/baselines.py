@@ -22,6 +22,7 @@ from typing import Any, Callable
 from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task, ToolCall, ToolSpec, normalize_answer
 from toolorch.core.seeds import stable_seed
+from toolorch.runtime.chat import Tools
 from toolorch.runtime.experts import approx_tokens
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.policies import (
@@ -62,7 +63,7 @@ class OnlyExpertPolicy:
         self.expert_tool = expert_tool_name(expert)
         self.search_tool = search_tool
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         step, question = _step(messages), question_of(messages)
         plan: list[ToolCall] = []
         if self.search_tool:
@@ -100,13 +101,13 @@ def generic_arguments(spec: ToolSpec, question: str, previous: str | None) -> di
 class RandomRouterPolicy:
     """Seeded per task: 1..max_calls random permitted tools, then the last observation."""
 
-    def __init__(self, task: Task, tools: list[ToolSpec], seed: int, max_calls: int = 3):
+    def __init__(self, task: Task, tools: list[ToolSpec], seed: int, max_calls: int):
         self.name = "random"
         self.rng = random.Random(stable_seed(seed, "random-router", task.id))
         self.tools = [t for t in tools if task.preference.permits(t.name)]
         self.n_calls = self.rng.randint(1, max_calls) if self.tools else 0
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         if _step(messages) < self.n_calls:
             spec = self.rng.choice(self.tools)
             args = generic_arguments(spec, question_of(messages), last_observation(messages))
@@ -125,7 +126,7 @@ class CascadePolicy:
         self.tools = [expert_tool_name(e) for e in experts]
         self.answer_type = answer_type  # how replies are compared (the task's declared answer format)
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         replies = [answer_from_observation(m["content"]) for m in messages if m["role"] == "tool"]
         agreed = self._agreed(replies)
         if agreed is None and len(replies) < len(self.tools):

@@ -2,7 +2,7 @@
 stage, the grpo stage's check and the route probe) and the check written into the GRPO metrics:
 did training help, and does the policy obey the preference?
 
-    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, runtime, HeldoutConfig())
+    report = heldout_report({"sft": sft_model, "grpo": grpo_model}, tokenizer, tasks, envs, runtime, HeldoutConfig(...))
 
 - reward: every policy runs every held-out task once per seed (sampling); a task's
   reward group is all of its runs (every policy, every seed), so the efficiency terms
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Preference, Task
 from toolorch.core.splits import stratified_subsample
@@ -37,17 +38,19 @@ def heldout_sample(tasks_path: str | Path, max_tasks: int | None, seed: int) -> 
     from one held-out world)."""
     tasks = read_jsonl(tasks_path, Task)
     if not tasks:
-        raise ValueError(f"{tasks_path}: no held-out tasks")
+        raise RunFailed(f"{tasks_path}: no held-out tasks")
     return stratified_subsample(tasks, max_tasks, seed)
 
 
 @dataclass(frozen=True)
 class HeldoutConfig:
-    seeds: tuple[int, ...] = (0, 1, 2)
-    temperature: float = 0.7
-    max_new_tokens: int = 64
-    reward: RewardConfig = RewardConfig()
-    with_code: bool = True
+    """How the check samples; the grpo stage fills it from its settings (the defaults live there)."""
+
+    seeds: tuple[int, ...]
+    temperature: float
+    max_new_tokens: int
+    reward: RewardConfig
+    with_code: bool
 
 
 def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,

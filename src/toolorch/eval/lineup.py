@@ -2,6 +2,10 @@
 
     grpo, sft        checkpoints under models/ (skipped with a note when absent)
     hf:<dir>         any HF checkpoint folder (named by the folder; must exist)
+    openai:<url>#<m> model <m> served behind an OpenAI-compatible endpoint, e.g. the checkpoint
+                     on vLLM (scripts/serve-orchestrator.sh): played by OpenAIPolicy, greedy, with
+                     the in-process checkpoint's token budget per turn, so it scores the same
+                     (named openai:<m>; the key, if needed, from TOOLORCH_POLICY_API_KEY)
     only:<expert>    one expert with the basic tools; `only:*` expands to every expert
     random, cascade  scripted routers (see baselines.py)
     prompted         the untrained base model with the tool list in its prompt
@@ -24,7 +28,7 @@ from toolorch.eval.baselines import (
     shared_maker,
 )
 from toolorch.runtime.env import Environment
-from toolorch.runtime.policies import HFPolicy, Policy
+from toolorch.runtime.policies import HFPolicy, OpenAIPolicy, Policy, openai_spec
 from toolorch.runtime.prompts import INSTRUCTIONS, describe_tool
 
 SCRIPTED = ("random", "cascade")
@@ -44,11 +48,14 @@ def expand(names: list[str], catalog: Catalog) -> list[str]:
             out += [f"only:{e}" for e in experts]
         elif name.startswith("only:") and name[5:] not in experts:
             raise ValueError(f"policy '{name}': no expert '{name[5:]}' in config.experts ({experts})")
+        elif name.startswith("openai:"):
+            openai_spec(name)  # a malformed URL fails here, before any episode runs
+            out.append(name)
         elif name.startswith(("only:", "hf:")) or name in (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle"):
             out.append(name)
         else:
-            raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | only:<expert> | only:* | "
-                             f"random | cascade | prompted | oracle)")
+            raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | openai:<url>#<model> | "
+                             f"only:<expert> | only:* | random | cascade | prompted | oracle)")
     return list(dict.fromkeys(out))
 
 
@@ -63,8 +70,9 @@ def prompted_corpus(tasks: list[Task], envs: dict[str, Environment]) -> list[str
 class Lineup:
     """Resolves policy names to makers; records why a policy was skipped."""
 
-    def __init__(self, models_dir: Path, work_dir: Path, seed: int = 0, max_new_tokens: int = 48,
-                 random_max_calls: int = 3, only_expert_search: bool = False, prompted_base: str | None = None):
+    def __init__(self, models_dir: Path, work_dir: Path, seed: int, max_new_tokens: int, random_max_calls: int,
+                 only_expert_search: bool, prompted_base: str | None):
+        """The numbers come from the eval stage's settings (EvalSettings), where their defaults live."""
         self.models_dir = Path(models_dir)
         self.work_dir = Path(work_dir)
         self.seed = seed
@@ -76,6 +84,8 @@ class Lineup:
         self._models: dict[str, Policy | None] = {}
 
     def policy_name(self, name: str) -> str:
+        if name.startswith("openai:"):
+            return f"openai:{openai_spec(name)[1]}"
         return Path(name[3:]).name if name.startswith("hf:") else name
 
     def maker(self, name: str, catalog: Catalog, tasks: list[Task], envs: dict[str, Environment]) -> PolicyMaker | None:
@@ -110,6 +120,8 @@ class Lineup:
             return self._hf(folder, self.policy_name(name))
         if name == "prompted":
             return self._hf(self._prompted_dir(tasks, envs), "prompted")
+        if name.startswith("openai:"):
+            return OpenAIPolicy.from_spec(name, max_tokens=self.max_new_tokens, seed=self.seed)
         raise ValueError(f"policy '{name}' is not a model")
 
     def _hf(self, folder: Path, name: str) -> Policy:

@@ -19,6 +19,7 @@ from typing import Any
 
 from toolorch.core.records import Task
 from toolorch.eval.runner import Block, EvalRow, Seen, to_row
+from toolorch.runtime.chat import Tools
 from toolorch.runtime.env import Environment
 from toolorch.runtime.experts import approx_tokens
 from toolorch.runtime.policies import AskToolPolicy, Generation, Policy, prompt_tokens
@@ -29,7 +30,7 @@ from toolorch.runtime.tools import Toolbox, expert_tool_name
 class GiveUpPolicy:
     name = "oracle:give_up"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         return Generation("<answer>unknown</answer>", prompt_tokens(messages), approx_tokens("unknown"))
 
 

@@ -1,7 +1,10 @@
 """Which expert does a policy hand a question to, for each kind of user and question? Read off its logits.
 
-    python -m toolorch.eval.route_probe models/sft models/grpo --config configs/tiny.yaml
-    python -m toolorch.eval.route_probe models/grpo --out reports/route_probe.json --max-tasks 60
+    python -m toolorch.eval.route_probe SFT_DIR GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS
+    python -m toolorch.eval.route_probe GRPO_DIR --tasks HELDOUT.jsonl --envs-dir ENVS --out route_probe.json
+
+(the sft and grpo checkpoints, the held-out tasks and the environments: the stages' outputs,
+whose folders `toolorch <stage> --help` shows).
 
 For every task of the sample (the eval stage's: seeded, category shares kept) asked by each
 user profile, the policy's probability of each whole `answer(model=...)` call, renormalised
@@ -24,12 +27,13 @@ from toolorch.core.catalog import Catalog
 from toolorch.core.config import load_config
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.eval.heldout import heldout_sample
-from toolorch.runtime.chat import common_prefix, encode, render
+from toolorch.runtime.chat import Tools, common_prefix, encode, render
 from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.episode import initial_messages
 from toolorch.runtime.modeling import model_device
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.preferences import PROFILES
+from toolorch.runtime.prompts import tool_schemas
 from toolorch.runtime.tools import Toolbox
 
 
@@ -50,14 +54,15 @@ def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]])
     return out
 
 
-def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], experts: list[str]) -> dict[str, float]:
+def expert_odds(model: Any, tokenizer: Any, messages: list[dict[str, str]], experts: list[str],
+                tools: Tools = None) -> dict[str, float]:
     """P(expert) over `experts` for the policy's next turn being `answer(model=expert)`.
 
     Each whole call is tokenized in full and scored from the first token where the calls
     differ, so a tokenizer that merges the expert's name with what surrounds it is scored
     on the tokens it would really emit.
     """
-    head = render(tokenizer, messages, generation_prompt=True)
+    head = render(tokenizer, messages, tools, generation_prompt=True)
     calls = [encode(tokenizer, head + render_call(ToolCall(name=ANSWER_TOOL, arguments={"model": e})))
              for e in experts]
     shared = min((common_prefix(calls[0], c, len(c)) for c in calls[1:]), default=len(calls[0]))
@@ -76,8 +81,9 @@ def probe(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environ
         for task in tasks:
             asked = task.model_copy(update={"preference": Preference(**PROFILES[profile])})
             with envs[task.env].session() as session:
-                messages = initial_messages(asked, Toolbox(catalog, session))
-            odds = expert_odds(model, tokenizer, messages, experts)
+                toolbox = Toolbox(catalog, session)
+                messages = initial_messages(asked, toolbox)
+            odds = expert_odds(model, tokenizer, messages, experts, tool_schemas(toolbox.specs, asked.preference))
             for key in ((profile, task.category), (profile, "all")):
                 counts[key] += 1
                 for e, p in odds.items():
@@ -98,11 +104,11 @@ def format_table(name: str, table: dict[str, dict[str, dict[str, float]]], exper
 
 
 def main(
-    models: list[Path] = typer.Argument(..., help="HF policy folders, e.g. models/sft models/grpo."),
+    models: list[Path] = typer.Argument(..., help="HF policy folders, e.g. the sft and grpo stages' outputs."),
     config: Path = typer.Option(Path("configs/tiny.yaml"), help="Profile YAML (experts, episode settings)."),
     set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    tasks: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Tasks JSONL."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Environments folder."),
+    tasks: Path = typer.Option(..., help="Tasks JSONL (synth-tasks' heldout.jsonl)."),
+    envs_dir: Path = typer.Option(..., help="Environments folder (synth-envs' output)."),
     max_tasks: int = typer.Option(60, min=1, help="Tasks in the sample (category shares kept)."),
     profiles: list[str] = typer.Option(["accuracy_first", "cost_averse"], "--profile", help="User profiles."),
     expert: Optional[str] = typer.Option(None, help="Expert whose probability the tables show (priciest)."),
@@ -117,7 +123,7 @@ def main(
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
     shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
     sample = heldout_sample(tasks, max_tasks, cfg.seed)
-    envs = load_envs(envs_dir, sample)
+    envs = load_envs(envs_dir, {t.env for t in sample})
     report = {}
     for folder in models:
         tokenizer = AutoTokenizer.from_pretrained(folder)

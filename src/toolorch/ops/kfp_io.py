@@ -3,22 +3,23 @@
 The components in `components/` stay a few lines each by calling these helpers; every
 helper takes plain paths (an artifact's `.path`) so it also runs, and is tested, without KFP.
 
-    resolve_config("tiny", seed=0, model="", k=0, group_size=0, preference_mix="", overrides=[],
-                   out_path="config.yaml")
-    run_stage("passk", "config.yaml", metrics, envs_dir=envs.path, tasks_path=..., out_dir=...)
+    resolve_config("tiny", seed=0, overrides=[], out_path="config.yaml", k=0, group_size=0)
+    run_stage("passk", "config.yaml", metrics, {"synth_envs": envs.path, "synth_tasks": tasks.path}, passk.path)
+
+A component names the artifacts of the stages it reads by stage name; which file of an
+artifact becomes which run() keyword comes from the stage's declaration (`stage_paths`).
 """
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
-from pydantic import ValidationError
-
-from toolorch.core.config import Config, load_config, save_config
+from toolorch.core.config import save_config
+from toolorch.stages import declaration, load_profile
 
 # Pipeline parameter -> config key; an empty value ("" or 0) keeps the profile's value.
 PARAMETER_KEYS = {
@@ -60,23 +61,10 @@ def parameter_overrides(seed: int, **params: Any) -> list[str]:
     return out
 
 
-def check_stage_settings(cfg: Config) -> None:
-    """Validate every stage's section now, so a bad parameter fails the run's first step, not its fifth."""
-    from toolorch.stages import STAGES
-
-    for stage in STAGES:
-        settings_of = getattr(importlib.import_module(f"toolorch.stages.{stage}"), "settings_of", None)
-        if settings_of is not None:
-            try:
-                settings_of(cfg)
-            except ValidationError as e:
-                raise ValueError(f"stages.{stage}: {e}") from None
-
-
 def resolve_config(profile: str, seed: int, overrides: list[str], out_path: str | Path, **params: Any) -> Path:
-    """Write the fully resolved config every later step of the run reads."""
-    cfg = load_config(profile_path(profile), parameter_overrides(seed, **params) + list(overrides))
-    check_stage_settings(cfg)
+    """Write the fully resolved config every later step of the run reads (checked whole first,
+    so a bad parameter fails the run's first step, not its fifth)."""
+    cfg = load_profile(profile_path(profile), parameter_overrides(seed, **params) + list(overrides))
     out_path = Path(out_path)
     return save_config(cfg, out_path.parent, out_path.name)
 
@@ -95,16 +83,31 @@ def flat_numbers(data: Any, prefix: str = "") -> dict[str, float]:
     return {}
 
 
-def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink | None = None, **paths: Any) -> dict[str, Any]:
-    """Call toolorch.stages.<stage>.run with the resolved config; log its metrics to `metrics`."""
-    module = importlib.import_module(f"toolorch.stages.{stage}")
-    cfg = load_config(config_path)
-    if metrics is not None:
-        paths["metrics_path"] = metrics.path
-    result = module.run(cfg, **paths)
-    if metrics is not None:
-        for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
-            metrics.log_metric(key, value)
+def stage_paths(stage: str, upstream: Mapping[str, str | Path], output: str | Path, metrics_path: str | Path,
+                scratch: str | Path) -> dict[str, Path]:
+    """The run() keywords of `stage` from the artifacts of the stages it reads (`upstream`, by
+    stage name) and its own output artifact, as its declaration lays them out."""
+    decl = declaration(stage)
+    read = {s for inp in decl.inputs.values() for s in inp.stages}
+    if set(upstream) != read:
+        raise ValueError(f"{stage} reads the outputs of {sorted(read)}, was given {sorted(upstream)}")
+    paths: dict[str, Path] = {}
+    for keyword, inp in decl.inputs.items():
+        if len(inp.stages) > 1:
+            paths[keyword] = models_dir(Path(scratch) / keyword, **{s: str(upstream[s]) for s in inp.stages})
+        else:
+            paths[keyword] = Path(upstream[inp.stage]) / inp.file if inp.file else Path(upstream[inp.stage])
+    return {**paths, decl.output: Path(output), "metrics_path": Path(metrics_path)}
+
+
+def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
+              output: str | Path) -> dict[str, Any]:
+    """Run the stage on the resolved config and the artifacts; log its metrics to `metrics`."""
+    cfg = load_profile(config_path)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch))
+    for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
+        metrics.log_metric(key, value)
     return result
 
 

@@ -1,6 +1,10 @@
 """Run the grpo stage as a Kubeflow PyTorchJob on the cluster, or under torchrun without one.
 
-    launch_grpo(config_path, inputs, out_dir, metrics_path)   # what the grpo KFP component calls
+    launch_grpo(config_path, inputs, outputs)   # what the grpo KFP component calls
+
+`inputs` and `outputs` map the grpo stage's run() keywords (its declaration) to paths; each
+keyword is a flag of the stage's command (`sft_dir` is `--sft-dir`) and the name of a
+`run-stage --in/--out` in cluster mode.
 
 Cluster mode (inside a pod with a service account, or TOOLORCH_GRPO_LAUNCH=cluster): inputs
 are uploaded to S3, a kubeflow.org/v1 PyTorchJob is created from manifests/pytorchjob-grpo.yaml
@@ -22,15 +26,16 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from toolorch.core.errors import RunFailed
+from toolorch.stages import declaration, default_paths
+from toolorch.stages.stage import flag
+
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
-# run() keyword -> grpo CLI flag; the same names travel as `run-stage --in/--out` in cluster mode.
-INPUT_FLAGS = {"sft_dir": "--sft-dir", "tasks_path": "--tasks", "envs_dir": "--envs-dir", "heldout_path": "--heldout"}
-OUTPUT_FLAGS = {"out_dir": "--out-dir", "metrics_path": "--metrics"}
 S3_ENV = {"TOOLORCH_S3_ENDPOINT": "endpoint", "AWS_ACCESS_KEY_ID": "access-key", "AWS_SECRET_ACCESS_KEY": "secret-key"}
 
 
-class JobFailed(RuntimeError):
+class JobFailed(RunFailed):
     """The PyTorchJob ended in the Failed condition."""
 
 
@@ -48,7 +53,7 @@ def local_command(config_path: str | Path, inputs: Mapping[str, str], outputs: M
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "toolorch.stages.grpo", "--config", str(config_path)]
     for name, path in {**inputs, **outputs}.items():
-        cmd += [{**INPUT_FLAGS, **OUTPUT_FLAGS}[name], str(path)]
+        cmd += [flag(name), str(path)]
     return cmd
 
 
@@ -178,7 +183,8 @@ def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Map
                 template_path: str | Path | None = None, image: str = "", nodes: int = 2, gpus_per_node: int = 8,
                 timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None) -> str:
     """Run grpo where it can run; returns the mode used."""
-    unknown = (set(inputs) - set(INPUT_FLAGS)) | (set(outputs) - set(OUTPUT_FLAGS))
+    stage = declaration("grpo")
+    unknown = (set(inputs) - set(stage.inputs)) | (set(outputs) - (set(default_paths(stage)) - set(stage.inputs)))
     if unknown:
         raise ValueError(f"unknown grpo paths {sorted(unknown)}")
     mode = launch_mode()

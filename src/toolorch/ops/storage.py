@@ -6,8 +6,8 @@ Settings come from the environment (what the `toolorch-s3` Kubernetes secret inj
     TOOLORCH_S3_REGION      default us-east-1
 
     python -m toolorch.ops.storage_cli ensure-bucket toolorch-dvc       # DVC never creates its bucket
-    python -m toolorch.ops.storage_cli push data/envs s3://toolorch/runs/1/envs
-    python -m toolorch.ops.storage_cli pull s3://toolorch/runs/1/envs data/envs
+    python -m toolorch.ops.storage_cli push ./envs s3://toolorch/runs/1/envs
+    python -m toolorch.ops.storage_cli pull s3://toolorch/runs/1/envs ./envs
     python -m toolorch.ops.storage_cli run-stage synth_tasks --config configs/tiny.yaml \\
         --in envs_dir=s3://toolorch/runs/1/envs --out out_dir=s3://toolorch/runs/1/tasks
 
@@ -30,6 +30,8 @@ from botocore import exceptions as bex
 from botocore.config import Config as BotoConfig
 from botocore.session import get_session
 
+from toolorch.core.errors import RunFailed
+
 _CONNECTION_ERRORS = (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
                       bex.ConnectionClosedError)
 _TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "502", "503", "504"}
@@ -37,7 +39,7 @@ _MISSING_CODES = {"404", "NoSuchBucket", "NoSuchKey", "NotFound"}
 _AUTH_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
-class StorageError(RuntimeError):
+class StorageError(RunFailed):
     """An S3 request failed for a reason retrying cannot fix."""
 
 

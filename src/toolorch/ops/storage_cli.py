@@ -1,7 +1,6 @@
 """`python -m toolorch.ops.storage_cli ...`: buckets, folder push/pull, and a stage run over s3:// paths."""
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -64,21 +63,21 @@ def run_stage(
     set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
     in_: list[str] = typer.Option([], "--in", help="Input: run() keyword=path or s3:// URL (repeatable)."),
     out: list[str] = typer.Option([], "--out", help="Output: run() keyword=path or s3:// URL (repeatable)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of a failure."),
 ) -> None:
     """Run one stage with s3:// inputs downloaded first and s3:// outputs uploaded after.
 
     Under torchrun every rank downloads; only rank 0 uploads.
     """
-    from toolorch.stages import stage_config
+    from toolorch.stages import declaration, load_profile
+    from toolorch.stages.command import reported
 
-    module = importlib.import_module(f"toolorch.stages.{stage}")
-    inputs = _pairs(in_, "--in") | ({"config": config} if config else {})
-    try:
+    with reported(f"run-stage {stage}", debug):
+        run = declaration(stage).run
+        inputs = _pairs(in_, "--in") | ({"config": config} if config else {})
         with s3_staged(inputs, _pairs(out, "--out"), upload=os.environ.get("RANK", "0") == "0") as paths:
-            cfg = stage_config(Path(paths.pop("config")) if config else None, set_)
-            metrics = module.run(cfg, **paths)
-    except StorageError as e:
-        _fail(e)
+            cfg = load_profile(Path(paths.pop("config")) if config else None, set_)
+            metrics = run(cfg, **paths)
     typer.echo(json.dumps(metrics, sort_keys=True, default=str))
 
 

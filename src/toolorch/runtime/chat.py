@@ -1,11 +1,17 @@
 """Chats to token ids with a loss mask: only what the assistant wrote is trained.
 
-The tokenizer's own chat template is the single source of the format. Each message's
-tokens are the template's rendering of `messages[:i+1]` minus that of `messages[:i]`;
-an assistant message is split further into its header (what the generation prompt
-adds, e.g. `<|im_start|>assistant\\n`, masked) and its body (content and end-of-turn
-token, trained). System, user and tool messages are masked. The same rule is used when
-rollouts are tokenized, so SFT and GRPO train on identical token layouts.
+The tokenizer's own chat template is the single source of the format, and `render` is
+the one call into it: training (SFT, GRPO rollouts), eval (HFPolicy, the route probe)
+and serving (the same messages and tools, sent to vLLM by OpenAIPolicy) all render a
+chat as `render(tokenizer, messages, tools)`, so the orchestrator reads the same tokens
+everywhere. `tools` are the episode's OpenAI function schemas (prompts.tool_schemas);
+the template decides what to do with them (see modeling.CHAT_TEMPLATE).
+
+Each message's tokens are the template's rendering of `messages[:i+1]` minus that of
+`messages[:i]`; an assistant message is split further into its header (what the
+generation prompt adds, e.g. `<|im_start|>assistant\\n`, masked) and its body (content
+and end-of-turn token, trained). System, user and tool messages are masked. The same
+rule is used when rollouts are tokenized, so SFT and GRPO train on identical token layouts.
 """
 from __future__ import annotations
 
@@ -14,19 +20,28 @@ from typing import Any
 
 IGNORE = -100
 
+Tools = list[dict[str, Any]] | None  # OpenAI function schemas, as a chat template's `tools=` takes them
+
 
 class TemplateError(ValueError):
     """A chat template whose renderings are not prefixes of each other."""
 
 
-def render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
+def render(tokenizer: Any, messages: list[dict[str, Any]], tools: Tools = None,
+           generation_prompt: bool = False) -> str:
     if not messages and not generation_prompt:
         return ""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def prompt_ids(tokenizer: Any, messages: list[dict[str, Any]], tools: Tools = None) -> list[int]:
+    """The ids a model reads before writing its next turn."""
+    return encode(tokenizer, render(tokenizer, messages, tools, generation_prompt=True))
 
 
 def suffix(longer: str, prefix: str) -> str:
@@ -36,7 +51,7 @@ def suffix(longer: str, prefix: str) -> str:
     return longer[len(prefix):]
 
 
-def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[list[int], list[bool]]:
+def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]], tools: Tools = None) -> tuple[list[int], list[bool]]:
     """Token ids of a whole chat and a mask that is True on assistant-written tokens.
 
     Returns (ids, trained), both of length L.
@@ -45,9 +60,9 @@ def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[list[
     trained: list[bool] = []
     before = ""
     for i, message in enumerate(messages):
-        after = render(tokenizer, messages[: i + 1])
+        after = render(tokenizer, messages[: i + 1], tools)
         if message["role"] == "assistant":
-            header = suffix(render(tokenizer, messages[:i], generation_prompt=True), before)
+            header = suffix(render(tokenizer, messages[:i], tools, generation_prompt=True), before)
             head_ids = encode(tokenizer, header)
             body_ids = encode(tokenizer, suffix(after, before + header))
             ids += head_ids + body_ids

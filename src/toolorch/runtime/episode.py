@@ -8,11 +8,13 @@ The loop is written once, as a generator free of I/O (`episode`): it yields `Gen
 asynchronously; a driver may answer `Halt(reason)` to end the episode early (a budget or deadline
 that only the driver can see).
 
-Each turn the policy writes one message; it is parsed (Hermes tool call or final
-answer); a call is executed by the toolbox and its result appended as a `tool`
-message; the `answer` tool's expert reply is the final answer. Malformed output, unknown or forbidden tools and tool failures become
-error observations: the loop goes on. Limits (turns, policy tokens, dollars)
-end the episode as a failure with the reason recorded.
+Each turn the policy reads the chat and the episode's tool schemas (the chat template's
+`tools=`, recorded in the trajectory) and writes one message; it is parsed (Hermes tool
+call or final answer); a call is executed by the toolbox and its result appended as a
+`tool` message; the `answer` tool's expert reply is the final answer. Malformed output,
+unknown or forbidden tools and tool failures become error observations: the loop goes
+on. Limits (turns, policy tokens, dollars) end the episode as a failure with the reason
+recorded.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from toolorch.runtime.env.world import EnvSession
 from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Generation, Policy, answer_from_observation
-from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.prompts import system_prompt, tool_schemas
 from toolorch.runtime.tools import Toolbox
 
 
@@ -65,9 +67,11 @@ def reaches_final_state(task: Task, toolbox: ToolView) -> bool:
 
 @dataclass(frozen=True)
 class Generate:
-    """The episode asks its driver for the policy's next message (answer: a `Generation`)."""
+    """The episode asks its driver for the policy's next message (answer: a `Generation`); `tools`
+    are the tool schemas the chat template renders."""
 
     messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,14 @@ def episode(task: Task, toolbox: ToolView, limits: EpisodeLimits, policy_name: s
     """
     price = toolbox.catalog.orchestrator
     messages = initial_messages(task, toolbox)
+    tools = tool_schemas(toolbox.specs, task.preference)
     turns: list[Turn] = []
     total = Usage()
     tokens_out = 0
     answer: str | None = None
     stop: StopReason = "max_turns"
     for index in range(limits.max_turns):
-        gen = yield Generate(messages)
+        gen = yield Generate(messages, tools)
         if isinstance(gen, Halt):
             stop = gen.reason
             break
@@ -144,8 +149,8 @@ def episode(task: Task, toolbox: ToolView, limits: EpisodeLimits, policy_name: s
             stop = "budget"
             break
     return Trajectory(
-        task_id=task.id, env=task.env, policy=policy_name, messages=messages, turns=turns, answer=answer,
-        correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
+        task_id=task.id, env=task.env, policy=policy_name, messages=messages, tools=tools, turns=turns,
+        answer=answer, correct=stop == "answer" and is_correct(answer, task) and reaches_final_state(task, toolbox),
         stop_reason=stop, usage=total,
     )
 
@@ -155,7 +160,7 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLim
     steps = episode(task, toolbox, limits, policy.name)
     request = next(steps)
     while True:
-        result = policy.generate(request.messages) if isinstance(request, Generate) \
+        result = policy.generate(request.messages, request.tools) if isinstance(request, Generate) \
             else toolbox.call(request.call, task)
         try:
             request = steps.send(result)
@@ -166,7 +171,7 @@ def run_episode(task: Task, policy: Policy, toolbox: Toolbox, limits: EpisodeLim
 class AsyncPolicy(Protocol):
     name: str
 
-    async def agenerate(self, messages: list[dict[str, Any]]) -> Generation | Halt: ...
+    async def agenerate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Generation | Halt: ...
 
 
 class AsyncTools(ToolView, Protocol):
@@ -178,7 +183,7 @@ async def arun_episode(task: Task, policy: AsyncPolicy, tools: AsyncTools, limit
     steps = episode(task, tools, limits, policy.name)
     request = next(steps)
     while True:
-        result = await policy.agenerate(request.messages) if isinstance(request, Generate) \
+        result = await policy.agenerate(request.messages, request.tools) if isinstance(request, Generate) \
             else await tools.acall(request.call, task)
         try:
             request = steps.send(result)

@@ -17,7 +17,12 @@ from typing import Protocol
 from toolorch.core.catalog import Catalog, CatalogExpert, SimulatedProfile
 from toolorch.core.records import Task, normalize_answer
 from toolorch.core.seeds import stable_seed
-from toolorch.runtime.openai_chat import EndpointError, complete, make_client
+from toolorch.runtime.openai_chat import (
+    EndpointError,
+    complete,
+    make_client,
+    reply_text,
+)
 
 
 class ExpertError(RuntimeError):
@@ -142,7 +147,7 @@ class OpenAIExpert:
             )
         except EndpointError as e:
             raise ExpertError(f"expert '{self.name}': {e}") from None
-        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        text = reply_text(resp)
         usage = resp.usage
         return ExpertReply(
             text,

@@ -12,6 +12,13 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ConfigDict
 
 # ChatML, the format of Qwen models: vLLM's hermes parser and our trainer both expect it.
+# Every path passes the episode's tool schemas as `tools=` (chat.render); this template
+# deliberately ignores them. The system prompt (prompts.system_prompt) already lists each
+# tool with what a schema cannot carry - its price, latency and the user's allowed models -
+# and the tiny model has only ever read that list. Rendering the schemas again would roughly
+# double a 4096-position model's prompts and change its token ids, hence its trained weights
+# and committed metrics, for no information it lacks. Templates that do render `tools`
+# (Qwen's own) get them in training, eval and serving alike.
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

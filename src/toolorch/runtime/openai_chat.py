@@ -1,4 +1,8 @@
-"""One chat completion against an OpenAI-compatible endpoint, with bounded retries and backoff."""
+"""One chat completion against an OpenAI-compatible endpoint, with bounded retries and backoff.
+
+    resp = complete(make_client(url, key, timeout_s=60), attempts=3, model="m", messages=[...])
+    text = reply_text(resp)   # the message's text, valid Unicode whatever the server sent
+"""
 from __future__ import annotations
 
 import time
@@ -24,6 +28,20 @@ def checked(resp: Any, url: object) -> Any:
     return resp
 
 
+def valid_unicode(text: str) -> str:
+    """`text` with each unpaired surrogate replaced by U+FFFD (a pair of halves becomes its character).
+
+    JSON may carry a lone surrogate as an escape ("\\ud800"); decoded, it is a str that no UTF-8
+    encoder accepts, so a chat holding it could be neither sent again nor saved.
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def reply_text(resp: Any) -> str:
+    """The first choice's message text ("" when it has none), as valid Unicode."""
+    return valid_unicode(resp.choices[0].message.content or "") if resp.choices else ""
+
+
 def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: Any) -> Any:
     import openai
 
@@ -33,6 +51,10 @@ def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: A
     for attempt in range(attempts):
         try:
             return checked(client.chat.completions.create(**request), client.base_url)
+        except UnicodeEncodeError as e:  # our request, before anything was sent (a ValueError too)
+            bad = e.object[e.start:e.end] if isinstance(e.object, str) else "?"
+            raise EndpointError(f"the request to {client.base_url} cannot be encoded as UTF-8: it holds {bad!r} "
+                                f"({e.reason}); nothing was sent") from None
         except ValueError as e:  # a 200 whose body is not JSON (e.g. a proxy's HTML page)
             raise EndpointError(f"{client.base_url} answered with a body that is not JSON: {e}") from None
         except retryable as e:

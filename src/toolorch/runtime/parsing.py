@@ -73,3 +73,25 @@ def render_call(call: ToolCall) -> str:
     """The text a policy emits for `call` (inverse of `parse_assistant`)."""
     body = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
     return f"<tool_call>{body}</tool_call>"
+
+
+def hermes_text(content: str | None, calls: list[tuple[str, str]]) -> str:
+    """The assistant text behind a Hermes tool parser's reply (vLLM `--tool-call-parser hermes`):
+    its `content` (what came before the first call), then each call as `render_call` writes it.
+
+    `calls` are (name, arguments JSON) as the server returns them. The result is the model's
+    own text when it wrote its calls canonically, as a policy trained on `render_call` does;
+    otherwise (other spacing, text after a call) `parse_assistant` still reads the same first call.
+    """
+    text = content or ""
+    for name, arguments in calls:
+        try:
+            args = json.loads(arguments) if arguments.strip() else {}
+        except (json.JSONDecodeError, RecursionError):
+            args = None
+        if isinstance(args, dict):
+            text += render_call(ToolCall(name=name, arguments=args))
+        else:  # kept as sent, so that parse_assistant says what is wrong with it
+            quoted = json.dumps(name, ensure_ascii=False)
+            text += f'<tool_call>{{"name": {quoted}, "arguments": {arguments}}}</tool_call>'
+    return text

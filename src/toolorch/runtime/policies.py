@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from toolorch.core.records import ToolCall
+from toolorch.runtime.chat import Tools, prompt_ids
 from toolorch.runtime.experts import approx_tokens
-from toolorch.runtime.openai_chat import complete, make_client
-from toolorch.runtime.parsing import render_call
+from toolorch.runtime.openai_chat import complete, make_client, valid_unicode
+from toolorch.runtime.parsing import hermes_text, render_call
+
+POLICY_KEY_ENV = "TOOLORCH_POLICY_API_KEY"  # the key of an `openai:` policy's endpoint, if it needs one
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,12 @@ class Generation:
 
 
 class Policy(Protocol):
+    """Writes the next assistant turn of a chat; `tools` are the episode's tool schemas (the
+    chat template's `tools=`): a model reads them as its template renders them, a script ignores them."""
+
     name: str
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation: ...
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation: ...
 
 
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:
@@ -64,7 +70,7 @@ class PlanPolicy:
         self.calls = calls
         self.answer = answer
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         step = sum(1 for m in messages if m["role"] == "assistant")
         prev = last_observation(messages)
         if step < len(self.calls):
@@ -83,7 +89,7 @@ class AskToolPolicy:
         self.tool = tool
         self.name = name or f"ask:{tool}"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         if not any(m["role"] == "assistant" for m in messages):
             arg = "query" if self.tool == "search" else "question"
             text = render_call(ToolCall(name=self.tool, arguments={arg: question_of(messages)}))
@@ -107,11 +113,10 @@ class HFPolicy:
         self.seed = seed
         self.calls = 0
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         import torch
 
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)["input_ids"]
+        ids = torch.tensor([prompt_ids(self.tokenizer, messages, tools)])
         torch.manual_seed(self.seed + self.calls)  # reproducible, yet different at each turn
         self.calls += 1
         sample = self.temperature > 0
@@ -126,11 +131,33 @@ class HFPolicy:
         return Generation(text, int(ids.shape[1]), int(new.shape[0]))
 
 
-class OpenAIPolicy:
-    """A policy served behind an OpenAI-compatible endpoint (e.g. a vLLM-served checkpoint).
+def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat as OpenAIPolicy sends it: each message's role and content as the episode holds
+    them - tool results as `tool` turns, the policy's own turns as the text it wrote - so that
+    the server's chat template renders the tokens training rendered (chat.tokenize_chat)."""
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
-    Tool results travel as user messages wrapped in <tool_response> (Hermes style), which
-    every chat template accepts.
+
+def openai_spec(spec: str) -> tuple[str, str]:
+    """`openai:<base_url>#<model>` -> (base_url, model); the model is `orchestrator` when omitted."""
+    url, _, model = spec.removeprefix("openai:").partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"policy '{spec}': expected openai:<http(s) base URL>#<model>")
+    return url, model or "orchestrator"
+
+
+class OpenAIPolicy:
+    """A policy served behind an OpenAI-compatible endpoint: vLLM serving a checkpoint with
+    `--enable-auto-tool-choice --tool-call-parser hermes` (scripts/serve-orchestrator.sh).
+
+    It sends `wire_messages(messages)` and the episode's tool schemas as `tools=`, which the
+    server passes to the checkpoint's chat template as training did. The server's parsed
+    `tool_calls` come back as canonical `<tool_call>` text (parsing.hermes_text), so the
+    episode loop reads one format whichever engine wrote the turn. What the server cannot
+    give back: text after a call and a call's own spacing (its parser keeps neither), and,
+    with tools, vLLM keeps special tokens in the text (the hermes parser asks for them).
+
+        OpenAIPolicy.from_spec("openai:http://127.0.0.1:8000/v1#orchestrator")
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None, temperature: float = 0.0,
@@ -144,15 +171,22 @@ class OpenAIPolicy:
         self.max_tokens = max_tokens
         self.seed = seed
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
-        wire = [
-            {"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"} if m["role"] == "tool"
-            else {"role": m["role"], "content": m["content"]}
-            for m in messages
-        ]
-        resp = complete(self.client, attempts=self.attempts, model=self.model, messages=wire,
-                        temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
-        text = (resp.choices[0].message.content or "") if resp.choices else ""
+    @classmethod
+    def from_spec(cls, spec: str, **settings: Any) -> OpenAIPolicy:
+        """`openai:<base_url>#<model>`; the key, if the endpoint needs one, comes from
+        TOOLORCH_POLICY_API_KEY."""
+        return cls(*openai_spec(spec), api_key_env=POLICY_KEY_ENV, **settings)
+
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
+        request: dict[str, Any] = {"model": self.model, "messages": wire_messages(messages),
+                                   "temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
+        if tools:
+            request["tools"] = tools
+        resp = complete(self.client, attempts=self.attempts, **request)
+        message = resp.choices[0].message
+        calls = [(c.function.name, c.function.arguments or "") for c in message.tool_calls or []
+                 if getattr(c, "function", None) is not None]
+        text = valid_unicode(hermes_text(message.content, calls))
         usage = resp.usage
         return Generation(text, usage.prompt_tokens if usage else prompt_tokens(messages),
                           usage.completion_tokens if usage else approx_tokens(text))

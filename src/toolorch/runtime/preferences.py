@@ -28,12 +28,15 @@ def expert_tools_by_price(catalog: Catalog) -> list[str]:
     return [expert_tool_name(e.name) for e in experts]
 
 
-def sample_preference(catalog: Catalog, seed: int, profile: str | None = None) -> Preference:
-    """A seeded user: a random profile (or the one named) plus, for some users, a deny or prefer list."""
+def sample_preference(catalog: Catalog, seed: int, profile: str | None = None,
+                      mix: dict[str, float] | None = None) -> Preference:
+    """A seeded user: a profile drawn from `mix` (profile -> relative weight; none or empty: all
+    equally likely), or the one named, plus, for some users, a deny or prefer list."""
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown preference profile {profile!r}; known: {sorted(PROFILES)}")
     rng = random.Random(seed)
-    drawn = rng.choice(sorted(PROFILES))  # drawn even when named, so the deny/prefer roll is the same
+    # drawn even when named, so the deny/prefer roll is the same
+    drawn = rng.choices(*zip(*sorted(check_mix(mix).items())))[0] if mix else rng.choice(sorted(PROFILES))
     pref = Preference(**PROFILES[profile or drawn])
     experts = expert_tools_by_price(catalog)
     roll = rng.random()
@@ -42,6 +45,34 @@ def sample_preference(catalog: Catalog, seed: int, profile: str | None = None) -
     elif experts and roll < DENY_SHARE + PREFER_SHARE:
         pref.prefer = [experts[0]]
     return pref
+
+
+def check_mix(mix: dict[str, float]) -> dict[str, float]:
+    """`mix` itself, once its profiles are known and its weights >= 0 with a positive sum."""
+    unknown = sorted(set(mix) - set(PROFILES))
+    if unknown:
+        raise ValueError(f"unknown preference profile {unknown[0]!r}; known: {sorted(PROFILES)}")
+    for name, weight in mix.items():
+        if weight < 0:
+            raise ValueError(f"{name}: weight {weight} is negative")
+    if mix and sum(mix.values()) <= 0:
+        raise ValueError(f"weights sum to 0: {mix}")
+    return mix
+
+
+def parse_mix(value: str | dict[str, float]) -> dict[str, float]:
+    """A preference mix from a mapping or its text form ("cost_averse=3, balanced=1"; a bare name
+    weighs 1; "" is no mix), as the `preference_mix` pipeline parameter passes it."""
+    if isinstance(value, dict):
+        return check_mix({str(k): float(v) for k, v in value.items()})
+    mix: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in str(value).split(","))):
+        name, _, weight = item.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"{item}: weight {weight.strip()!r} is not a number") from None
+    return check_mix(mix)
 
 
 def with_user(task: Task, catalog: Catalog, seed: int, profile: str | None = None) -> Task:

@@ -1,5 +1,9 @@
-"""The system prompt: tools with their prices and latencies, and the user's preference in words."""
+"""What the orchestrator is shown: the system prompt (tools with their prices and latencies,
+the user's preference in words) and the same tools as OpenAI function schemas, which every
+path passes to the chat template (chat.render) and an OpenAI-compatible server (`tools=`)."""
 from __future__ import annotations
+
+from typing import Any
 
 from toolorch.core.records import ANSWER_TOOL, Preference, ToolSpec, expert_tool_name
 
@@ -11,14 +15,30 @@ INSTRUCTIONS = (
 )
 
 
-def describe_tool(spec: ToolSpec, preference: Preference | None = None, describe_db: bool = True) -> str:
+def offered(spec: ToolSpec, preference: Preference) -> ToolSpec:
+    """`spec` as this user is offered it: `answer` names only the models the user allows."""
+    model = spec.parameters.get("properties", {}).get("model", {})
+    if spec.name != ANSWER_TOOL or "enum" not in model:
+        return spec
+    allowed = [m for m in model["enum"] if preference.permits(expert_tool_name(m))]
+    properties = {**spec.parameters["properties"], "model": {**model, "enum": allowed}}
+    return spec.model_copy(update={"parameters": {**spec.parameters, "properties": properties}})
+
+
+def visible_tools(tools: list[ToolSpec], preference: Preference) -> list[ToolSpec]:
+    """The tools the user permits, as offered to them."""
+    return [offered(t, preference) for t in tools if preference.permits(t.name)]
+
+
+def tool_schemas(tools: list[ToolSpec], preference: Preference) -> list[dict[str, Any]]:
+    """The chat template's `tools=`: the very tools the system prompt lists, as OpenAI schemas."""
+    return [t.openai_schema() for t in visible_tools(tools, preference)]
+
+
+def describe_tool(spec: ToolSpec, describe_db: bool = True) -> str:
     def kind(v: dict) -> str:
         options = v.get("enum")
-        if options is None:
-            return v.get("type", "any")
-        if preference is not None and spec.name == ANSWER_TOOL:  # only the models the user allows
-            options = [o for o in options if preference.permits(expert_tool_name(o))]
-        return " | ".join(map(str, options))
+        return v.get("type", "any") if options is None else " | ".join(map(str, options))
 
     args = ", ".join(f"{k}: {kind(v)}" for k, v in spec.parameters.get("properties", {}).items())
     tags = []
@@ -34,11 +54,9 @@ def describe_tool(spec: ToolSpec, preference: Preference | None = None, describe
 
 def system_prompt(tools: list[ToolSpec], preference: Preference, env_description: str = "",
                   describe_db: bool = True) -> str:
-    visible = [t for t in tools if preference.permits(t.name)]
     parts = [INSTRUCTIONS]
     if env_description:
         parts.append(env_description)
-    parts.append("Tools:\n" + "\n".join(describe_tool(t, preference, describe_db) for t in visible))
+    parts.append("Tools:\n" + "\n".join(describe_tool(t, describe_db) for t in visible_tools(tools, preference)))
     parts.append(preference.render())
     return "\n\n".join(parts)
-

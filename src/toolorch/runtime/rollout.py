@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from toolorch.core.records import Task, Trajectory
-from toolorch.runtime.chat import Sample, encode, render, suffix
+from toolorch.runtime.chat import Sample, Tools, encode, render, suffix
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.modeling import model_device
@@ -193,20 +193,20 @@ class TokenPolicy:
         self.ids += ids
         self.trained += [trained] * len(ids)
 
-    def _catch_up(self, messages: list[dict[str, Any]]) -> None:
+    def _catch_up(self, messages: list[dict[str, Any]], tools: Tools) -> None:
         """Append the tokens of messages added since the last turn, up to the generation prompt."""
         tok = self.tokenizer
         if self.seen:  # close our own last message the way the template does
-            head = render(tok, messages[: self.seen - 1], generation_prompt=True) + self.last_text
-            close = suffix(render(tok, messages[: self.seen]), head)
+            head = render(tok, messages[: self.seen - 1], tools, generation_prompt=True) + self.last_text
+            close = suffix(render(tok, messages[: self.seen], tools), head)
             if self.last_ended and close.startswith(tok.eos_token):
                 close = close[len(tok.eos_token):]
             self._extend(encode(tok, close), False)
-        before = render(tok, messages[: self.seen])
-        self._extend(encode(tok, suffix(render(tok, messages, generation_prompt=True), before)), False)
+        before = render(tok, messages[: self.seen], tools)
+        self._extend(encode(tok, suffix(render(tok, messages, tools, generation_prompt=True), before)), False)
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
-        self._catch_up(messages)
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
+        self._catch_up(messages, tools)
         prompt_len = len(self.ids)
         new = self.sampler.sample(self.worker, list(self.ids))
         self._extend(new, True)

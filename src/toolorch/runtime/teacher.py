@@ -39,6 +39,7 @@ from toolorch.core.records import (
     normalize_answer,
 )
 from toolorch.core.seeds import stable_seed
+from toolorch.runtime.chat import Tools
 from toolorch.runtime.env import Environment
 from toolorch.runtime.experts import Expert
 from toolorch.runtime.policies import (
@@ -139,7 +140,7 @@ class RoutePolicy:
         self.calls = calls
         self._plan = PlanPolicy(calls, name=self.name)
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Tools = None) -> Generation:
         step = sum(1 for m in messages if m["role"] == "assistant")
         if step < len(self.calls):
             return self._plan.generate(messages)

@@ -6,12 +6,13 @@ plugs in. One strict schema; a mistake is an error naming the file, line and fie
 
     # catalog.yaml (paths are relative to the file)
     prices: {frontier: {input: 1.25, output: 10.0}}        # optional: rows beside the built-in table
-    orchestrator_price: orchestrator                        # a price row, or {input, output}
+    orchestrator: orchestrator                              # its own price: a price row, or {input, output}
     experts:
       - {name: mini, base_url: "http://experts:9100/v1", model: mini, price: mini,
          api_key_env: MINI_API_KEY, latency_s: 6, timeout_s: 30, max_retries: 2, max_tokens: 512}
-    episode: {max_turns: 8, budget_usd: 0.5}                # runtime limits and tool settings
+    episode: {max_turns: 8, budget_usd: 0.5}                # limits (a request may lower them)
     tools:
+      max_observation_chars: 2000                           # how tools are shown (core.catalog.ToolSettings)
       code: true                                            # the sandboxed Python tool
       world: worlds/retail                                  # SQL tools (+ its documents) of a world folder
       documents: docs/                                      # or: search over a folder of .txt/.md/.jsonl
@@ -27,7 +28,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from toolorch.core.catalog import DEFAULT_PRICES, Catalog, EpisodeLimits, ExpertConfig, Price, SimulatedProfile, build_catalog
+from toolorch.core.catalog import (
+    DEFAULT_PRICES,
+    Catalog,
+    EpisodeLimits,
+    ExpertConfig,
+    Price,
+    SimulatedProfile,
+    ToolSettings,
+    build_catalog,
+)
 from toolorch.core.config import Config, EpisodeConfig
 
 
@@ -91,7 +101,28 @@ class McpEntry(Strict):
         return self
 
 
+_DEFAULTS = EpisodeConfig()
+
+
+class EpisodeEntry(Strict):
+    """What ends a request's orchestration (each request may lower them: max_turns, max_cost_usd)."""
+
+    max_turns: int = Field(_DEFAULTS.max_turns, ge=1)
+    max_tokens: int = Field(_DEFAULTS.max_tokens, ge=1)  # the orchestrator's output tokens over a task
+    budget_usd: float = Field(_DEFAULTS.budget_usd, gt=0)  # a request's default max_cost_usd
+    policy_tokens_per_s: float = Field(_DEFAULTS.policy_tokens_per_s, gt=0)  # models its latency, as in training
+
+    def limits(self) -> EpisodeLimits:
+        return EpisodeLimits(**self.model_dump())
+
+
 class ToolSources(Strict):
+    """How tools are shown and run (as `core.catalog.ToolSettings`) and which tools are plugged in."""
+
+    max_observation_chars: int = Field(_DEFAULTS.max_observation_chars, ge=100)
+    code_timeout_s: float = Field(_DEFAULTS.code_timeout_s, gt=0)
+    answer_tool: bool = _DEFAULTS.answer_tool
+    describe_db_tools: bool = _DEFAULTS.describe_db_tools
     code: bool = True
     world: str | None = None
     documents: str | None = None
@@ -104,12 +135,17 @@ class ToolSources(Strict):
             raise ValueError("give world or documents, not both (a world folder carries its own docs.jsonl)")
         return self
 
+    def settings(self) -> ToolSettings:
+        return ToolSettings(**{k: getattr(self, k) for k in ToolSettings.model_fields})
+
 
 class CatalogFile(Strict):
+    """A superset of `core.catalog.Catalog`'s shape (what the Helm chart renders)."""
+
     prices: dict[str, Price] = {}
-    orchestrator_price: str | Price = "orchestrator"
+    orchestrator: str | Price = "orchestrator"  # its own tokens: a price row, or {input, output}
     experts: list[ExpertEntry] = []
-    episode: EpisodeConfig = EpisodeConfig()
+    episode: EpisodeEntry = EpisodeEntry()
     tools: ToolSources = ToolSources()
 
 
@@ -153,10 +189,10 @@ def to_served(file: CatalogFile, root: Path) -> Served:
             prices[row] = e.price
         experts.append(ExpertConfig(**{**e.model_dump(exclude={"price"}), "price": row,
                                        "model": e.model or e.name}))
-    orch = file.orchestrator_price if isinstance(file.orchestrator_price, str) else "orchestrator:served"
-    if not isinstance(file.orchestrator_price, str):
-        prices[orch] = file.orchestrator_price
-    catalog = build_catalog(prices, experts, orch, file.episode.tools())
+    orch = file.orchestrator if isinstance(file.orchestrator, str) else "orchestrator:served"
+    if not isinstance(file.orchestrator, str):
+        prices[orch] = file.orchestrator
+    catalog = build_catalog(prices, experts, orch, file.tools.settings())
     return Served(catalog=catalog, limits=file.episode.limits(), tools=file.tools, root=root)
 
 

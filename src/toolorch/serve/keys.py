@@ -1,6 +1,6 @@
 """API keys and their budgets, read from the file an env var names (a mounted Kubernetes Secret).
 
-    TOOLORCH_API_KEYS_FILE=/etc/toolorch/keys.yaml toolorch serve ...
+    TOOLORCH_API_KEYS_FILE=/etc/toolorch/keys.yaml toolorch serve ...   # or the YAML itself in TOOLORCH_API_KEYS
     # keys.yaml:
     # keys:
     #   - {name: team-a, key: "<secret>", budget_usd: 25.0}   # budget_usd omitted: unlimited
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from toolorch.serve.errors import ApiError
 
 KEYS_FILE_ENV = "TOOLORCH_API_KEYS_FILE"
+KEYS_ENV = "TOOLORCH_API_KEYS"
 ANONYMOUS = "anonymous"
 
 
@@ -76,18 +77,25 @@ class Keyring:
 
 
 def load_keyring(env: dict[str, str] | None = None) -> Keyring:
-    path = (env if env is not None else os.environ).get(KEYS_FILE_ENV)
-    if not path:
-        return Keyring(None)
-    file = Path(path)
-    if not file.is_file():
-        raise KeysError(f"{KEYS_FILE_ENV}={path}: no such file")
+    """From the file TOOLORCH_API_KEYS_FILE names, or the YAML text of TOOLORCH_API_KEYS (a Secret's
+    key as an env var, as the Helm chart passes it); neither set: open."""
+    env = env if env is not None else dict(os.environ)
+    if env.get(KEYS_FILE_ENV):
+        file = Path(env[KEYS_FILE_ENV])
+        if not file.is_file():
+            raise KeysError(f"{KEYS_FILE_ENV}={file}: no such file")
+        return parse_keys(file.read_text(), str(file))
+    if env.get(KEYS_ENV):
+        return parse_keys(env[KEYS_ENV], KEYS_ENV)
+    return Keyring(None)
+
+
+def parse_keys(text: str, where: str) -> Keyring:
     try:
-        data = yaml.safe_load(file.read_text())
-        return Keyring(KeysFile.model_validate(data).keys)
+        return Keyring(KeysFile.model_validate(yaml.safe_load(text)).keys)
     except yaml.YAMLError as e:
-        raise KeysError(f"{path}: not YAML ({e.__class__.__name__})") from None
+        raise KeysError(f"{where}: not YAML ({e.__class__.__name__})") from None
     except ValidationError as e:
         first = e.errors()[0]  # never echo the input: it may hold a secret
-        where = ".".join(str(p) for p in first["loc"])
-        raise KeysError(f"{path}: {where}: {first['msg']}") from None
+        at = ".".join(str(p) for p in first["loc"])
+        raise KeysError(f"{where}: {at}: {first['msg']}") from None

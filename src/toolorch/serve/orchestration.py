@@ -38,7 +38,7 @@ class EnginePolicy:
         self.price = price
         self.run = run
 
-    async def agenerate(self, messages: list[dict[str, Any]]) -> Generation | Halt:
+    async def agenerate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Generation | Halt:
         self.run.begin_turn()
         if self.run.left_s() <= 0:
             return self.run.halt_latency()
@@ -49,7 +49,7 @@ class EnginePolicy:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
-            gen = await self.run.upstream(asyncio.wait_for(self.orch.generate(messages, self.run.request_id),
+            gen = await self.run.upstream(asyncio.wait_for(self.orch.generate(messages, tools, self.run.request_id),
                                                             self.run.left_s()))
         except asyncio.TimeoutError:
             return self.run.halt_latency()  # the reservation is charged when the request ends

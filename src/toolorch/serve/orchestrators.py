@@ -66,15 +66,16 @@ class Orchestrator:
     ready: bool = True
     failures: int = 0  # readiness probes failed in a row
 
-    async def generate(self, messages: list[dict[str, Any]], request_id: str) -> Generation:
+    async def generate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                       request_id: str) -> Generation:
         if self.pool is None:
-            return self.policy.generate(messages)
+            return self.policy.generate(messages, tools)
         policy = self.policy
         if isinstance(policy, OpenAIPolicy):  # the request id travels to the engine too
             policy = copy.copy(policy)
             policy.client = self.policy.client.with_options(default_headers={"x-request-id": request_id})
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, policy.generate, messages)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, policy.generate, messages, tools)
         except EndpointError as e:
             unreachable = "unreachable" in str(e)
             raise ApiError(503 if unreachable else 502, f"orchestrator engine: {e}",

@@ -1,13 +1,18 @@
-"""Evaluate policies on held-out tasks: accuracy, cost, latency, utility, Pareto plot, report.
+"""toolorch eval --config configs/tiny.yaml
 
-    python -m toolorch.stages.eval --config configs/tiny.yaml            # CPU, the dvc stage
-    toolorch eval --checkpoint models/grpo --tasks data/tasks/heldout.jsonl   # one checkpoint, ad hoc
+Evaluate policies on held-out tasks: accuracy, cost, latency, utility, Pareto plot, report.
 
-Outputs: reports/eval/{results.jsonl, report.md, pareto.png, config.resolved.yaml} and
-metrics/eval.json. results.jsonl holds one row per (block, policy, task); every number
-in eval.json and report.md is computed from it by `toolorch.eval.metrics.summarize`.
+    python -m toolorch.stages.eval --config configs/tiny.yaml                 # CPU, the dvc stage
+    toolorch eval --config configs/tiny.yaml --checkpoint path/to/hf_model    # one checkpoint, ad hoc
+
+Writes results.jsonl, report.md, pareto.png and config.resolved.yaml in its output folder
+(`--out-dir`) and its metrics (`--metrics-path`). results.jsonl holds one row per (block,
+policy, task); every number in the metrics and report.md is computed from it by
+`toolorch.eval.metrics.summarize`.
 Blocks: `main` (every policy), `pareto` (the trained policy under a swept cost weight),
 `unseen_pricing` and `unseen_tool` (shifted configs). Settings: `stages.eval` (EvalSettings).
+A deployed orchestrator is scored like a checkpoint by naming its endpoint as a policy
+(eval.lineup), e.g. `--set 'stages.eval.policies=[grpo, "openai:http://127.0.0.1:8000/v1#orchestrator"]'`.
 """
 from __future__ import annotations
 
@@ -15,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import typer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from toolorch.core.catalog import ExpertConfig
 from toolorch.core.config import Config
@@ -26,13 +30,26 @@ from toolorch.core.splits import stratified_subsample
 from toolorch.eval.adapters.suite import BenchmarkSettings, run_benchmarks
 from toolorch.eval.baselines import experts_by_price
 from toolorch.eval.heldout import heldout_sample
-from toolorch.eval.lineup import Lineup, expand
+from toolorch.eval.lineup import CHECKPOINTS, SCRIPTED, Lineup, expand
 from toolorch.eval.metrics import is_baseline, summarize
 from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.report import write_report
 from toolorch.eval.runner import Block, EvalRow, Seen, run_policy
 from toolorch.runtime.env import load_envs
-from toolorch.stages import finish, stage_config
+from toolorch.stages.io import finish
+from toolorch.stages.stage import Input, Stage
+
+
+def known_policies(names: Optional[list[str]]) -> Optional[list[str]]:
+    """Policy names of a kind toolorch.eval.lineup knows (whether `only:<expert>` names an
+    expert of the profile is checked when the lineup is expanded)."""
+    for name in names or []:
+        known = (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle")
+        if not name.startswith(("only:", "hf:", "openai:")) and name not in known:
+            raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | openai:<url>#<model> | "
+                             "only:<expert> | only:* | "
+                             "random | cascade | prompted | oracle)")
+    return names
 
 
 class Settings(BaseModel):
@@ -47,6 +64,8 @@ class GeneralisationSettings(Settings):
     unseen_tool: bool = True
     withhold_experts: Optional[list[str]] = None  # None: withhold the dearest expert
     add_experts: list[ExpertConfig] = []  # experts no training run has seen
+
+    policies_known = field_validator("policies")(known_policies)
 
 
 class EvalSettings(Settings):
@@ -64,6 +83,8 @@ class EvalSettings(Settings):
     prompted_base: Optional[str] = None  # None: a random-init tiny model of the default spec
     generalisation: GeneralisationSettings = GeneralisationSettings()
     benchmarks: Optional[BenchmarkSettings] = None  # HLE / FRAMES / tau2-bench adapters; None: none run
+
+    policies_known = field_validator("policies", "sweep_policies")(known_policies)
 
 
 def repriced(cfg: Config, cheap_factor: float, dear_factor: float) -> tuple[Config, str] | None:
@@ -106,7 +127,7 @@ class Evaluation:
         self.cfg, self.settings, self.lineup, self.seen = cfg, settings, lineup, seen
         self.tasks = tasks
         self.aux_tasks = stratified_subsample(tasks, settings.aux_max_tasks, cfg.seed)
-        self.envs = load_envs(envs_dir, tasks)
+        self.envs = load_envs(envs_dir, {t.env for t in tasks})
         self.rows: list[EvalRow] = []
         self.wall_s: dict[str, float] = {}  # run metadata (block/policy -> seconds), not a result
 
@@ -161,12 +182,11 @@ def run_blocks(ev: Evaluation, names: list[str], sweep: list[str]) -> dict[str, 
     return {k: text for k, (_, text) in shifted.items()}
 
 
-def run(cfg: Config, tasks_path: Path = Path("data/tasks/heldout.jsonl"), envs_dir: Path = Path("data/envs"),
-        models_dir: Path = Path("models"), out_dir: Path = Path("reports/eval"),
-        metrics_path: Path = Path("metrics/eval.json"), checkpoint: Path | None = None,
-        train_tasks_path: Path | None = None) -> dict[str, Any]:
-    """Evaluate; `checkpoint` evaluates that one HF folder instead of the configured lineup."""
-    settings = EvalSettings.model_validate(cfg.stages.get("eval", {}))
+def run(cfg: Config, tasks_path: Path, envs_dir: Path, models_dir: Path, out_dir: Path, metrics_path: Path,
+        checkpoint: Path | None = None, train_tasks_path: Path | None = None) -> dict[str, Any]:
+    """Evaluate; `checkpoint` evaluates that one HF folder instead of the configured lineup.
+    `train_tasks_path` (default: train.jsonl beside the tasks) tells seen from unseen worlds."""
+    settings: EvalSettings = cfg.stages.eval
     tasks = heldout_sample(tasks_path, settings.max_tasks, cfg.seed)
     train_path = Path(train_tasks_path or Path(tasks_path).parent / "train.jsonl")
     seen = Seen.from_tasks(read_jsonl(train_path, Task) if train_path.exists() and train_path != Path(tasks_path)
@@ -203,28 +223,24 @@ def _trained_note(policies: dict[str, Any]) -> list[str]:
     return ["no trained checkpoint ran: only baselines are compared"]
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    tasks: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks JSONL."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments."),
-    models_dir: Path = typer.Option(Path("models"), help="Folder holding sft/ and grpo/ checkpoints."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Evaluate only this HF checkpoint folder."),
-    out_dir: Path = typer.Option(Path("reports/eval"), help="Report folder."),
-    metrics: Path = typer.Option(Path("metrics/eval.json"), help="Metrics JSON."),
-) -> None:
-    """Evaluate policies on held-out tasks and write the report, Pareto plot and metrics."""
-    cfg = stage_config(config, set_)
-    result = run(cfg, tasks, envs_dir, models_dir, out_dir, metrics, checkpoint=checkpoint)
-    typer.echo(result["verdict"]["sentence"])
-    for name, s in result["policies"].items():
-        typer.echo(f"{name:>20}  n={s['n']:<4} acc={s['accuracy']:.3f}  cost=${s['cost_usd']:.5f}  "
-                   f"latency={s['latency_s']:.1f}s  u={s['utility']:.3f}")
+def summary(m: dict[str, Any]) -> str:
+    lines = [m["verdict"]["sentence"]]
+    for name, s in m["policies"].items():
+        lines.append(f"{name:>20}  n={s['n']:<4} acc={s['accuracy']:.3f}  cost=${s['cost_usd']:.5f}  "
+                     f"latency={s['latency_s']:.1f}s  u={s['utility']:.3f}")
+    return "\n".join(lines)
 
 
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "eval", EvalSettings, run, summary,
+    inputs={"tasks_path": Input("synth_tasks", "heldout.jsonl"), "envs_dir": Input("synth_envs"),
+            "models_dir": Input(("sft", "grpo"))},
+    outputs={"out_dir": "reports/eval"},
+    reads=("episode", "experts"),
+    options={"checkpoint": "Evaluate only this HF checkpoint folder (instead of the configured policies)."},
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("eval")

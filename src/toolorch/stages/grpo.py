@@ -1,11 +1,13 @@
-"""grpo: multi-turn GRPO from the SFT checkpoint, with outcome, efficiency and preference rewards.
+"""toolorch grpo --config configs/tiny.yaml
+
+Multi-turn GRPO from the SFT checkpoint, with outcome, efficiency and preference rewards.
 
     python -m toolorch.stages.grpo --config configs/tiny.yaml
     torchrun --nproc-per-node 2 -m toolorch.stages.grpo --config configs/tiny.yaml   # FSDP2, gloo/NCCL
     toolorch grpo --config configs/tiny.yaml --set stages.grpo.steps=20
 
-Reads models/sft (HF checkpoint), data/passk/tasks.jsonl (training tasks, each with a
-sampled preference), data/envs/<env>/ and data/tasks/heldout.jsonl. Rollouts come from HF
+Reads the SFT checkpoint (`--sft-dir`), passk's kept tasks (`--tasks-path`, each with a
+sampled preference), the environments and the held-out tasks. Rollouts come from HF
 generate (`rollout_engine: hf`) or from a vLLM engine per rank that receives the trainer's
 weights after every step (`vllm`, the GPU path). Every step, each task of the batch gets
 `group_size` rollouts through the real episode runner with a user's preference in the
@@ -13,34 +15,37 @@ system prompt (`preferences`: the task's own, a new user per visit, or the same 
 under each of `contrast_profiles`); rewards (toolorch.runtime.rewards) give group-relative
 advantages; groups with no reward variance are dropped and counted; one clipped,
 token-level policy step follows (assistant tokens only, KL to the frozen SFT model when
-kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tasks. Writes
-    models/grpo/             HF checkpoint + config.resolved.yaml
-    models/grpo/tensorboard/ scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
-    models/grpo/state/       full training state (torch.distributed.checkpoint) for resume
-    metrics/grpo.json        last-step scalars, history, and the held-out check: SFT vs GRPO
-                             reward over 3 seeds, cost under cost-averse vs accuracy-first
+kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tasks. Writes,
+in its output folder (`--out-dir`; written in place: it holds the state a re-run resumes from)
+    ./            HF checkpoint + config.resolved.yaml
+    tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
+    state/        full training state (torch.distributed.checkpoint) for resume
+and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
+vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
+
+Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
+with the same training config (everything but how the run goes: `RUN_ONLY`); else it exits
+naming the keys that differ, unless `--fresh` (or `resume: false`) asks to start over.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import torch
-import typer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.core.config import Config
-from toolorch.core.jsonl import read_jsonl
-from toolorch.core.records import Task
+from toolorch.core.errors import UsageError
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
-from toolorch.runtime.preferences import PROFILES
-from toolorch.runtime.rewards import RewardConfig
-from toolorch.stages import finish, stage_config
-from toolorch.train.distributed import close, full_state_dict, init_distributed
-from toolorch.train.grpo import StepConfig
+from toolorch.stages.io import checkpoint_dir, finish, read_tasks
+from toolorch.stages.stage import Input, SeededByProfile, Stage
+from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
 
@@ -54,76 +59,46 @@ class HeldoutSettings(BaseModel):
     temperature: float = Field(0.7, ge=0)
 
 
-class GRPOSettings(BaseModel):
-    """`stages.grpo` in a profile YAML."""
+class GRPOSettings(LoopConfig, SeededByProfile):
+    """`stages.grpo` in a profile YAML: the loop's settings (train.loop.LoopConfig, with
+    train.grpo.StepConfig's) and these."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(10, ge=1)
-    tasks_per_step: int = Field(4, ge=1)
-    group_size: int = Field(8, ge=2)
-    lr: float = Field(1e-4, gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    clip_low: float = Field(0.2, ge=0)
-    clip_high: float = Field(0.28, ge=0)
-    kl_coef: float = Field(0.0, ge=0)
-    adv_clip: float = Field(3.0, gt=0)
-    min_group_std: float = Field(0.0, ge=0)
-    scale_by_std: bool = True  # False: advantages r - mean, so the preference's weights keep their scale
-    max_len: int = Field(4096, ge=16)
-    rows_per_micro: int = Field(4, ge=1)
-    share_prompts: bool = True  # a group's prompt once per row, its completions after it (train.grpo.StepConfig)
-    row_len: int = Field(StepConfig.row_len, ge=16)  # tokens per shared row (measured in train.grpo.StepConfig)
-    reward: RewardConfig = RewardConfig()
-    checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     resume: bool = True
-    stop_after: Optional[int] = Field(None, ge=1)
-    with_code: bool = True
-    # which user each rollout group serves (train.loop.step_batch): task (as synthesized),
-    # resample (a new user every visit) or contrast (every task under each of contrast_profiles)
-    preferences: Literal["task", "resample", "contrast"] = "task"
-    contrast_profiles: list[str] = ["accuracy_first", "cost_averse"]
-    rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: the GPU path, weights pushed after every step
-    vllm_args: dict[str, Any] = {}  # extra vllm.LLM arguments (gpu_memory_utilization, max_model_len, ...)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
 
-    @model_validator(mode="after")
-    def _contrast_fits(self) -> GRPOSettings:
-        unknown = sorted(set(self.contrast_profiles) - set(PROFILES))
-        if unknown:
-            raise ValueError(f"contrast_profiles: unknown {unknown}; known: {sorted(PROFILES)}")
-        if self.preferences == "contrast" and (len(self.contrast_profiles) < 2
-                                               or self.tasks_per_step % len(self.contrast_profiles)):
-            raise ValueError("preferences: contrast needs >= 2 contrast_profiles and tasks_per_step "
-                             f"divisible by their number ({self.tasks_per_step} % {len(self.contrast_profiles)})")
-        return self
+# how a run goes, not what it trains: these may change between a run and its resume
+RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
 
 
-def settings_of(cfg: Config) -> GRPOSettings:
-    return GRPOSettings.model_validate(cfg.stages.get("grpo", {}))
+class ResumeRefused(UsageError):
+    """The output folder holds a checkpoint trained with another config."""
 
 
-def loop_config(s: GRPOSettings, seed: int) -> LoopConfig:
-    step = StepConfig(clip_low=s.clip_low, clip_high=s.clip_high, kl_coef=s.kl_coef, max_len=s.max_len,
-                      rows_per_micro=s.rows_per_micro, share_prompts=s.share_prompts,
-                      row_len=s.row_len)
-    return LoopConfig(steps=s.steps, tasks_per_step=s.tasks_per_step, group_size=s.group_size, lr=s.lr,
-                      warmup_steps=s.warmup_steps, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-                      adv_clip=s.adv_clip, min_group_std=s.min_group_std, scale_by_std=s.scale_by_std,
-                      step=step, reward=s.reward,
-                      checkpoint_every=s.checkpoint_every, stop_after=s.stop_after, with_code=s.with_code,
-                      preferences=s.preferences, contrast_profiles=tuple(s.contrast_profiles),
-                      rollout_engine=s.rollout_engine, vllm_args=dict(s.vllm_args), seed=seed)
+def training_config(cfg: Config, s: GRPOSettings) -> dict[str, Any]:
+    """What the weights depend on: the grpo settings bar RUN_ONLY, and the seed, episode limits,
+    experts, prices and default preference that rollouts and rewards use."""
+    return {"seed": cfg.seed, **cfg.model_dump(mode="json", include={"episode", "experts", "prices", "preference"}),
+            "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}}
 
 
-def load_tasks(path: Path, what: str) -> list[Task]:
-    tasks = read_jsonl(path, Task)
-    if not tasks:
-        raise ValueError(f"{path}: no {what} tasks")
-    return tasks
+def prepare_state_dir(state_dir: Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
+    """Keep a checkpoint only to resume it under the config it was trained with; when starting
+    over, drop it, so a run killed before its first checkpoint cannot resume the old one."""
+    if not has_state(state_dir):
+        return
+    if not resume:
+        if dist.main:
+            shutil.rmtree(state_dir)
+        dist.barrier()
+        return
+    saved = saved_config(state_dir)
+    changes = ["the checkpoint records no config"] if saved is None else config_changes(saved, run_config)
+    if changes:
+        raise ResumeRefused(f"{state_dir}: the checkpoint there was trained with another config: "
+                            f"{'; '.join(changes)}. A run resumes only under the same training config: pass "
+                            "--fresh (or --set stages.grpo.resume=false) to start over, or choose another --out-dir.")
+
 
 
 def save_policy(state: TrainState, out_dir: Path) -> None:
@@ -148,25 +123,28 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
-                          load_envs(envs_dir, tasks), Runtime.from_config(cfg), hc)
+                          load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg), hc)
 
 
-def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path("data/passk/tasks.jsonl"),
-        envs_dir: Path = Path("data/envs"), out_dir: Path = Path("models/grpo"),
-        metrics_path: Path = Path("metrics/grpo.json"),
-        heldout_path: Path = Path("data/tasks/heldout.jsonl")) -> dict[str, Any]:
-    s = settings_of(cfg)
+def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: Path, metrics_path: Path,
+        heldout_path: Path, fresh: bool = False) -> dict[str, Any]:
+    """`fresh`: start over even if `out_dir` holds a checkpoint (as `resume: false`)."""
+    s: GRPOSettings = cfg.stages.grpo
     torch.set_num_threads(s.threads)
     dist = init_distributed()
     try:
-        loop = loop_config(s, cfg.seed)
-        tasks = load_tasks(Path(tasks_path), "training")
-        envs = load_envs(envs_dir, tasks)
+        loop = s.model_copy(update={"seed": cfg.seed})
         out_dir = Path(out_dir)
+        resume, run_config = s.resume and not fresh, training_config(cfg, s)
+        prepare_state_dir(out_dir / "state", run_config, resume, dist)
+        tasks = read_tasks(Path(tasks_path), "training")
+        envs = load_envs(envs_dir, {t.env for t in tasks})
+        checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=s.resume)
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
+                          run_config=run_config)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
@@ -174,7 +152,8 @@ def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path
             return metrics
         from toolorch.train.checkpoint import save_state
 
-        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+                   run_config)
         save_policy(state, out_dir)
         if log.history:
             metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
@@ -188,25 +167,24 @@ def run(cfg: Config, sft_dir: Path = Path("models/sft"), tasks_path: Path = Path
         close(dist)
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    sft_dir: Path = typer.Option(Path("models/sft"), help="SFT checkpoint (HF folder)."),
-    tasks: Path = typer.Option(Path("data/passk/tasks.jsonl"), help="Training tasks JSONL."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Environments folder."),
-    heldout: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks JSONL."),
-    out_dir: Path = typer.Option(Path("models/grpo"), help="Output folder."),
-    metrics: Path = typer.Option(Path("metrics/grpo.json"), help="Metrics JSON."),
-) -> None:
-    """Train the orchestrator with multi-turn GRPO."""
-    result = run(stage_config(config, set_), sft_dir, tasks, envs_dir, out_dir, metrics, heldout)
-    if result.get("last"):
-        typer.echo(f"grpo: {result['steps_done']} steps, reward {result['last'].get('reward/total', 0):.3f}")
+def summary(m: dict[str, Any]) -> str:
+    if not m["completed"]:
+        return f"grpo: stopped after step {m['steps_done']} (stop_after); run it again to resume"
+    return f"grpo: {m['steps_done']} steps, reward {m.get('last', {}).get('reward/total', 0):.3f}"
 
 
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "grpo", GRPOSettings, run, summary,
+    inputs={"sft_dir": Input("sft"), "tasks_path": Input("passk", "tasks.jsonl"), "envs_dir": Input("synth_envs"),
+            "heldout_path": Input("synth_tasks", "heldout.jsonl")},
+    outputs={"out_dir": "models/grpo"},
+    reads=("episode", "experts"),
+    staged=False,  # the folder holds the training state a re-run resumes from
+    options={"fresh": "Start over, dropping the output folder's training checkpoint (by default a run "
+                      "resumes it, if trained with the same config)."},
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("grpo")

@@ -1,21 +1,23 @@
-"""passk: a teacher makes k trajectories per task; verified ones become SFT data.
+"""toolorch passk --config configs/tiny.yaml
+
+A teacher makes k trajectories per task; verified ones become SFT data.
 
     python -m toolorch.stages.passk --config configs/tiny.yaml
     toolorch passk --config configs/tiny.yaml --set stages.passk.k=4
 
-Reads environments (data/envs/<env>/) and tasks (data/tasks/train.jsonl). For every
+Reads environments (`--envs-dir`) and the training tasks (`--tasks-path`). For every
 task the teacher (scripted offline, or any OpenAI-compatible model) runs k episodes
 through the real episode runner and toolbox, one fresh EnvSession each; every
 trajectory is verified against the task's answer. Tasks that no trajectory solves
 (0/k) are dropped as unsolvable, and so are tasks whose gold calls do not re-verify
-(a simulated expert reads the gold answer, so it could "solve" a broken task). Writes
-    data/passk/tasks.jsonl         the kept tasks
-    data/passk/trajectories.jsonl  successful trajectories, per task most efficient first
-                                   (lowest cost, then latency), the top `keep_top` (distinct
-                                   ones unless `distinct: false`)
-    data/passk/stats.json          per-task successes and the pass@1 / pass@k tables
-    metrics/passk.json             pass@1 and pass@k overall / per category / per difficulty,
-                                   kept and dropped counts, trajectories per second
+(a simulated expert reads the gold answer, so it could "solve" a broken task). Writes, in
+its output folder (`--out-dir`):
+    tasks.jsonl         the kept tasks
+    trajectories.jsonl  successful trajectories, per task most efficient first (lowest cost,
+                        then latency), the top `keep_top` (distinct ones unless `distinct: false`)
+    stats.json          per-task successes and the pass@1 / pass@k tables
+and its metrics (`--metrics-path`): pass@1 and pass@k overall / per category / per
+difficulty, kept and dropped counts, trajectories per second.
 Same config and seed -> byte-identical data files (only the throughput metric varies).
 """
 from __future__ import annotations
@@ -29,10 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from toolorch.core.config import Config
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.core.records import Task, Trajectory
 from toolorch.core.seeds import stable_seed
@@ -47,7 +49,8 @@ from toolorch.runtime.teacher import (
     online_policy,
     reverify,
 )
-from toolorch.stages import finish, progress_bar, stage_config
+from toolorch.stages.io import finish, progress_bar
+from toolorch.stages.stage import Input, Stage
 
 
 class PasskSettings(BaseModel):
@@ -80,12 +83,8 @@ class PasskSettings(BaseModel):
         return self
 
 
-class PasskError(RuntimeError):
+class PasskError(RunFailed):
     """The stage cannot proceed (missing inputs, unknown envs, dead teacher endpoint)."""
-
-
-def settings_of(cfg: Config) -> PasskSettings:
-    return PasskSettings.model_validate(cfg.stages.get("passk", {}))
 
 
 # ---------------------------------------------------------------- pass@k
@@ -233,16 +232,15 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
-def run(cfg: Config, envs_dir: Path = Path("data/envs"), tasks_path: Path = Path("data/tasks/train.jsonl"),
-        out_dir: Path = Path("data/passk"), metrics_path: Path = Path("metrics/passk.json")) -> dict[str, Any]:
-    settings = settings_of(cfg)
+def run(cfg: Config, envs_dir: Path, tasks_path: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    settings: PasskSettings = cfg.stages.passk
     envs_dir, tasks_path, out_dir = Path(envs_dir), Path(tasks_path), Path(out_dir)
     tasks = read_jsonl(tasks_path, Task)
     if settings.max_tasks is not None:
         tasks = tasks[: settings.max_tasks]
     if not tasks:
         raise PasskError(f"{tasks_path} holds no tasks")
-    envs = load_envs(envs_dir, tasks)
+    envs = load_envs(envs_dir, {t.env for t in tasks})
     start = time.perf_counter()
     results = run_all(cfg, settings, tasks, envs)
     elapsed = time.perf_counter() - start
@@ -267,29 +265,20 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), tasks_path: Path = Path
     return finish(cfg, out_dir, metrics, metrics_path)
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments."),
-    tasks: Path = typer.Option(Path("data/tasks/train.jsonl"), help="Tasks to run the teacher on."),
-    out_dir: Path = typer.Option(Path("data/passk"), help="Output folder."),
-    metrics: Path = typer.Option(Path("metrics/passk.json"), help="Metrics JSON."),
-) -> None:
-    """Run the pass@k teacher over tasks; keep verified trajectories, drop unsolvable tasks."""
-    try:
-        result = run(stage_config(config, set_), envs_dir, tasks, out_dir, metrics)
-    except (PasskError, FileNotFoundError, ValueError) as e:
-        typer.echo(f"passk: {e}", err=True)
-        raise typer.Exit(1)
-    k = result["k"]
-    typer.echo(f"passk: kept {result['tasks_kept']}/{result['tasks_in']} tasks, "
-               f"pass@1={result['pass@1']:.3f} pass@{k}={result[f'pass@{k}']:.3f}, "
-               f"{result['trajectories_kept']} trajectories")
+def summary(m: dict[str, Any]) -> str:
+    k = m["k"]
+    return (f"passk: kept {m['tasks_kept']}/{m['tasks_in']} tasks, pass@1={m['pass@1']:.3f} "
+            f"pass@{k}={m[f'pass@{k}']:.3f}, {m['trajectories_kept']} trajectories")
 
 
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "passk", PasskSettings, run, summary,
+    inputs={"envs_dir": Input("synth_envs"), "tasks_path": Input("synth_tasks", "train.jsonl")},
+    outputs={"out_dir": "data/passk"},
+    reads=("episode", "experts"),
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("passk")

@@ -1,12 +1,15 @@
-"""synth-envs: build one SQLite environment (schema, rows, db tools, documents) per domain.
+"""toolorch synth-envs --config configs/tiny.yaml
+
+Build one SQLite environment (schema, rows, db tools, documents) per domain.
 
     python -m toolorch.stages.synth_envs --config configs/tiny.yaml
     toolorch synth-envs --config configs/tiny.yaml --set stages.synth_envs.rows_per_table=[50,300]
 
-Settings come from `stages.synth_envs` (see `SynthEnvsSettings`). Writes
-    data/envs/<domain>/{env.json, db.sqlite, docs.jsonl, synth.json}
-    data/envs/config.resolved.yaml
-    metrics/synth_envs.json      per-domain tables/rows/tools/docs, envs per second
+Settings come from `stages.synth_envs` (see `SynthEnvsSettings`). Writes, in its output
+folder (`--out-dir`, declared at the bottom with the other paths):
+    <domain>/{env.json, db.sqlite, docs.jsonl, synth.json}
+    config.resolved.yaml
+and its metrics (`--metrics-path`): per-domain tables/rows/tools/docs, envs per second.
 Every environment is checked (foreign keys hold, every tool runs) before it is kept.
 The whole folder is built aside and swapped in, so a killed run leaves the old one.
 Same config and seed -> byte-identical env.json, docs.jsonl and rows.
@@ -16,14 +19,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
-import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from toolorch.core.config import Config
 from toolorch.core.jsonl import write_jsonl
-from toolorch.stages import finish, stage_config
+from toolorch.stages.io import finish
+from toolorch.stages.stage import Stage
 from toolorch.synth.domains import DOMAIN_NAMES
 from toolorch.synth.envs import (
     IMPORTED_TASKS,
@@ -82,10 +85,6 @@ class SynthEnvsSettings(BaseModel):
         return self
 
 
-def settings_of(cfg: Config) -> SynthEnvsSettings:
-    return SynthEnvsSettings.model_validate(cfg.stages.get("synth_envs", {}))
-
-
 def make_generator(settings: SynthEnvsSettings) -> EnvGenerator:
     if settings.generator == "llm":
         assert settings.llm is not None
@@ -94,9 +93,8 @@ def make_generator(settings: SynthEnvsSettings) -> EnvGenerator:
     return ProceduralGenerator(rows_per_table=settings.rows_per_table)
 
 
-def run(cfg: Config, out_dir: Path = Path("data/envs"),
-        metrics_path: Path = Path("metrics/synth_envs.json")) -> dict[str, Any]:
-    settings = settings_of(cfg)
+def run(cfg: Config, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    settings: SynthEnvsSettings = cfg.stages.synth_envs
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     building = out_dir.with_name(f".{out_dir.name}.building")
@@ -138,25 +136,14 @@ def run(cfg: Config, out_dir: Path = Path("data/envs"),
     return finish(cfg, out_dir, metrics, metrics_path)
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    out_dir: Path = typer.Option(Path("data/envs"), help="Folder that receives one folder per environment."),
-    metrics: Path = typer.Option(Path("metrics/synth_envs.json"), help="Metrics JSON."),
-) -> None:
-    """Build the environments (SQLite DB, tools, documents) of every configured domain."""
-    try:
-        result = run(stage_config(config, set_), out_dir, metrics)
-    except (FileNotFoundError, ValueError) as e:
-        typer.echo(f"synth-envs: {e}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"synth-envs: {result['envs']} environments, {result['rows']} rows, {result['tools']} tools, "
-               f"{result['docs']} documents in {result['seconds']:.1f}s -> {out_dir}")
-
-
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "synth_envs", SynthEnvsSettings, run,
+    lambda m: (f"synth-envs: {m['envs']} environments, {m['rows']} rows, {m['tools']} tools, "
+               f"{m['docs']} documents in {m['seconds']:.1f}s"),
+    outputs={"out_dir": "data/envs"},
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("synth_envs")

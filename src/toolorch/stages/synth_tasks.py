@@ -1,14 +1,17 @@
-"""synth-tasks: questions with answers computed by executing gold calls, split train / held-out.
+"""toolorch synth-tasks --config configs/tiny.yaml
+
+Questions with answers computed by executing gold calls, split train / held-out.
 
     python -m toolorch.stages.synth_tasks --config configs/tiny.yaml
     toolorch synth-tasks --config configs/tiny.yaml --set stages.synth_tasks.tasks_per_template=2
 
-Reads data/envs/<env>/ (from synth-envs); settings from `stages.synth_tasks`. Writes
-    data/tasks/train.jsonl, data/tasks/heldout.jsonl   Task records
-    data/tasks/split.json        held-out environments and held-out templates
-    data/tasks/config.resolved.yaml
-    metrics/synth_tasks.json     counts per env/category/difficulty/split, category shares,
-                                 rejections by reason, tasks/s and verified tasks/s
+Reads the environments synth-envs made (`--envs-dir`); settings from `stages.synth_tasks`.
+Writes, in its output folder (`--out-dir`):
+    train.jsonl, heldout.jsonl   Task records
+    split.json                   held-out environments and held-out templates
+    config.resolved.yaml
+and its metrics (`--metrics-path`): counts per env/category/difficulty/split, category
+shares, rejections by reason, tasks/s and verified tasks/s.
 Held out twice over: whole environments, and within the training environments whole
 templates (metrics record which kind each held-out task is). Every kept task is
 re-verified (its gold calls executed again in a fresh session must give its answer, or
@@ -22,19 +25,20 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import typer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from toolorch.core.config import Config
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.core.records import CATEGORIES, Task
 from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split
-from toolorch.runtime.env import Environment
+from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.gold import verify_tasks
-from toolorch.runtime.preferences import preference_kind
-from toolorch.stages import finish, stage_config
+from toolorch.runtime.preferences import parse_mix, preference_kind
+from toolorch.stages.io import finish
+from toolorch.stages.stage import Input, Stage
 from toolorch.synth.domain import synth_seed
 from toolorch.synth.envs import HINTS_FILE, IMPORTED_TASKS, replace_folder
 from toolorch.synth.tasks import synthesize_tasks
@@ -50,24 +54,29 @@ class SynthTasksSettings(BaseModel):
     heldout_template_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each training env's templates
     seed_offset: int = 0  # task seed = cfg.seed + seed_offset
     workers: int = Field(2, ge=1, le=64)  # threads (sandbox runs are subprocesses)
+    # profile -> relative weight of the users who ask the tasks ("cost_averse=3, balanced=1" or a
+    # mapping; the pipeline's `preference_mix`); empty: every profile equally likely
+    preference_mix: dict[str, float] = {}
+
+    @field_validator("preference_mix", mode="before")
+    @classmethod
+    def _read_mix(cls, value: Any) -> dict[str, float]:
+        return parse_mix(value if isinstance(value, dict) else str(value))
 
 
-class VerificationError(RuntimeError):
+class VerificationError(RunFailed):
     """Some synthesized tasks do not re-verify: their gold calls no longer give their answer."""
 
 
-def settings_of(cfg: Config) -> SynthTasksSettings:
-    return SynthTasksSettings.model_validate(cfg.stages.get("synth_tasks", {}))
-
-
-def load_envs(envs_dir: Path) -> list[Environment]:
+def synthesizable_envs(envs_dir: Path) -> list[Environment]:
+    """Every environment of `envs_dir` that carries the generator's hints (synth-envs made it)."""
     envs_dir = Path(envs_dir)
     if not envs_dir.is_dir():
         raise FileNotFoundError(f"{envs_dir}: no environments folder (run synth-envs first)")
-    folders = sorted(p for p in envs_dir.iterdir() if (p / "env.json").exists() and (p / HINTS_FILE).exists())
-    if not folders:
+    names = [p.name for p in envs_dir.iterdir() if (p / "env.json").exists() and (p / HINTS_FILE).exists()]
+    if not names:
         raise FileNotFoundError(f"{envs_dir}: no environment folders with env.json and {HINTS_FILE}")
-    return [Environment.load(p) for p in folders]
+    return list(load_envs(envs_dir, names).values())
 
 
 def imported_tasks(envs: list[Environment]) -> list[Task]:
@@ -80,13 +89,13 @@ def imported_tasks(envs: list[Environment]) -> list[Task]:
     return tasks
 
 
-def run(cfg: Config, envs_dir: Path = Path("data/envs"), out_dir: Path = Path("data/tasks"),
-        metrics_path: Path = Path("metrics/synth_tasks.json")) -> dict[str, Any]:
-    settings = settings_of(cfg)
-    envs = load_envs(envs_dir)
+def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    settings: SynthTasksSettings = cfg.stages.synth_tasks
+    envs = synthesizable_envs(envs_dir)
     seed = cfg.seed + settings.seed_offset
     start = time.perf_counter()
-    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers)
+    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers,
+                                         preference_mix=settings.preference_mix)
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, synth_seed(seed, "split"))
     tasks = apply_split(kept, plan)
@@ -146,26 +155,16 @@ def task_metrics(tasks: list[Task], plan: SplitPlan) -> dict[str, Any]:
     }
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments (from synth-envs)."),
-    out_dir: Path = typer.Option(Path("data/tasks"), help="Output folder (train.jsonl, heldout.jsonl)."),
-    metrics: Path = typer.Option(Path("metrics/synth_tasks.json"), help="Metrics JSON."),
-) -> None:
-    """Synthesize verified tasks for every environment and split them train / held-out."""
-    try:
-        result = run(stage_config(config, set_), envs_dir, out_dir, metrics)
-    except (VerificationError, FileNotFoundError, ValueError) as e:
-        typer.echo(f"synth-tasks: {e}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"synth-tasks: {result['tasks']} tasks ({result['per_split']}), {result['per_category']}, "
-               f"{result['verified_tasks_per_s']:.1f} verified tasks/s -> {out_dir}")
-
-
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "synth_tasks", SynthTasksSettings, run,
+    lambda m: (f"synth-tasks: {m['tasks']} tasks ({m['per_split']}), {m['per_category']}, "
+               f"{m['verified_tasks_per_s']:.1f} verified tasks/s"),
+    inputs={"envs_dir": Input("synth_envs")},
+    outputs={"out_dir": "data/tasks"},
+    reads=("episode", "experts"),
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("synth_tasks")

@@ -1,20 +1,23 @@
-"""validate: Great Expectations gates over environments, tasks and trajectories.
+"""toolorch validate --config configs/tiny.yaml
+
+Great Expectations gates over environments, tasks and trajectories.
 
     python -m toolorch.stages.validate --config configs/tiny.yaml
-    toolorch validate --config configs/tiny.yaml --docs-dir reports/data_docs
+    toolorch validate --config configs/tiny.yaml --set stages.validate.write_data_docs=false
 
-Reads data/envs/, data/tasks/{train,heldout}.jsonl and data/passk/{tasks,trajectories}.jsonl
-and runs six suites (see toolorch.synth.data_checks): environments and their tables in range
+Reads the environments, the train and held-out tasks, and passk's kept tasks and
+trajectories (`--envs-dir`, `--train-path`, ...), and runs six suites (see
+toolorch.synth.data_checks): environments and their tables in range
 (worlds imported from benchmarks, e.g. tau2, keep their own shape and skip the ranges);
 kept and held-out tasks well-formed, unique and re-verified by executing their gold
 calls; category balance of the kept train tasks; train/held-out disjoint by id,
 question, template (template-held-out tasks) and environment (env-held-out tasks, as
-declared in stages.validate.heldout_envs or synth-tasks' data/tasks/split.json);
+declared in stages.validate.heldout_envs or in synth-tasks' split.json beside the held-out tasks);
 trajectories verified, referencing kept tasks, within call/cost/latency ranges.
-Writes Data Docs HTML (reports/data_docs/ by default) and metrics/validate.json
-(each suite's success and failing expectations) whether or not the data passes; then
-a failing suite raises ValidationFailed (the CLI exits 1) listing every failing
-expectation by suite, name and column.
+Writes Data Docs HTML (`--docs-dir`, by default `stages.validate.docs_dir`) and its metrics
+(each suite's success and failing expectations) whether or not the data passes, so its
+outputs are not staged; then a failing suite raises ValidationFailed (the command exits 1)
+listing every failing expectation by suite, name and column.
 """
 from __future__ import annotations
 
@@ -22,17 +25,17 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-import typer
 from pydantic import ValidationError
 
 from toolorch.core.config import Config
 from toolorch.core.records import Task, is_correct
-from toolorch.runtime.env import Environment
+from toolorch.runtime.env import Environment, load_env
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.teacher import reverify
-from toolorch.stages import finish, stage_config
+from toolorch.stages.io import finish
+from toolorch.stages.stage import Input, Stage
 from toolorch.synth.data_checks import (
     CheckSettings,
     ValidationFailed,
@@ -45,10 +48,6 @@ from toolorch.synth.data_checks import (
     task_frame,
     trajectory_frame,
 )
-
-
-def settings_of(cfg: Config) -> CheckSettings:
-    return CheckSettings.model_validate(cfg.stages.get("validate", {}))
 
 
 def declared_heldout_envs(settings: CheckSettings, heldout_path: Path) -> list[str] | None:
@@ -88,7 +87,7 @@ class Reverifier:
         with self._lock:
             if name not in self.envs:
                 folder = self.envs_dir / name
-                self.envs[name] = Environment.load(folder) if (folder / "env.json").exists() else None
+                self.envs[name] = load_env(folder) if (folder / "env.json").exists() else None
             return self.envs[name]
 
     def all(self, rows: list[dict[str, Any]], workers: int) -> list[str | None]:
@@ -124,11 +123,10 @@ def build_frames(cfg: Config, settings: CheckSettings, envs_dir: Path, train: li
     return frames, expectations
 
 
-def run(cfg: Config, envs_dir: Path = Path("data/envs"), train_path: Path = Path("data/tasks/train.jsonl"),
-        heldout_path: Path = Path("data/tasks/heldout.jsonl"), kept_tasks_path: Path = Path("data/passk/tasks.jsonl"),
-        trajectories_path: Path = Path("data/passk/trajectories.jsonl"), docs_dir: Path | None = None,
-        metrics_path: Path = Path("metrics/validate.json")) -> dict[str, Any]:
-    settings = settings_of(cfg)
+def run(cfg: Config, envs_dir: Path, train_path: Path, heldout_path: Path, kept_tasks_path: Path,
+        trajectories_path: Path, docs_dir: Path | None, metrics_path: Path) -> dict[str, Any]:
+    """`docs_dir` None: `stages.validate.docs_dir`."""
+    settings: CheckSettings = cfg.stages.validate
     envs_dir = Path(envs_dir)
     if not envs_dir.is_dir():
         raise FileNotFoundError(f"{envs_dir}: no environments folder")
@@ -159,32 +157,18 @@ def run(cfg: Config, envs_dir: Path = Path("data/envs"), train_path: Path = Path
     return metrics
 
 
-def cli(
-    config: Optional[Path] = typer.Option(None, help="Profile YAML, e.g. configs/tiny.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
-    envs_dir: Path = typer.Option(Path("data/envs"), help="Folder of environments."),
-    train: Path = typer.Option(Path("data/tasks/train.jsonl"), help="Synthesized train tasks."),
-    heldout: Path = typer.Option(Path("data/tasks/heldout.jsonl"), help="Held-out tasks."),
-    kept: Path = typer.Option(Path("data/passk/tasks.jsonl"), help="Tasks kept by passk."),
-    trajectories: Path = typer.Option(Path("data/passk/trajectories.jsonl"), help="Kept trajectories."),
-    docs_dir: Optional[Path] = typer.Option(None, help="Data Docs folder (default: stages.validate.docs_dir)."),
-    metrics: Path = typer.Option(Path("metrics/validate.json"), help="Metrics JSON."),
-) -> None:
-    """Run the Great Expectations data-quality suites; fail on any failing expectation."""
-    try:
-        result = run(stage_config(config, set_), envs_dir, train, heldout, kept, trajectories, docs_dir, metrics)
-    except ValidationFailed as e:
-        typer.echo(f"validate: {e}", err=True)
-        raise typer.Exit(1)
-    except (FileNotFoundError, ValueError) as e:
-        typer.echo(f"validate: {e}", err=True)
-        raise typer.Exit(2)
-    typer.echo(f"validate: all {len(result['suites'])} suites passed; Data Docs in {result['docs_dir']}")
-
-
-def main() -> None:
-    typer.run(cli)
-
+STAGE = Stage(
+    "validate", CheckSettings, run,
+    lambda m: f"validate: all {len(m['suites'])} suites passed; Data Docs in {m['docs_dir']}",
+    inputs={"envs_dir": Input("synth_envs"), "train_path": Input("synth_tasks", "train.jsonl"),
+            "heldout_path": Input("synth_tasks", "heldout.jsonl"), "kept_tasks_path": Input("passk", "tasks.jsonl"),
+            "trajectories_path": Input("passk", "trajectories.jsonl")},
+    outputs={"docs_dir": None},  # the profile's stages.validate.docs_dir
+    reads=("episode", "experts"),
+    staged=False,  # a failing check still writes its Data Docs and metrics: they are the report
+)
 
 if __name__ == "__main__":
-    main()
+    from toolorch.stages.command import main
+
+    main("validate")

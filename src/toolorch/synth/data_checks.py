@@ -1,7 +1,7 @@
 """Data-quality gates: Great Expectations suites over environments, tasks and trajectories.
 
     frames = {"tasks": task_frame(...), ...}          # plain pandas, built without GE
-    results = run_suites(frames, CheckSettings(), docs_dir=Path("reports/data_docs"))
+    results = run_suites(frames, CheckSettings(), docs_dir=Path("data_docs"))
 
 Each suite validates one pandas frame (one row per environment, table, task,
 category, held-out task or trajectory); derived columns (`reverifies`,
@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_objects
 from toolorch.core.records import CATEGORIES
 
@@ -52,7 +53,7 @@ class CheckSettings(BaseModel):
     workers: int = Field(2, ge=1, le=64)  # threads re-verifying tasks (sandbox runs are subprocesses)
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(RunFailed):
     """At least one suite failed; the message lists each failing expectation by name and column."""
 
     def __init__(self, failures: list[str]):

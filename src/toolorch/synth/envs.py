@@ -6,7 +6,7 @@ column its sample values come from, which is what lets task synthesis fill slots
 and facts that live only in documents. `ProceduralGenerator` turns a declaration and
 a seed into an `Environment` folder; every generator implements `EnvGenerator`.
 
-    env = ProceduralGenerator(rows_per_table=(50, 120)).generate("library", seed=0, out_dir=Path("data/envs"))
+    env = ProceduralGenerator(rows_per_table=(50, 120)).generate("library", seed=0, out_dir=Path("envs"))
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def make_docs(domain: Domain, org: str, rng: random.Random) -> tuple[list[Docume
 class ProceduralGenerator:
     """Seeded offline generator over the declared domains (`synth.domains.DOMAINS`)."""
 
-    def __init__(self, rows_per_table: tuple[int, int] = (50, 120)):
+    def __init__(self, rows_per_table: tuple[int, int]):  # stages.synth_envs.rows_per_table
         lo, hi = rows_per_table
         if not 1 <= lo <= hi:
             raise ValueError(f"rows_per_table must satisfy 1 <= min <= max, got {rows_per_table}")

@@ -10,7 +10,7 @@ A domain that exhausts its attempts yields a `GenerationFailure` instead of rais
 so a stage can count it and move on.
 
     gen = LLMGenerator("http://127.0.0.1:8000/v1", "teacher", api_key_env="TEACHER_KEY")
-    result = gen.generate("veterinary clinic", seed=0, out_dir=Path("data/envs"))
+    result = gen.generate("veterinary clinic", seed=0, out_dir=Path("envs"))
     if isinstance(result, GenerationFailure): print(result.reason, result.rejections)
 
 Generated tools are read-only (lookups, filters, joins, aggregates): a teacher's write
@@ -177,7 +177,7 @@ class LLMGenerator:
         }
 
     def _ask(self, step: str, state: dict[str, Any], seed: int, feedback: str | None) -> str:
-        from toolorch.runtime.openai_chat import complete, make_client
+        from toolorch.runtime.openai_chat import complete, make_client, reply_text
 
         if self._client is None:
             key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
@@ -188,7 +188,7 @@ class LLMGenerator:
                                                         "Fix it and answer again."})
         resp = complete(self._client, attempts=self.request_attempts, model=self.model, messages=messages,
                         max_tokens=self.max_tokens, temperature=self.temperature, seed=seed)
-        content = resp.choices[0].message.content if resp.choices else None
+        content = reply_text(resp)
         if not content:
             raise Invalid("the teacher returned an empty message")
         return content

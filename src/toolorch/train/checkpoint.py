@@ -4,8 +4,9 @@
     step, data_position = load_state(folder, model, optimizer, scheduler)
 
 Saved: model and optimizer (sharded under FSDP2, plain on one process), the LR
-scheduler, every RNG (python, torch CPU, CUDA when present), the step and the data
-position. A checkpoint is written to `<folder>.tmp` and renamed, so a process killed
+scheduler, every RNG (python, torch CPU, CUDA when present), the step, the data
+position and the config it was trained with (`config_changes` tells whether a run may
+resume it). A checkpoint is written to `<folder>.tmp` and renamed, so a process killed
 mid-save leaves the previous checkpoint intact.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pickle
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as tdist
@@ -47,7 +49,8 @@ def _barrier() -> None:
 
 
 def save_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, data_position: int) -> Path:
+               scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, data_position: int,
+               config: dict[str, Any] | None = None) -> Path:
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     if _rank() == 0 and tmp.exists():
@@ -57,7 +60,7 @@ def save_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.opti
     dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
     if _rank() == 0:
         meta = {"step": step, "data_position": data_position, "scheduler": scheduler.state_dict(),
-                "rng": _rng_state()}
+                "rng": _rng_state(), "config": config}
         (tmp / META).write_bytes(pickle.dumps(meta))
         if folder.exists():
             shutil.rmtree(folder)
@@ -68,6 +71,23 @@ def save_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.opti
 
 def has_state(folder: str | Path) -> bool:
     return (Path(folder) / META).exists()
+
+
+def saved_config(folder: str | Path) -> dict[str, Any] | None:
+    """The config a checkpoint was trained with (None when it recorded none)."""
+    meta = pickle.loads((Path(folder) / META).read_bytes())  # our own file, written by save_state
+    return meta.get("config")
+
+
+def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, each as `key (saved -> current)`."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [change for key in sorted(saved.keys() | current.keys(), key=str)
+                for change in config_changes(saved.get(key), current.get(key), f"{prefix}{key}.")]
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [change for i, (a, b) in enumerate(zip(saved, current))
+                for change in config_changes(a, b, f"{prefix}{i}.")]
+    return [] if saved == current else [f"{prefix.rstrip('.')} ({saved!r} -> {current!r})"]
 
 
 def load_state(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

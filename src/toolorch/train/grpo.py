@@ -19,9 +19,8 @@ policy gradient), as in ToolOrchestra; `logp_old` exists for more epochs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.runtime.modeling import model_device
 from toolorch.train.distributed import Dist
@@ -38,14 +37,17 @@ from toolorch.train.packing import (
 STAT_KEYS = ("loss", "pg", "kl", "entropy", "clipped", "tokens")
 
 
-@dataclass(frozen=True)
-class StepConfig:
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    kl_coef: float = 0.0
-    max_len: int = 4096
-    rows_per_micro: int = 4
-    max_grad_norm: float = 1.0
+class StepConfig(BaseModel):
+    """One policy step's settings (part of `stages.grpo` through train.loop.LoopConfig)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip_low: float = Field(0.2, ge=0)
+    clip_high: float = Field(0.28, ge=0)
+    kl_coef: float = Field(0.0, ge=0)  # > 0 loads a frozen copy of the starting model as the reference
+    max_len: int = Field(4096, ge=16)  # tokens per rollout (longer ones are truncated)
+    rows_per_micro: int = Field(4, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
     # A rollout is a long prompt and a short completion, and a group's G rollouts share the
     # prompt: one row holds it once and every completion after it (packing.pack_shared).
     # False: one rollout per row.
@@ -53,7 +55,7 @@ class StepConfig:
     # tokens per shared row. The row's attention mask is dense, so its cost grows with the
     # square of its length: on the tiny profile (2 CPU cores) a step took 1.25 s with
     # 1536-token rows, 1.6 s with 2048, 3.8 s with 4096, and 5.7 s with a row per rollout
-    row_len: int = 1536
+    row_len: int = Field(1536, ge=16)
 
 
 def with_advantage(sample: Sample, advantage: float) -> Sample:

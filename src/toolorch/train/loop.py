@@ -13,16 +13,17 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import torch
+from pydantic import Field, model_validator
 
 from toolorch.core.catalog import Catalog
 from toolorch.core.records import Task
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
-from toolorch.runtime.preferences import preference_kind, with_user
+from toolorch.runtime.preferences import PROFILES, preference_kind, with_user
 from toolorch.runtime.rewards import (
     EpisodeOutcome,
     RewardConfig,
@@ -36,28 +37,41 @@ from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
 from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    steps: int = 10
-    tasks_per_step: int = 4
-    group_size: int = 8
-    lr: float = 1e-4
-    warmup_steps: int = 0
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    adv_clip: float = 3.0
-    min_group_std: float = 0.0
+class LoopConfig(StepConfig):
+    """The GRPO loop's settings: `stages.grpo` in a profile (the stage adds its own few)."""
+
+    steps: int = Field(10, ge=1)
+    tasks_per_step: int = Field(4, ge=1)
+    group_size: int = Field(8, ge=2)  # rollouts per task
+    lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_new_tokens: int = Field(64, ge=1)  # per assistant turn
+    temperature: float = Field(1.0, gt=0)
+    adv_clip: float = Field(3.0, gt=0)
+    min_group_std: float = Field(0.0, ge=0)  # groups at or below this reward std are dropped
     scale_by_std: bool = True  # False: advantages r - mean (Dr. GRPO), see rewards.group_advantages
-    step: StepConfig = StepConfig()
     reward: RewardConfig = RewardConfig()
-    checkpoint_every: int = 0
-    stop_after: int | None = None  # end the process after this many steps, as a kill would
+    checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
+    stop_after: Optional[int] = Field(None, ge=1)  # end the process after this many steps, as a kill would
     with_code: bool = True
-    preferences: str = "task"  # task | resample | contrast: which user each rollout group serves (see step_batch)
+    # which user each rollout group serves (see step_batch): task (as synthesized), resample
+    # (a new user every visit) or contrast (every task under each of contrast_profiles)
+    preferences: Literal["task", "resample", "contrast"] = "task"
     contrast_profiles: tuple[str, ...] = ("accuracy_first", "cost_averse")
-    rollout_engine: str = "hf"  # hf (transformers generate) | vllm (one engine per rank, weights pushed every step)
-    vllm_args: dict = field(default_factory=dict)  # extra vllm.LLM arguments, e.g. gpu_memory_utilization
-    seed: int = 0
+    rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: one engine per rank, weights pushed every step
+    vllm_args: dict[str, Any] = {}  # extra vllm.LLM arguments, e.g. gpu_memory_utilization
+    seed: int = 0  # the profile's seed (the stage sets it)
+
+    @model_validator(mode="after")
+    def _contrast_fits(self) -> LoopConfig:
+        unknown = sorted(set(self.contrast_profiles) - set(PROFILES))
+        if unknown:
+            raise ValueError(f"contrast_profiles: unknown {unknown}; known: {sorted(PROFILES)}")
+        if self.preferences == "contrast" and (len(self.contrast_profiles) < 2
+                                               or self.tasks_per_step % len(self.contrast_profiles)):
+            raise ValueError("preferences: contrast needs >= 2 contrast_profiles and tasks_per_step "
+                             f"divisible by their number ({self.tasks_per_step} % {len(self.contrast_profiles)})")
+        return self
 
 
 @dataclass
@@ -83,7 +97,7 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     engine_model = copy.deepcopy(model).to(dist.device).eval() if dist.world > 1 else model
     ref = None
-    if loop.step.kl_coef > 0:
+    if loop.kl_coef > 0:
         ref = shard(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval(), dist)
         for p in ref.parameters():
             p.requires_grad_(False)
@@ -171,7 +185,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     kept_total, sampled_total = dist.sum([float(kept), float(sampled)])
     stats: dict[str, float] = {"tokens": 0.0}
     if kept_total > 0:
-        stats = grpo_step(state.model, state.ref_model, state.optimizer, state.scheduler, samples, loop.step,
+        stats = grpo_step(state.model, state.ref_model, state.optimizer, state.scheduler, samples, loop,
                           state.tokenizer.pad_token_id, dist)
         sync_engine(state)
     t2 = time.perf_counter()
@@ -189,8 +203,12 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
 
 
 def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime, loop: LoopConfig,
-          checkpoint_dir: Path, log: ScalarLog, resume: bool = True) -> bool:
-    """Run until `loop.steps`; returns False when stopped early by `stop_after`."""
+          checkpoint_dir: Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None) -> bool:
+    """Run until `loop.steps`; returns False when stopped early by `stop_after`.
+
+    `run_config` (what the run trains with) is saved in every checkpoint; whether a checkpoint
+    may be resumed under the current config is the caller's to check (stages.grpo).
+    """
     if resume and has_state(checkpoint_dir):
         state.step, state.data_position = load_state(checkpoint_dir, state.model, state.optimizer, state.scheduler)
         sync_engine(state)
@@ -200,7 +218,8 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], ru
         log.write(state.step, scalars)
         done_here += 1
         if loop.checkpoint_every and state.step % loop.checkpoint_every == 0:
-            save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position)
+            save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+                       run_config)
         if loop.stop_after is not None and done_here >= loop.stop_after and state.step < loop.steps:
             return False
     return True

@@ -1,32 +1,35 @@
 """Supervised warm-start: next-token loss on assistant tokens of packed chats.
 
-    rows = pack([Sample(*tokenize_chat(tok, t.messages)) for t in trajs], max_len)
-    history = train_sft(model, rows, pad_id, SFTLoop(...))
+    rows = pack([Sample(*tokenize_chat(tok, t.messages, t.tools)) for t in trajs], max_len)
+    history = train_sft(model, rows, pad_id, SFTLoop(epochs=2, seed=0))
 """
 from __future__ import annotations
 
 import math
 import random
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.runtime.modeling import model_device
 from toolorch.train.packing import Sample, collate, nll_sum, to_device
 
 
-@dataclass(frozen=True)
-class SFTLoop:
-    epochs: int = 2
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 5
-    rows_per_step: int = 4
-    rows_per_micro: int = 2  # gradient accumulation over micro-batches of this many rows
-    max_grad_norm: float = 1.0
-    seed: int = 0
+class SFTLoop(BaseModel):
+    """The SFT loop's settings: `stages.sft` in a profile (the stage adds its own few)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(5, ge=0)
+    rows_per_step: int = Field(4, ge=1)
+    rows_per_micro: int = Field(2, ge=1)  # gradient accumulation over micro-batches of this many rows
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: int = 0  # the profile's seed (the stage sets it)
 
 
 def seed_everything(seed: int) -> None:

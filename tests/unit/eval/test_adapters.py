@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import missing_backend
 from eval_tasks import library_tasks
 from fake_openai import FakeOpenAI
 from pydantic import ValidationError
@@ -51,6 +52,7 @@ from toolorch.runtime.experts import ExpertReply
 from toolorch.runtime.parsing import render_call
 from toolorch.runtime.policies import AskToolPolicy, Generation
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages import as_profile
 from toolorch.stages import eval as eval_stage
 from toolorch.synth import tau2
 
@@ -199,7 +201,7 @@ def tau2_world(tmp_path_factory: pytest.TempPathFactory):
     try:
         tau2.data_dir("airline")
     except (ModuleNotFoundError, FileNotFoundError) as e:
-        pytest.skip(str(e))
+        missing_backend("tau2-bench data", str(e))
     env, cases, unconverted = tau2_bench.load_cases("airline", tmp_path_factory.mktemp("bench"), ids=TAU2_IDS)
     assert unconverted == {}
     return env, {c.tau2_id: c for c in cases}
@@ -208,14 +210,14 @@ def tau2_world(tmp_path_factory: pytest.TempPathFactory):
 class SaysNothingUseful:
     name = "nothing"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
         return Generation("<answer>Sorry, I cannot help with that.</answer>", 10, 8)
 
 
 class CallsForever:
     name = "loop"
 
-    def generate(self, messages: list[dict[str, Any]]) -> Generation:
+    def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
         call = ToolCall(name="get_user_details", arguments={"user_id": "mia_li_3668"})
         return Generation(render_call(call), 10, 20)
 
@@ -277,7 +279,7 @@ def test_the_agent_sees_the_customer_not_the_scenario_and_experts_can_speak(tau2
     class AnswersViaExpert:
         name = "via-expert"
 
-        def generate(self, messages: list[dict[str, Any]]) -> Generation:
+        def generate(self, messages: list[dict[str, Any]], tools: Any = None) -> Generation:
             return Generation(render_call(ToolCall(name="answer", arguments={"model": "frontier"})), 10, 10)
 
     user = ScriptedUser(case.user_scenario, max_answers=1)
@@ -342,7 +344,7 @@ def _stage_run(tmp_path: Path, library_env, cfg: Config, name: str) -> dict[str,
         envs.mkdir()
         (envs / "minilib").symlink_to(library_env.db_path.parent, target_is_directory=True)
         write_jsonl(tmp_path / "heldout.jsonl", library_tasks()[:3])
-    eval_stage.run(cfg, tmp_path / "heldout.jsonl", envs, tmp_path / "models", tmp_path / name,
+    eval_stage.run(as_profile(cfg), tmp_path / "heldout.jsonl", envs, tmp_path / "models", tmp_path / name,
                    tmp_path / f"{name}.json")
     metrics = json.loads((tmp_path / f"{name}.json").read_text())
     metrics.pop("wall_s")

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from toolorch.core.records import CATEGORIES, Preference, Task, ToolCall
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.gold import PREV, verify, verify_tasks
 from toolorch.runtime.policies import PlanPolicy
-from toolorch.runtime.preferences import expert_tools_by_price, sample_preference
+from toolorch.runtime.preferences import (
+    expert_tools_by_price,
+    preference_kind,
+    sample_preference,
+)
 from toolorch.runtime.tools import Toolbox
 from toolorch.synth.envs import load_hints
 from toolorch.synth.tasks import synthesize_env_tasks, synthesize_tasks, templates
@@ -104,3 +110,17 @@ def test_preferences_are_a_seeded_mix_naming_expert_tools(tiny_cfg):
                     "Keep the dollar cost low; use expensive experts only when needed."}
     assert any(p.cost == p.latency == 0.5 for p in prefs), "balanced users are drawn too"
     assert isinstance(prefs[0], Preference)
+
+
+def test_a_preference_mix_sets_the_profile_shares(tiny_cfg):
+    catalog, mix = tiny_cfg.catalog(), {"cost_averse": 3.0, "latency_averse": 1.0}
+    prefs = [sample_preference(catalog, s, mix=mix) for s in range(400)]
+    assert prefs == [sample_preference(catalog, s, mix=mix) for s in range(400)]  # seeded
+    kinds = Counter(preference_kind(p).split("+")[0] for p in prefs)
+    assert set(kinds) == {"cost_averse", "latency_averse"} and 0.68 < kinds["cost_averse"] / 400 < 0.82
+    assert {tuple(p.deny) for p in prefs} == {(), ("ask_frontier",)}  # deny/prefer users as before
+    # no mix: every profile equally likely, the draws of a profile without the setting
+    assert [sample_preference(catalog, s, mix={}) for s in range(50)] == [sample_preference(catalog, s)
+                                                                          for s in range(50)]
+    with pytest.raises(ValueError, match="unknown preference profile 'thrifty'"):
+        sample_preference(catalog, 0, mix={"thrifty": 1.0})

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import import_backend
 
 from toolorch.runtime.env import Environment
 
@@ -48,7 +49,7 @@ def test_unequal_work_is_refused():
 
 @pytest.mark.slow
 def test_both_trainers_process_the_same_tokens(world, tiny_tokenizer, tmp_path):
-    pytest.importorskip("trl", reason="TRL comes with the `bench` extra: pip install -e .[bench]")
+    import_backend("trl", "TRL", "it comes with the `bench` extra: pip install -e .[bench]")
     folder, _ = tiny_tokenizer
     bench = bench_grpo.BenchConfig(tasks_per_step=2, group_size=2, max_new_tokens=4, steps=1, warmup=1, rounds=1)
     work = bench_grpo.make_workload(folder, Environment.load(world.envs_dir / "minilib"), world.tasks,

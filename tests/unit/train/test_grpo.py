@@ -107,28 +107,43 @@ def test_shared_prompt_rows_and_separate_rows_take_the_same_step(world, tiny_tok
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(w_shared, w_separate))  # the gradients
 
 
-def _torchrun(nproc: int, folder: Path, samples: Path, out: Path) -> dict:
+def _torchrun(nproc: int, folder: Path, samples: Path, out: Path, split: str = "") -> dict:
     script = Path(__file__).with_name("fsdp_step.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOOLORCH_DEVICE": "cpu",
+           "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
-           str(29500 + nproc + os.getpid() % 1000), str(script), str(folder), str(samples), str(out)]
+           str(29500 + nproc + os.getpid() % 1000), str(script), str(folder), str(samples), str(out), split]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out)
 
 
-@pytest.mark.slow
-def test_two_process_fsdp2_step_matches_one_process(world, tiny_tokenizer, tmp_path):
+@pytest.fixture(scope="module")
+def fsdp_case(world, tiny_tokenizer, tmp_path_factory):
+    """Four samples of unequal length and two GRPO steps on one process: the reference."""
     folder, tok = tiny_tokenizer
     samples = _samples(world, tok, [1.0, -1.0, 0.5, -0.5])
-    path = tmp_path / "samples.json"
+    root = tmp_path_factory.mktemp("fsdp")
+    path = root / "samples.json"
     path.write_text(json.dumps([{"ids": s.ids, "trained": s.trained, "weight": s.weight} for s in samples]))
-    one = _torchrun(1, folder, path, tmp_path / "one.pt")
-    two = _torchrun(2, folder, path, tmp_path / "two.pt")
-    assert two["stats"]["tokens"] == one["stats"]["tokens"]
-    assert two["stats"]["loss"] == pytest.approx(one["stats"]["loss"], rel=1e-4, abs=1e-6)
+    return folder, path, _torchrun(1, folder, path, root / "one.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["3,1", "4,0"])
+def test_two_process_fsdp2_steps_match_one_process_with_unequal_work(fsdp_case, tmp_path, split):
+    """One rank has fewer micro-batches (or none): it runs padding batches so that every FSDP
+    collective is joined (else a real multi-GPU run hangs), and the steps are the one-process steps."""
+    folder, path, one = fsdp_case
+    two = _torchrun(2, folder, path, tmp_path / "two.pt", split)
+    assert len(one["stats"]) == len(two["stats"]) == 2
+    for step, (a, b) in enumerate(zip(one["stats"], two["stats"]), start=1):
+        assert b["tokens"] == a["tokens"] > 0, step
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6), step
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4), step
+    assert one["stats"][0]["grad_norm"] != pytest.approx(one["stats"][1]["grad_norm"], rel=1e-3)  # it moved
     for k, w in one["weights"].items():
-        # Adam's first step moves each weight by about lr * sign(grad): where a gradient is ~0,
+        # Adam's first steps move each weight by about lr * sign(grad): where a gradient is ~0,
         # summation order (1 vs 2 ranks) may flip a tiny fraction of an lr-sized step
         torch.testing.assert_close(two["weights"][k], w, rtol=1e-4, atol=1e-4)
 
@@ -214,3 +229,39 @@ def test_one_process_runs_on_the_gpu_when_there_is_one(monkeypatch):
     assert default_device() == "cuda" and init_distributed().device == "cuda"
     monkeypatch.setenv("TOOLORCH_DEVICE", "cpu")  # a GPU machine can still run the CPU path
     assert init_distributed().device == "cpu"
+
+
+def test_config_changes_name_each_differing_key():
+    from toolorch.train.checkpoint import config_changes
+
+    saved = {"seed": 0, "stages": {"grpo": {"lr": 0.001, "steps": 3}}, "experts": [{"name": "a", "price": "mini"}]}
+    assert config_changes(saved, saved) == []
+    now = {"seed": 1, "stages": {"grpo": {"lr": 0.002, "steps": 3, "new": True}},
+           "experts": [{"name": "a", "price": "frontier"}]}
+    assert config_changes(saved, now) == ["experts.0.price ('mini' -> 'frontier')", "seed (0 -> 1)",
+                                          "stages.grpo.lr (0.001 -> 0.002)", "stages.grpo.new (None -> True)"]
+
+
+def test_a_checkpoint_resumes_only_under_its_training_config(world, tiny_tokenizer, tmp_path):
+    from toolorch.core.config import Config
+    from toolorch.stages.grpo import (
+        GRPOSettings,
+        ResumeRefused,
+        prepare_state_dir,
+        training_config,
+    )
+
+    folder, _ = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    cfg, s = Config(seed=0), GRPOSettings(lr=0.001)
+    state = tmp_path / "state"
+    save_state(state, model, opt, sched, step=1, data_position=2, config=training_config(cfg, s))
+    prepare_state_dir(state, training_config(cfg, s.model_copy(update={"threads": 1, "stop_after": 2})), True, ONE)
+    with pytest.raises(ResumeRefused, match=r"state: the checkpoint there was trained with another config: "
+                                            r"stages.grpo.lr \(0.001 -> 0.002\)\. .*pass --fresh"):
+        prepare_state_dir(state, training_config(cfg, s.model_copy(update={"lr": 0.002})), True, ONE)
+    save_state(state, model, opt, sched, step=1, data_position=2)  # a checkpoint that recorded no config
+    with pytest.raises(ResumeRefused, match="the checkpoint records no config"):
+        prepare_state_dir(state, training_config(cfg, s), True, ONE)
+    prepare_state_dir(state, training_config(cfg, s), False, ONE)  # starting over drops it
+    assert not state.exists()

@@ -189,6 +189,16 @@ def test_advantages_are_group_relative_and_clipped():
     assert adv.max() == 3.0
 
 
+def test_advantage_values_by_hand():
+    """Rewards [1, 0, 0, 0]: mean 1/4, population std sqrt(3)/4 (GRPO divides by the group's own
+    spread, ddof=0; the sample std, ddof=1, would be 1/2 and give 1.5 and -0.5)."""
+    adv, kept = group_advantages([1.0, 0.0, 0.0, 0.0], eps=0.0)
+    assert kept and adv.tolist() == pytest.approx([3 ** 0.5, -(3 ** -0.5), -(3 ** -0.5), -(3 ** -0.5)], rel=1e-12)
+    # [0.9, 0.5]: mean 0.7, std 0.2 -> +-1 (eps 1e-6 shrinks it by one part in 2e5)
+    assert group_advantages([0.9, 0.5])[0].tolist() == pytest.approx([1.0, -1.0], rel=1e-5)
+    assert group_advantages([0.9, 0.5], scale_by_std=False)[0].tolist() == pytest.approx([0.2, -0.2], rel=1e-12)
+
+
 def test_zero_variance_groups_are_filtered():
     adv, kept = group_advantages([1.0, 1.0, 1.0])
     assert not kept and np.all(adv == 0)

@@ -1,7 +1,10 @@
 """Lockstep rollouts through the real episode runner keep exact, reproducible token records."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from chat_templates import with_tools_template
 from transformers import AutoModelForCausalLM
 
 from toolorch.runtime.chat import render
@@ -36,6 +39,18 @@ def test_token_record_matches_the_chat(world, engine):
         trained = [i for i, t in zip(r.sample.ids, r.sample.trained) if t]
         assert sum(t.policy_usage.tokens_out for t in r.trajectory.turns) == len(trained)
         assert r.trajectory.usage.cost_usd > 0
+
+
+def test_rollouts_read_the_episode_tools_through_the_template(world, engine):
+    tok = with_tools_template(engine.tokenizer)
+    tools_engine = HFEngine(engine.model, tok, max_new_tokens=24, temperature=1.0)
+    rollouts, _ = run_rollouts(_jobs(world, 2), Runtime.from_config(world.cfg), tools_engine, seed=0, with_code=False)
+    for r in rollouts:
+        traj = r.trajectory
+        decoded = tok.decode(r.sample.ids)
+        assert traj.tools and all(json.dumps(t) in decoded for t in traj.tools)
+        full = render(tok, traj.messages, traj.tools)
+        assert full.startswith(decoded) and len(full) - len(decoded) <= len("<|im_end|>\n")
 
 
 def test_rollouts_are_reproducible_and_seed_dependent(world, engine):

@@ -2,10 +2,13 @@
 their prompt) give the losses of the chats one by one."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from chat_templates import with_tools_template
 
-from toolorch.runtime.chat import encode, tokenize_chat
+from toolorch.runtime.chat import encode, render, tokenize_chat
 from toolorch.train.packing import (
     Sample,
     collate,
@@ -26,6 +29,28 @@ def test_only_assistant_tokens_are_trained(world, tiny_tokenizer):
     expected = "".join(m["content"] + "<|im_end|>\n" for m in traj.messages if m["role"] == "assistant")
     assert text_trained == expected
     assert sum(trained) < len(ids) / 2
+
+
+def test_the_tiny_template_ignores_tools_so_the_tiny_tokens_stay_the_same(world, tiny_tokenizer):
+    _, tok = tiny_tokenizer
+    traj = world.trajectories[0]
+    assert traj.tools and {t["function"]["name"] for t in traj.tools} >= {"book_author_id", "ask_frontier"}
+    assert tokenize_chat(tok, traj.messages, traj.tools) == tokenize_chat(tok, traj.messages)
+    assert render(tok, traj.messages[:2], traj.tools, generation_prompt=True) == \
+        render(tok, traj.messages[:2], generation_prompt=True)
+
+
+def test_tools_reach_a_template_that_renders_them_and_stay_masked(world, tiny_tokenizer):
+    tok = with_tools_template(tiny_tokenizer[1])
+    traj = world.trajectories[0]
+    ids, trained = tokenize_chat(tok, traj.messages, traj.tools)
+    assert ids == encode(tok, tok.apply_chat_template(traj.messages, tools=traj.tools, tokenize=False))
+    without, _ = tokenize_chat(tok, traj.messages)
+    assert len(ids) > len(without)
+    untrained = tok.decode([i for i, t in zip(ids, trained) if not t])
+    assert all(json.dumps(t) in untrained for t in traj.tools)  # every schema, in the masked system turn
+    trained_text = tok.decode([i for i, t in zip(ids, trained) if t])
+    assert trained_text == "".join(m["content"] + "<|im_end|>\n" for m in traj.messages if m["role"] == "assistant")
 
 
 def test_pack_is_first_fit_and_truncates():

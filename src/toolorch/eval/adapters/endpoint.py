@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.runtime.openai_chat import complete, make_client
+from toolorch.runtime.openai_chat import complete, make_client, reply_text
 
 
 class Endpoint(BaseModel):
@@ -43,4 +43,4 @@ class EndpointChat:
         resp = complete(self.client, attempts=ep.max_retries + 1, backoff_s=ep.backoff_s, model=ep.model,
                         messages=messages, temperature=ep.temperature, max_tokens=max_tokens or ep.max_tokens,
                         seed=ep.seed)
-        return resp.choices[0].message.content or ""
+        return reply_text(resp)

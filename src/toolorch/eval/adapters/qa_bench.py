@@ -2,7 +2,7 @@
 
     cases = load_hle(Path("hle.jsonl")).cases          # HLE: id, question, answer, answer_type, category, image...
     cases = load_frames(Path("frames.jsonl")).cases    # FRAMES: Prompt, Answer, wiki_links / wikipedia_link_N
-    env = build_open_env(Path("reports/eval/bench_envs/open"), documents=Path("wiki.jsonl"))
+    env = build_open_env(Path("bench_envs/open"), documents=Path("wiki.jsonl"))
     rows = run_qa(cases, env, maker, "grpo", Runtime.from_config(cfg), judge)
     summary = summarize_qa(rows)
 

@@ -1,6 +1,6 @@
 """tau2-bench (airline) as a conversation benchmark for any toolorch policy.
 
-    env, cases, unconverted = load_cases("airline", Path("reports/eval/bench_envs"), split="test")
+    env, cases, unconverted = load_cases("airline", Path("bench_envs"), split="test")
     rows = run_tau2(cases, env, maker, "grpo", Runtime.from_config(cfg), user_factory=llm_users(endpoint))
     summary = summarize_tau2(rows)
 
@@ -40,7 +40,7 @@ from toolorch.runtime.env.world import Environment, ToolError
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import PlanPolicy, Policy, answer_from_observation
-from toolorch.runtime.prompts import system_prompt
+from toolorch.runtime.prompts import system_prompt, tool_schemas
 from toolorch.runtime.tools import Toolbox
 from toolorch.synth import tau2
 
@@ -157,6 +157,7 @@ class Conversation:
                  policy_text: str):
         self.case, self.policy, self.toolbox, self.limits, self.user = case, policy, toolbox, limits, user
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": agent_prompt(toolbox, case, policy_text)}]
+        self.tools = tool_schemas(toolbox.specs, case.task.preference)
         self.said: list[str] = []  # what reached the customer
         self.turns: list[Turn] = []
         self.total = Usage()
@@ -183,7 +184,7 @@ class Conversation:
     def step(self, index: int) -> str | None:
         """One agent turn; returns the message it sends the customer, if any."""
         limits = self.limits
-        gen = self.policy.generate(self.messages)
+        gen = self.policy.generate(self.messages, self.tools)
         own = Usage(tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
                     cost_usd=self.toolbox.catalog.orchestrator.cost(gen.tokens_in, gen.tokens_out),
                     latency_s=gen.tokens_out / limits.policy_tokens_per_s)

@@ -5,7 +5,8 @@ from toolorch.runtime.env.world import (
     EnvSession,
     EnvSpec,
     ToolError,
+    load_env,
     load_envs,
 )
 
-__all__ = ["Document", "EnvSpec", "Environment", "EnvSession", "ToolError", "load_envs"]
+__all__ = ["Document", "EnvSpec", "Environment", "EnvSession", "ToolError", "load_env", "load_envs"]

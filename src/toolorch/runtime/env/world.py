@@ -15,11 +15,15 @@ import json
 import re
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from pydantic import ValidationError
+
+from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_jsonl
-from toolorch.core.records import STATE_PREFIX, Record, Task, ToolCall, ToolSpec
+from toolorch.core.records import STATE_PREFIX, Record, ToolCall, ToolSpec
 
 
 class ToolError(Exception):
@@ -259,12 +263,35 @@ def search_tool() -> ToolSpec:
                     parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]})
 
 
-def load_envs(envs_dir: str | Path, tasks: list[Task]) -> dict[str, Environment]:
-    """Every environment the tasks need, by name; a missing one is a clear error, not a skipped task."""
+def check_database(db: Path) -> None:
+    """RunFailed naming the file when `db` is not a sound SQLite database."""
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise RunFailed(f"{db}: not a readable SQLite database ({e})") from None
+    if verdict != "ok":
+        raise RunFailed(f"{db}: SQLite integrity check failed ({verdict})")
+
+
+def load_env(folder: Path) -> Environment:
+    """One environment folder, its database checked: a broken file is named, not met mid-run."""
+    try:
+        env = Environment.load(folder)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise RunFailed(f"{folder / 'env.json'}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    check_database(env.db_path)
+    return env
+
+
+def load_envs(envs_dir: str | Path, names: Iterable[str]) -> dict[str, Environment]:
+    """The named environments of `envs_dir`, by name; a missing folder is a FileNotFoundError."""
     envs_dir = Path(envs_dir)
-    names = sorted({t.env for t in tasks})
+    if not envs_dir.is_dir():
+        raise FileNotFoundError(f"{envs_dir}: no environments folder (run synth-envs first)")
+    names = sorted(set(names))
     missing = [n for n in names if not (envs_dir / n / "env.json").is_file()]
     if missing:
-        raise FileNotFoundError(f"{envs_dir}: tasks need environment(s) {', '.join(missing)}, "
-                                "which have no env.json there (run synth-envs first)")
-    return {n: Environment.load(envs_dir / n) for n in names}
+        raise FileNotFoundError(f"{envs_dir}: no environment folder for {', '.join(missing)}")
+    return {n: load_env(envs_dir / n) for n in names}

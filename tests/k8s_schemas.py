@@ -1,5 +1,6 @@
-"""Offline Kubernetes validation: core kinds through kubernetes-validate's bundled schemas, and a
-PyTorchJob (a CRD it skips) through a schema whose pod templates reuse the bundled PodTemplateSpec."""
+"""Offline Kubernetes validation: core kinds through kubernetes-validate's bundled schemas, and
+custom resources it skips (PyTorchJob, ServiceMonitor, ...) through JSON schemas of their CRDs
+whose `$ref`s reach the bundled definitions (ObjectMeta, LabelSelector, PodTemplateSpec)."""
 from __future__ import annotations
 
 import json
@@ -69,9 +70,14 @@ PYTORCHJOB_SCHEMA: dict[str, Any] = {
 }
 
 
-def validate_pytorchjob(doc: dict[str, Any]) -> None:
+def validate_crd(doc: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError unless `doc` fits `schema` (a custom resource's schema)."""
     registry = Registry().with_resources([
         ("https://kubernetes.io/api/podtemplatespec/v1", Resource.from_contents(_bundled("podtemplatespec-v1.json"))),
         ("https://kubernetes.io/api/_definitions.json", Resource.from_contents(_bundled("_definitions.json"))),
     ])
-    jsonschema.Draft202012Validator(PYTORCHJOB_SCHEMA, registry=registry).validate(doc)
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
+
+
+def validate_pytorchjob(doc: dict[str, Any]) -> None:
+    validate_crd(doc, PYTORCHJOB_SCHEMA)

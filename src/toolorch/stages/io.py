@@ -1,0 +1,82 @@
+"""What stages read and write: environments and tasks checked on the way in, outputs built aside
+and moved into place, the resolved config and metrics beside them; a progress bar meanwhile.
+
+    envs = load_envs(envs_dir, {t.env for t in tasks})   # runtime.env's; a corrupt db.sqlite fails by name
+    with staged({"out_dir": Path("out/passk")}) as paths:  # out/.passk.partial until it succeeds
+        ...
+"""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from toolorch.core.config import Config, save_config
+from toolorch.core.errors import RunFailed
+from toolorch.core.jsonl import read_jsonl, write_json
+from toolorch.core.records import Task
+from toolorch.synth.envs import replace_folder
+
+
+def progress_bar(label: str, enabled: bool = True):
+    """A rich progress bar for long work (steps, tasks); transient, so logs stay readable."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeRemainingColumn(), disable=not enabled, transient=True)
+
+
+def finish(cfg: Config, out_dir: str | Path, metrics: dict[str, Any], metrics_path: str | Path) -> dict[str, Any]:
+    """Save the resolved config beside the outputs and the metrics JSON (read by dvc and KFP)."""
+    save_config(cfg, out_dir)
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def read_tasks(path: str | Path, what: str) -> list[Task]:
+    """Tasks from a JSONL file (a bad line is named by file and line); none at all is a failure."""
+    tasks = read_jsonl(path, Task)
+    if not tasks:
+        raise RunFailed(f"{path}: no {what} tasks")
+    return tasks
+
+
+def checkpoint_dir(folder: str | Path, what: str) -> Path:
+    """An HF checkpoint folder that exists (FileNotFoundError naming it otherwise)."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no {what} checkpoint (no config.json)")
+    return folder
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def staged(folders: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Each output folder built in a hidden sibling (`.name.partial`) and moved into place when the
+    block succeeds; when it fails the partial folders are removed and the old outputs stay."""
+    partial = {k: p.with_name(f".{p.name}.partial") for k, p in folders.items()}
+    for p in partial.values():
+        _remove(p)
+    try:
+        yield partial
+    except BaseException:
+        for p in partial.values():
+            _remove(p)
+        raise
+    for key, p in partial.items():
+        if p.exists():
+            folders[key].parent.mkdir(parents=True, exist_ok=True)
+            replace_folder(p, folders[key])
