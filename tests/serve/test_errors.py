@@ -113,3 +113,15 @@ def test_keys_file_errors_never_show_the_secret(tmp_path):
         load_keyring({"TOOLORCH_API_KEYS_FILE": str(bad)})
     assert "keys.0.name" in str(e.value) and "super-secret-value" not in str(e.value)
     assert load_keyring({}).open
+
+
+@pytest.mark.parametrize("message,status,code", [
+    ("http://e/v1 unreachable after 3 attempts: APITimeoutError: Request timed out.", 504, "engine_timeout"),
+    ("http://e/v1 unreachable after 3 attempts: APIConnectionError: Connection error.", 503, "engine_unavailable"),
+    ("http://e/v1 refused the request: Error code: 400", 502, "engine_error"),
+])
+def test_engine_failures_map_to_gateway_statuses(message, status, code):
+    from toolorch.serve.orchestrators import engine_error
+
+    e = engine_error(message)
+    assert (e.status, e.code) == (status, code) and e.body()["error"]["type"] == "server_error"

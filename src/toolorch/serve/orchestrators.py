@@ -77,10 +77,7 @@ class Orchestrator:
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, policy.generate, messages, tools)
         except EndpointError as e:
-            unreachable = "unreachable" in str(e)
-            raise ApiError(503 if unreachable else 502, f"orchestrator engine: {e}",
-                           "engine_unavailable" if unreachable else "engine_error",
-                           retry_after_s=5 if unreachable else None) from None
+            raise engine_error(str(e)) from None
 
     async def probe(self, client: ClientShards) -> bool:
         """One readiness probe: the engine answers GET /models. Two failures in a row mark it down
@@ -95,6 +92,16 @@ class Orchestrator:
         self.failures = 0 if ok else self.failures + 1
         self.ready = ok or (self.ready and self.failures < 2)
         return self.ready
+
+
+def engine_error(message: str) -> ApiError:
+    """What the client gets when the engine failed (after the policy's own retries): 504 when it
+    timed out, 503 when it could not be reached or was overloaded, 502 when it answered wrongly."""
+    if "Timeout" in message:
+        return ApiError(504, f"orchestrator engine: {message}", "engine_timeout", retry_after_s=5)
+    if "unreachable" in message:
+        return ApiError(503, f"orchestrator engine: {message}", "engine_unavailable", retry_after_s=5)
+    return ApiError(502, f"orchestrator engine: {message}", "engine_error")
 
 
 def build_orchestrator(name: str, spec: str, experts: list[str], seed: int = 0, engine_threads: int = 64,
