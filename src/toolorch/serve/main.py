@@ -1,6 +1,6 @@
 """`toolorch serve`: build the gateway from a profile or a catalog file and run it under uvicorn.
 
-    toolorch serve --config configs/tiny.yaml --orchestrator hf:models/grpo --port 8000
+    toolorch serve --config configs/tiny.yaml --orchestrator hf:<checkpoint dir> --port 8000
     toolorch serve --catalog catalog.yaml --orchestrator openai:http://engine:8000/v1#orchestrator \\
         --host 0.0.0.0 --port 8080
     toolorch serve --catalog catalog.yaml --orchestrator default=openai:http://a:8000/v1#orch \\

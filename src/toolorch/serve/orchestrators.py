@@ -1,6 +1,6 @@
 """The orchestrator variants a gateway serves, and the canary split between them.
 
-    variants = parse_variants(["hf:models/grpo"])                       # one, named "default"
+    variants = parse_variants(["hf:<checkpoint dir>"])                  # one, named "default"
     variants = parse_variants(["default=openai:http://engine:8000/v1#orchestrator",
                                "canary=openai:http://engine-canary:8000/v1#orchestrator"])
     split = Split(build(variants, seed=0, ...), canary_weight=0.1)     # 10% to the canaries
