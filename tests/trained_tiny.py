@@ -21,7 +21,7 @@ from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import run_episode
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.tools import Toolbox
-from toolorch.stages import sft
+from toolorch.stages import as_profile, sft
 
 PLAN = [ToolCall(name="ask_mini"), ToolCall(name="total_copies"),
         ToolCall(name="answer", arguments={"model": "frontier"})]
@@ -38,6 +38,6 @@ def train_tiny(root: Path, env: Environment) -> Path:
             trajectories.append(run_episode(task, PlanPolicy(PLAN), Toolbox(cfg.catalog(), session),
                                             cfg.episode.limits()))
     write_jsonl(root / "trajectories.jsonl", trajectories)
-    sft.run(cfg.model_copy(update={"stages": {"sft": SFT}}), root / "trajectories.jsonl", root / "model",
+    sft.run(as_profile(cfg.model_copy(update={"stages": {"sft": SFT}})), root / "trajectories.jsonl", root / "model",
             root / "sft.json")
     return root / "model"

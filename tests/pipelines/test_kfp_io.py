@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp_sink import MetricsSink
 
 from toolorch.core.config import ConfigError
 from toolorch.ops.kfp_io import (
@@ -81,18 +82,10 @@ def test_flat_numbers_keeps_numeric_leaves():
     assert flat_numbers(data) == {"acc": 0.5, "n": 3.0, "ok": 1.0, "per.lookup.acc": 1.0}
 
 
-class _Metrics:
-    def __init__(self, path: Path):
-        self.path, self.logged = str(path), {}
-
-    def log_metric(self, metric: str, value: float) -> None:
-        self.logged[metric] = value
-
-
 @pytest.mark.slow
 def test_run_stage_calls_run_and_logs_its_metrics(tmp_path):
     cfg = resolve_config("tiny", 0, ["stages.synth_envs.domains=[library]"], tmp_path / "config.yaml")
-    metrics = _Metrics(tmp_path / "metrics.json")
+    metrics = MetricsSink(tmp_path / "metrics.json")
     result = run_stage("synth_envs", cfg, metrics, {}, tmp_path / "envs")
     built = [p for p in (tmp_path / "envs").iterdir() if (p / "env.json").is_file()]
     assert built and json.loads(Path(metrics.path).read_text())["envs"] == result["envs"] == len(built)

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from unit.train.world import build_world
 
 from toolorch.runtime.chat import IGNORE, encode
-from toolorch.stages import sft
+from toolorch.stages import as_profile, sft
 from toolorch.train import sft as sft_loop
 
 TINY = {"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
@@ -27,8 +27,8 @@ def test_sft_stage_trains_exactly_the_assistant_tokens(library_env, tmp_path, mo
         return score(model, batch)
 
     monkeypatch.setattr(sft_loop, "nll_sum", recording)
-    cfg = world.cfg.model_copy(update={"stages": {"sft": {"tiny": TINY, "epochs": 1, "max_len": 2048,
-                                                          "warmup_steps": 0}}})
+    cfg = as_profile(world.cfg.model_copy(update={"stages": {"sft": {"tiny": TINY, "epochs": 1, "max_len": 2048,
+                                                                     "warmup_steps": 0}}}))
     metrics = sft.run(cfg, world.trajectories_path, tmp_path / "model", tmp_path / "metrics.json")
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")

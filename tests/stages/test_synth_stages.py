@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp_sink import MetricsSink
 from typer.testing import CliRunner
 
 from toolorch.core.config import ConfigError
@@ -136,8 +137,8 @@ def test_preference_mix_pipeline_parameter_reaches_the_tasks(built, tmp_path):
     root, _, _ = built
     config = resolve_config(str(ROOT / "configs" / "tiny.yaml"), 0, SMALL, tmp_path / "config.yaml",
                             preference_mix="cost_averse=3,latency_averse=1")
-    metrics = run_stage("synth_tasks", config, envs_dir=root / "envs", out_dir=tmp_path / "tasks",
-                        metrics_path=tmp_path / "m.json")
+    metrics = run_stage("synth_tasks", config, MetricsSink(tmp_path / "m.json"), {"synth_envs": root / "envs"},
+                        tmp_path / "tasks")
     kinds = Counter()
     for kind, n in metrics["per_preference"].items():
         kinds[kind.split("+")[0]] += n

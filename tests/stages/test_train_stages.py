@@ -128,8 +128,9 @@ def _grpo_cli(world, sft_dir, config, out, *extra):
     from toolorch.cli import app
 
     return CliRunner().invoke(app, ["grpo", "--config", str(config), "--sft-dir", str(sft_dir / "model"),
-                                    "--tasks", str(world.tasks_path), "--envs-dir", str(world.envs_dir),
-                                    "--out-dir", str(out), "--metrics", str(out.parent / f"{out.name}.json"),
+                                    "--tasks-path", str(world.tasks_path), "--envs-dir", str(world.envs_dir),
+                                    "--out-dir", str(out), "--metrics-path", str(out.parent / f"{out.name}.json"),
+                                    "--heldout-path", str(out.parent / "no_heldout.jsonl"),
                                     *extra])
 
 
@@ -155,6 +156,6 @@ def test_grpo_rerun_with_another_training_config_refuses_unless_fresh(world, sft
     assert fresh.exit_code == 0, fresh.output
     assert yaml.safe_load((out / "config.resolved.yaml").read_text())["stages"]["grpo"]["lr"] == 0.005
     grpo.run(_cfg(world, steps=1, lr=0.005), sft_dir / "model", world.tasks_path, world.envs_dir,
-             tmp_path / "new", tmp_path / "new.json")
+             tmp_path / "new", tmp_path / "new.json", tmp_path / "no_heldout.jsonl")
     started_over, new = _weights(out), _weights(tmp_path / "new")
     assert all(torch.equal(started_over[k], new[k]) for k in new)
