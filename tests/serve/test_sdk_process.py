@@ -2,25 +2,16 @@
 non-streaming and streaming; the request id reaches the engine; prices reach the prompt as in training."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import openai
 import pytest
-from scripted import scripted_engine, tool_call
 from fake_openai import FakeOpenAI
-from vllm_server import free_port
+from gateway_process import ROOT, gateway_process
+from scripted import scripted_engine, tool_call
 
 from toolorch.core.config import load_config
 from toolorch.core.records import Preference, Task
 from toolorch.runtime.episode import initial_messages
 from toolorch.runtime.tools import Toolbox
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -32,28 +23,10 @@ def engine():
 
 @pytest.fixture(scope="module")
 def gateway(engine, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("gw") / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    env.pop("TOOLORCH_API_KEYS_FILE", None)
-    cmd = [sys.executable, "-m", "toolorch.cli", "serve", "--config", str(ROOT / "configs/tiny.yaml"),
-           "--orchestrator", f"openai:{engine.url}#orchestrator", "--port", str(port)]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"toolorch serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1", log
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    args = ["--config", str(ROOT / "configs/tiny.yaml"), "--orchestrator", f"openai:{engine.url}#orchestrator"]
+    with gateway_process(args, log) as url:
+        yield url, log
 
 
 EXTRA = {"preference": {"profile": "cost_averse", "deny": ["ask_frontier"]}, "max_cost_usd": 0.05,
