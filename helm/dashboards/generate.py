@@ -86,7 +86,9 @@ def gateway() -> dashboard.Dashboard:
                               query(rate_sum(requests, GW_ORCH + ', code!="ok"', "status, code"), "{{status}} {{code}}")))
             .with_panel(chart("5xx ratio", "percentunit", "Share of requests answered with a server error "
                               "(the error budget's numerator; SLO 99%).",
-                              query(rate_sum(requests, GW_ORCH + ', status=~"5.."') + " / " + rate_sum(requests, GW_ORCH),
+                              # `or vector(0)`: a healthy gateway has no 5xx series, and the panel shows 0, not "No Data"
+                              query("(" + rate_sum(requests, GW_ORCH + ', status=~"5.."') + " or vector(0)) / "
+                                    + rate_sum(requests, GW_ORCH),
                                     "5xx")))
             .with_row(dashboard.Row("Latency"))
             .with_panel(chart("End-to-end time", "s", "Whole orchestrations, all turns and expert calls included.",

@@ -64,6 +64,8 @@ class Gateway:
                                  reset_s=settings.breaker_reset_s,
                                  on_change=lambda name, is_open: self.metrics.breaker_open.labels(name).set(int(is_open)))
         names = self.catalog.names()
+        for name in names:  # every expert's breaker is a series from the start: closed reads 0, not "No Data"
+            self.metrics.breaker_open.labels(name).set(0)
         self.split = Split([build_orchestrator(n, s, names, settings.seed, settings.engine_threads,
                                                settings.engine_timeout_s, settings.engine_retries)
                             for n, s in settings.orchestrators], settings.canary_weight)
