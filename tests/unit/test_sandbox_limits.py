@@ -35,8 +35,9 @@ def test_a_tree_3000_levels_deep_goes_with_the_call():
     result = run_python(code, timeout_s=20)
     assert result.error is None and result.stdout.split() == ["3000"]
     # the next call starts from an empty scratch: the tree went with the last call's namespace
-    again = run_python("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('/tmp')))")
-    assert again.stdout.split("\n")[0] == "['main.py'] ['main.py']"
+    # (/tmp may also hold the mount point of an interpreter installed under /tmp, as in a CI clone)
+    again = run_python("import os\nprint(sorted(os.listdir('.')))\nprint('d' in os.listdir('/tmp'))")
+    assert again.stdout.split("\n")[:2] == ["['main.py']", "False"]
 
 
 def test_the_disk_limit_is_for_all_files_of_a_call_together():
