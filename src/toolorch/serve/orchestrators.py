@@ -25,9 +25,16 @@ import httpx2
 from toolorch.core.records import expert_tool_name
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.openai_chat import EndpointError
-from toolorch.runtime.policies import AskToolPolicy, Generation, HFPolicy, OpenAIPolicy, Policy
-from toolorch.serve.http import ClientShards
+from toolorch.runtime.policies import (
+    AskToolPolicy,
+    Generation,
+    HFPolicy,
+    OpenAIPolicy,
+    Policy,
+    openai_spec,
+)
 from toolorch.serve.errors import ApiError
+from toolorch.serve.http import ClientShards
 
 PROBE_EVERY_S = 1.0  # the engine's readiness is probed this often, in the background
 PROBE_TIMEOUT_S = 2.0
@@ -116,11 +123,11 @@ def build_orchestrator(name: str, spec: str, experts: list[str], seed: int = 0, 
         policy = HFPolicy(spec[3:], seed=seed)
         return Orchestrator(name, spec, policy, policy.max_new_tokens, ThreadPoolExecutor(1, f"hf-{name}"))
     if spec.startswith("openai:"):
-        url, _, model = spec[7:].partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise SpecError(f"--orchestrator {spec}: expected openai:<http(s) base URL>#<model>")
-        policy = OpenAIPolicy(url, model or "orchestrator", api_key_env="TOOLORCH_POLICY_API_KEY", seed=seed,
-                              timeout_s=engine_timeout_s, max_retries=engine_retries)
+        try:
+            url, _ = openai_spec(spec)
+        except ValueError:
+            raise SpecError(f"--orchestrator {spec}: expected openai:<http(s) base URL>#<model>") from None
+        policy = OpenAIPolicy.from_spec(spec, seed=seed, timeout_s=engine_timeout_s, max_retries=engine_retries)
         return Orchestrator(name, spec, policy, policy.max_tokens,
                             ThreadPoolExecutor(engine_threads, f"engine-{name}"), engine_url=url)
     raise SpecError(f"--orchestrator {spec}: expected hf:<dir> | openai:<url>#<model> | only:<expert> "
