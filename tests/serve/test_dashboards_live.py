@@ -11,8 +11,11 @@ import os
 import re
 import time
 
+from pathlib import Path
+
 import openai
 import pytest
+from dashboard_snapshot import write_snapshot
 from dashboards import DASHBOARDS, panels
 from fake_openai import FakeOpenAI
 from gateway_process import gateway_process
@@ -71,13 +74,17 @@ def drive(url: str) -> None:
 def test_every_gateway_panel_shows_data(live_gateway):
     url, tmp = live_gateway
     target = url.removeprefix("http://").removesuffix("/v1")
+    snapshot = os.environ.get("TOOLORCH_DASHBOARD_SNAPSHOT")  # a folder: also draw the panels (docs)
     with PrometheusServer.start(tmp / "prom", {JOB: [target]}, target_labels=LABELS) as prom:
         prom.wait_for_targets()
-        drive(url)
-        time.sleep(3)  # two scrapes after the traffic: rate() needs two samples
-        drive(url)
-        time.sleep(3)
+        start = time.time()
+        for _ in range(12 if snapshot else 2):
+            drive(url)
+            time.sleep(3)  # two scrapes after the traffic: rate() needs two samples
         empty = [f"{name}: {p['title']} ({t['refId']}): {filled(t['expr'])}"
                  for name in ("gateway", "orchestration", "experts") for p in panels(DASHBOARDS[name])
                  for t in p["targets"] if not prom.query(filled(t["expr"]))]
+        if snapshot:
+            boards = {name: DASHBOARDS[name] for name in ("gateway", "orchestration", "experts")}
+            write_snapshot(prom, boards, panels, filled, start, Path(snapshot))
     assert not empty, "panels with no data:\n" + "\n".join(empty)
