@@ -82,7 +82,7 @@ def test_every_task_gets_the_s3_secret_and_limits(stage):
     envs = {e["envVar"] for s in K8S[executor]["secretAsEnv"] for e in s["keyToEnv"]}
     assert envs == {"TOOLORCH_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY",
                     "TOOLORCH_EXPERTS_API_KEY"}
-    experts = next(s for s in K8S[executor]["secretAsEnv"] if s["secretName"] == "toolorch-experts")
+    experts = next(s for s in K8S[executor]["secretAsEnv"] if s["secretName"] == "toolorch-expert-keys")
     assert experts["optional"] is True  # a profile of simulated experts runs without the Secret
     resources = EXECUTORS[executor]["container"]["resources"]
     assert resources.get("cpuLimit") and resources.get("memoryLimit")

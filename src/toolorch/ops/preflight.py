@@ -8,9 +8,9 @@ observations (every call to that expert an "error: ..." tool message) without fa
 missing key or an endpoint that does not answer within `timeout_s` (two attempts) fails the run
 in seconds, naming the expert. Simulated, replay and hf experts need no network and are skipped.
 
-Keys reach pods only from the `toolorch-experts` Secret: `EXPERT_KEYS` maps each environment
-variable a profile may name in `api_key_env` to its key in that Secret (the KFP tasks and the
-PyTorchJob replicas mount exactly these).
+Keys reach pods only from the `toolorch-expert-keys` Secret (the one the helm chart's gateway reads):
+each key of it is named after the environment variable it becomes, and `EXPERT_KEYS` are the
+variables a profile may name in `api_key_env` (the KFP tasks and the PyTorchJob replicas mount these).
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from toolorch.core.catalog import Catalog, CatalogExpert
 from toolorch.core.errors import UsageError
 from toolorch.runtime.openai_chat import EndpointError, complete, make_client
 
-EXPERTS_SECRET = "toolorch-experts"
-EXPERT_KEYS = {"OPENAI_API_KEY": "openai-api-key", "TOOLORCH_EXPERTS_API_KEY": "experts-api-key"}
+EXPERTS_SECRET = "toolorch-expert-keys"
+# variable -> its key in the Secret (the same name); TOOLORCH_EXPERTS_API_KEY: self-hosted endpoints run with --api-key
+EXPERT_KEYS = {var: var for var in ("OPENAI_API_KEY", "TOOLORCH_EXPERTS_API_KEY")}
 
 
 def unmounted_keys(catalog: Catalog) -> list[str]:
