@@ -23,6 +23,7 @@ SMOL_TINY_BUDGET = [  # minutes, not hours: few domains, tasks, tokens, steps an
     "stages.synth_tasks.heldout_envs=1",
     "stages.passk.k=2",
     "stages.passk.max_tasks=6",
+    "stages.validate.category_share=[0.0,1.0]",  # three small worlds: shares are not the profile's
     "stages.sft.epochs=1",
     "stages.sft.max_trajectories=4",
     "stages.sft.max_len=1536",

@@ -161,6 +161,11 @@ class Randomisation(Section):
         return self
 
 
+def _short(dollars: float) -> float:
+    """Three significant digits: the prompt's price table stays readable."""
+    return float(f"{dollars:.3g}")
+
+
 def disguise(catalog: Catalog, how: Randomisation, seed: int) -> tuple[Catalog, dict[str, str]]:
     """The catalog one example sees (seeded: the same seed gives the same view) and each shown
     expert name -> its real name."""
@@ -172,7 +177,7 @@ def disguise(catalog: Catalog, how: Randomisation, seed: int) -> tuple[Catalog, 
     for expert, number in zip(catalog.experts, order):
         name = f"{how.alias_prefix}-{number}" if how.aliases else expert.name
         scale = math.exp(rng.uniform(low, high))
-        price = Price(input=expert.price.input * scale, output=expert.price.output * scale)
+        price = Price(input=_short(expert.price.input * scale), output=_short(expert.price.output * scale))
         shown.append(expert.model_copy(update={"name": name, "price": price}))
         real[name] = expert.name
     shown.sort(key=lambda e: e.name)  # the listing order says nothing about who is who

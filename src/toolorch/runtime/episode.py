@@ -225,7 +225,8 @@ class Runtime:
         tool = {expert_tool_name(name): expert_tool_name(shown) for shown, name in real.items()}
         pref = task.preference.model_copy(update={"deny": [tool.get(t, t) for t in task.preference.deny],
                                                   "prefer": [tool.get(t, t) for t in task.preference.prefer]})
-        return replace(self, catalog=catalog, experts=experts), task.model_copy(update={"preference": pref})
+        return (replace(self, catalog=catalog, experts=experts, randomise=None),  # disguised once
+                task.model_copy(update={"preference": pref}))
 
     def toolbox(self, session: EnvSession | None, with_code: bool = True) -> Toolbox:
         return Toolbox(self.catalog, session, self.experts, with_code=with_code)
