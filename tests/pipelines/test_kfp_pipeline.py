@@ -42,7 +42,7 @@ def test_committed_yaml_is_fresh(tmp_path):
 
 def test_components_match_the_stage_list():
     assert list(COMPONENTS) == STAGES
-    assert set(TASKS) == {TASK_OF[s] for s in STAGES} | {"resolve-config"}
+    assert set(TASKS) == {TASK_OF[s] for s in STAGES} | {"resolve-config", "preflight"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -60,7 +60,8 @@ def test_task_image_and_command(stage):
 @pytest.mark.parametrize("stage", STAGES)
 def test_edges(stage):
     task = TASKS[TASK_OF[stage]]
-    assert set(task.get("dependentTasks", [])) == {TASK_OF[s] for s in UPSTREAM[stage]} | {"resolve-config"}
+    gate = {"preflight"} if stage == STAGES[0] else set()  # the experts answer before the first stage starts
+    assert set(task.get("dependentTasks", [])) == {TASK_OF[s] for s in UPSTREAM[stage]} | {"resolve-config"} | gate
 
 
 @pytest.mark.parametrize("stage", GPU_STAGES)
@@ -79,7 +80,10 @@ def test_gpu_stages_on_the_h100_pool(stage):
 def test_every_task_gets_the_s3_secret_and_limits(stage):
     executor = _executor(TASK_OF[stage])
     envs = {e["envVar"] for s in K8S[executor]["secretAsEnv"] for e in s["keyToEnv"]}
-    assert envs == {"TOOLORCH_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert envs == {"TOOLORCH_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY",
+                    "TOOLORCH_EXPERTS_API_KEY"}
+    experts = next(s for s in K8S[executor]["secretAsEnv"] if s["secretName"] == "toolorch-expert-keys")
+    assert experts["optional"] is True  # a profile of simulated experts runs without the Secret
     resources = EXECUTORS[executor]["container"]["resources"]
     assert resources.get("cpuLimit") and resources.get("memoryLimit")
     if stage not in GPU_STAGES:

@@ -61,14 +61,30 @@ def test_minio_reads_credentials_from_the_secret_only():
     assert not [d for _, d in DOCS if d["kind"] == "Secret"], "credentials must not be committed"
 
 
-def test_launcher_role_can_drive_pytorchjobs():
-    role = next(d for _, d in DOCS if d["kind"] == "Role" and d["metadata"]["name"] == "toolorch-launcher")
+# where KFP runs pipeline pods -> the service account it runs them as
+KFP_RUNNERS = {"kfp-standalone-rbac.yaml": ("kubeflow", "pipeline-runner"),
+               "kfp-profile-rbac.yaml": ("kubeflow-user-example-com", "default-editor")}
+
+
+@pytest.mark.parametrize("file", sorted(KFP_RUNNERS))
+def test_launcher_role_is_bound_where_kfp_pods_run(file):
+    namespace, account = KFP_RUNNERS[file]
+    docs = [d for name, d in DOCS if name == file]
+    role = next(d for d in docs if d["kind"] == "Role")
     rule = next(r for r in role["rules"] if "pytorchjobs" in r["resources"])
     assert rule["apiGroups"] == ["kubeflow.org"]
     assert {"create", "get", "delete"} <= set(rule["verbs"])
-    binding = next(d for _, d in DOCS if d["kind"] == "RoleBinding")
-    assert binding["roleRef"]["name"] == "toolorch-launcher"
-    assert binding["subjects"][0]["name"] == "toolorch-launcher"
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    text = (ROOT / "manifests" / file).read_text()
+    for secret in ("toolorch-s3", "toolorch-expert-keys"):  # the Secrets the tasks read, made in the same namespace
+        assert f"kubectl -n {namespace} create secret generic {secret}" in text
+
+
+def test_no_manifest_names_a_cli_flag_kfp_lacks():
+    assert not [name for name, _ in DOCS if "--service-account" in (ROOT / "manifests" / name).read_text()]
 
 
 def _images(tree):

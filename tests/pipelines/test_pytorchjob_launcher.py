@@ -56,7 +56,9 @@ def test_job_manifest_sizes_and_wires_the_job(nodes):
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 8
         secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
         assert secrets == {"TOOLORCH_S3_ENDPOINT": "toolorch-s3", "AWS_ACCESS_KEY_ID": "toolorch-s3",
-                           "AWS_SECRET_ACCESS_KEY": "toolorch-s3"}
+                           "AWS_SECRET_ACCESS_KEY": "toolorch-s3", "OPENAI_API_KEY": "toolorch-expert-keys",
+                           "TOOLORCH_EXPERTS_API_KEY": "toolorch-expert-keys"}  # keys from Secrets only
+        assert not [e for e in container["env"] if "KEY" in e["name"] and "value" in e]
         assert not [v for v in pod.get("volumes", []) if "persistentVolumeClaim" in v]
         mounted = {m["name"] for m in container.get("volumeMounts", [])}
         assert mounted <= {v["name"] for v in pod.get("volumes", [])}

@@ -5,12 +5,15 @@ read this one object, so training, eval and serving price a call identically.
 
     catalog = load_config("configs/tiny.yaml").catalog()
     catalog.expert("mini").price.cost(tokens_in=1000, tokens_out=200)   # dollars
+    seen, names = disguise(catalog, Randomisation(), seed=7)   # one training example's view
 """
 from __future__ import annotations
 
+import math
+import random
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 class Section(BaseModel):
@@ -140,3 +143,42 @@ def build_catalog(prices: dict[str, Price], experts: list[ExpertConfig], orchest
                 for e in experts]
     return Catalog(orchestrator=price(orchestrator_price, "episode.policy_price"), experts=resolved,
                    tools=tools)
+
+
+class Randomisation(Section):
+    """Per-example expert aliases and prices, as ToolOrchestra trains: the policy must read each
+    expert's description and price instead of memorising names."""
+
+    aliases: bool = True  # experts become `<alias_prefix>-1..N` in a shuffled order
+    alias_prefix: str = Field("model", pattern=r"^[a-z][a-z0-9_]*$")
+    price_range: tuple[float, float] = (0.5, 2.0)  # each price row times a log-uniform draw from this
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> Randomisation:
+        low, high = self.price_range
+        if not 0 < low <= high:
+            raise ValueError(f"price_range {list(self.price_range)}: need 0 < low <= high")
+        return self
+
+
+def _short(dollars: float) -> float:
+    """Three significant digits: the prompt's price table stays readable."""
+    return float(f"{dollars:.3g}")
+
+
+def disguise(catalog: Catalog, how: Randomisation, seed: int) -> tuple[Catalog, dict[str, str]]:
+    """The catalog one example sees (seeded: the same seed gives the same view) and each shown
+    expert name -> its real name."""
+    rng = random.Random(seed)
+    order = list(range(1, len(catalog.experts) + 1))
+    rng.shuffle(order)
+    low, high = (math.log(x) for x in how.price_range)
+    shown, real = [], {}
+    for expert, number in zip(catalog.experts, order):
+        name = f"{how.alias_prefix}-{number}" if how.aliases else expert.name
+        scale = math.exp(rng.uniform(low, high))
+        price = Price(input=_short(expert.price.input * scale), output=_short(expert.price.output * scale))
+        shown.append(expert.model_copy(update={"name": name, "price": price}))
+        real[name] = expert.name
+    shown.sort(key=lambda e: e.name)  # the listing order says nothing about who is who
+    return catalog.model_copy(update={"experts": shown}), real

@@ -22,10 +22,10 @@ import os
 import re
 import types
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, Optional, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_serializer, model_validator
 from pydantic_core import to_jsonable_python
 
 from toolorch.core.catalog import (
@@ -34,6 +34,7 @@ from toolorch.core.catalog import (
     EpisodeLimits,
     ExpertConfig,
     Price,
+    Randomisation,
     Section,
     ToolSettings,
     build_catalog,
@@ -57,9 +58,26 @@ class EpisodeConfig(Section):
     # Describe db tools in the prompt (their names and arguments are always listed). Off in the
     # tiny profile: a random-init model cannot read, and prompt tokens are its training cost.
     describe_db_tools: bool = True
+    eval_max_turns: Optional[int] = Field(None, ge=1)  # the eval stage's turn cap; None: max_turns
+    # Training episodes see the experts under per-example aliases and prices (ToolOrchestra's
+    # randomised mapping and pricing); None: the catalog as declared
+    randomise: Optional[Randomisation] = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_options(self, handler):
+        # unset options are not written, so resolved configs saved before they existed stay byte-identical
+        data = handler(self)
+        for key in ("eval_max_turns", "randomise"):
+            if isinstance(data, dict) and data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     def limits(self) -> EpisodeLimits:
         return EpisodeLimits(**{k: getattr(self, k) for k in EpisodeLimits.model_fields})
+
+    def eval_limits(self) -> EpisodeLimits:
+        """The limits of eval's episodes: `eval_max_turns` turns where it is set."""
+        return self.limits().model_copy(update={"max_turns": self.eval_max_turns or self.max_turns})
 
     def tools(self) -> ToolSettings:
         return ToolSettings(**{k: getattr(self, k) for k in ToolSettings.model_fields})

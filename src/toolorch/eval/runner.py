@@ -50,7 +50,7 @@ class Block:
 
     @classmethod
     def build(cls, name: str, cfg: Config) -> Block:
-        return cls(name, Runtime.from_config(cfg))
+        return cls(name, Runtime.of(cfg.catalog(), cfg.episode.eval_limits(), cfg.seed))  # eval's turn cap
 
     @property
     def experts(self) -> dict[str, Expert]:

@@ -42,7 +42,7 @@ def profile_path(profile: str) -> Path:
     """A profile name (tiny) or a YAML path; names are looked up in $TOOLORCH_CONFIG_DIR, ./configs, then the repo's configs."""
     if profile.endswith((".yaml", ".yml")):
         return Path(profile)
-    dirs = [os.environ.get("TOOLORCH_CONFIG_DIR"), "configs", Path(__file__).resolve().parents[2] / "configs"]
+    dirs = [os.environ.get("TOOLORCH_CONFIG_DIR"), "configs", Path(__file__).resolve().parents[3] / "configs"]  # src/toolorch/ops/
     for d in dirs:
         if d and (Path(d) / f"{profile}.yaml").is_file():
             return Path(d) / f"{profile}.yaml"

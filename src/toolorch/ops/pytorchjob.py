@@ -27,10 +27,12 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from toolorch.core.errors import RunFailed
+from toolorch.ops.preflight import EXPERT_KEYS, EXPERTS_SECRET
 from toolorch.stages import declaration, default_paths
 from toolorch.stages.stage import flag
 
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SA_NAMESPACE = SA_TOKEN.with_name("namespace")  # the namespace the launcher's pod runs in
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
 S3_ENV = {"TOOLORCH_S3_ENDPOINT": "endpoint", "AWS_ACCESS_KEY_ID": "access-key", "AWS_SECRET_ACCESS_KEY": "secret-key"}
 
@@ -91,7 +93,11 @@ def _fill_pod(pod: dict[str, Any], image: str, command: list[str], gpus_per_node
     container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m["name"] not in pvcs]
     secret_env = [{"name": var, "valueFrom": {"secretKeyRef": {"name": s3_secret, "key": key}}}
                   for var, key in S3_ENV.items()]
-    container["env"] = [e for e in container.get("env", []) if e["name"] not in S3_ENV] + secret_env
+    # expert API keys from their Secret only, optional: a profile of simulated experts needs none
+    secret_env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": EXPERTS_SECRET, "key": key, "optional": True}}}
+                   for var, key in EXPERT_KEYS.items()]
+    mounted = set(S3_ENV) | set(EXPERT_KEYS)
+    container["env"] = [e for e in container.get("env", []) if e["name"] not in mounted] + secret_env
     resources = container.setdefault("resources", {})
     for kind in ("limits", "requests"):
         resources.setdefault(kind, {})["nvidia.com/gpu"] = gpus_per_node
@@ -179,6 +185,13 @@ def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: 
         store.pull(remote_out[k], v)
 
 
+def own_namespace() -> str:
+    """$TOOLORCH_NAMESPACE, else the namespace this pod runs in (KFP's or a profile's), else toolorch."""
+    if os.environ.get("TOOLORCH_NAMESPACE"):
+        return os.environ["TOOLORCH_NAMESPACE"]
+    return SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.is_file() else "toolorch"
+
+
 def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
                 template_path: str | Path | None = None, image: str = "", nodes: int = 2, gpus_per_node: int = 8,
                 timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None) -> str:
@@ -194,6 +207,6 @@ def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Map
     manifests = Path(os.environ.get("TOOLORCH_MANIFEST_DIR", "manifests"))
     launch_cluster(config_path, inputs, outputs, template_path=template_path or manifests / "pytorchjob-grpo.yaml",
                    image=image, nodes=nodes, gpus_per_node=gpus_per_node, timeout_s=timeout_s,
-                   namespace=namespace or os.environ.get("TOOLORCH_NAMESPACE", "toolorch"),
+                   namespace=namespace or own_namespace(),
                    bucket=bucket or os.environ.get("TOOLORCH_S3_BUCKET", "toolorch-artifacts"))
     return mode

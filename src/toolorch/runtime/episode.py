@@ -18,10 +18,10 @@ recorded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generator, Protocol, Union
 
-from toolorch.core.catalog import Catalog, EpisodeLimits
+from toolorch.core.catalog import Catalog, EpisodeLimits, Randomisation, disguise
 from toolorch.core.config import Config
 from toolorch.core.records import (
     Observation,
@@ -34,12 +34,13 @@ from toolorch.core.records import (
     Usage,
     is_correct,
 )
+from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env.world import EnvSession
 from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Generation, Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt, tool_schemas
-from toolorch.runtime.tools import Toolbox
+from toolorch.runtime.tools import Toolbox, expert_tool_name
 
 
 class ToolView(Protocol):
@@ -201,14 +202,31 @@ class Runtime:
     catalog: Catalog
     limits: EpisodeLimits
     experts: dict[str, Expert]
+    randomise: Randomisation | None = None  # training examples see aliases and prices (`for_example`)
+    seed: int = 0
 
     @classmethod
     def of(cls, catalog: Catalog, limits: EpisodeLimits, seed: int = 0) -> Runtime:
-        return cls(catalog, limits, build_experts(catalog, seed))
+        return cls(catalog, limits, build_experts(catalog, seed), seed=seed)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Runtime:
-        return cls.of(cfg.catalog(), cfg.episode.limits(), cfg.seed)
+        runtime = cls.of(cfg.catalog(), cfg.episode.limits(), cfg.seed)
+        return replace(runtime, randomise=cfg.episode.randomise)
+
+    def for_example(self, task: Task) -> tuple[Runtime, Task]:
+        """The runtime and task one training example runs under: as declared, or, where the profile
+        randomises, under this task's expert aliases and prices (the same for every rollout of it;
+        the user's deny and prefer lists name the aliases)."""
+        if self.randomise is None:
+            return self, task
+        catalog, real = disguise(self.catalog, self.randomise, stable_seed(self.seed, "catalog", task.id))
+        experts = {shown: self.experts[name] for shown, name in real.items() if name in self.experts}
+        tool = {expert_tool_name(name): expert_tool_name(shown) for shown, name in real.items()}
+        pref = task.preference.model_copy(update={"deny": [tool.get(t, t) for t in task.preference.deny],
+                                                  "prefer": [tool.get(t, t) for t in task.preference.prefer]})
+        return (replace(self, catalog=catalog, experts=experts, randomise=None),  # disguised once
+                task.model_copy(update={"preference": pref}))
 
     def toolbox(self, session: EnvSession | None, with_code: bool = True) -> Toolbox:
         return Toolbox(self.catalog, session, self.experts, with_code=with_code)

@@ -136,6 +136,8 @@ class OpenAIExpert:
         self.cfg = cfg
         self.backoff_s = backoff_s
         key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        if cfg.api_key_env and not key:  # else every call would be an error observation, and training goes on
+            raise ExpertError(f"openai expert '{cfg.name}': its key variable {cfg.api_key_env} is not set")
         self.client = make_client(cfg.base_url, key, cfg.timeout_s)
 
     def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:

@@ -233,11 +233,12 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine:
     results: list[Rollout | BaseException | None] = [None] * len(jobs)
 
     def work(i: int) -> None:
-        task, env = jobs[i]
+        example, env = jobs[i]
         policy = TokenPolicy(sampler, i)
         try:
+            seen, task = runtime.for_example(example)  # as declared, or under aliases and prices
             with env.session() as session:
-                traj = runtime.run(task, policy, runtime.toolbox(session, with_code=with_code))
+                traj = seen.run(task, policy, seen.toolbox(session, with_code=with_code))
             results[i] = Rollout(task, traj, policy.sample())
         except BaseException as e:
             results[i] = e

@@ -7,7 +7,8 @@ Warm-start the orchestrator on verified trajectories (loss on assistant tokens o
 
 Reads passk's trajectories (`--trajectories-path`; full chats, system prompt first). The base model
 is `stages.sft.base`: `tiny` builds a random-init Qwen2 whose byte-level BPE tokenizer
-is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder.
+is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder or a
+model store name (`smollm2-135m-instruct`, `qwen3-8b`: toolorch.runtime.model_store).
 Chats are tokenized with the model's chat template, packed into rows of `max_len`
 tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes an HF
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
@@ -28,6 +29,7 @@ from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Trajectory
 from toolorch.runtime.chat import chat_texts, tokenize_chat
+from toolorch.runtime.model_store import ModelStoreError, resolve_model
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.stages.io import finish, progress_bar
 from toolorch.stages.stage import Input, SeededByProfile, Stage
@@ -71,9 +73,10 @@ def load_base(settings: SFTSettings, texts: list[str], seed: int, scratch: Path)
     if settings.base == "tiny":
         folder = build_tiny_model(scratch / "base", texts, settings.tiny, seed=seed)
     else:
-        folder = Path(settings.base)
-        if not (folder / "config.json").exists():
-            raise FileNotFoundError(f"stages.sft.base: {folder} is not an HF model folder (no config.json)")
+        try:
+            folder = resolve_model(settings.base)  # a folder, or a model store name (runtime.model_store)
+        except ModelStoreError as e:
+            raise FileNotFoundError(f"stages.sft.base: {e}") from None
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.chat_template is None:
         raise ValueError(f"base model {folder} has no chat template")
