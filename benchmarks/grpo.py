@@ -185,8 +185,7 @@ def synced_clock(bench: BenchConfig) -> float:
 def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
     """One round of our trainer; returns a record per step, warm-up steps included."""
     model, tokenizer = load_policy(work.model_dir, bench)
-    model.generation_config.min_new_tokens = bench.max_new_tokens  # HFEngine's generate() defaults to it
-    engine = HFEngine(model, tokenizer, bench.max_new_tokens, bench.temperature)
+    engine = HFEngine(model, tokenizer, bench.max_new_tokens, bench.temperature, min_new_tokens=bench.max_new_tokens)
     optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     step_cfg = StepConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0, max_grad_norm=1.0, max_len=bench.max_len,
