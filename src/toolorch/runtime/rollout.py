@@ -18,11 +18,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-
 from toolorch.core.records import Task, Trajectory
 from toolorch.runtime.chat import Sample, Tools, encode, render, suffix
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
+from toolorch.runtime.modeling import attention_implementation, model_device, precision_context
 from toolorch.runtime.policies import Generation
 from toolorch.runtime.sampling import SamplingSettings, sample_shared
 
@@ -49,12 +49,13 @@ class HFEngine:
     its samples decode from the shared KV cache (`sampling.sample_shared`)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0,
-                 min_new_tokens: int = 0):
+                 min_new_tokens: int = 0, precision: str = "fp32"):
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.min_new_tokens = min_new_tokens
+        self.precision = precision  # bf16: sample under autocast, as the trainer's forward runs
         self.max_positions = getattr(model.config, "max_position_embeddings", 1 << 30)
 
     def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
@@ -67,7 +68,9 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            new = sample_shared(self.model, [prompts[i] for i in fits], settings, seed)
+            with (precision_context(self.precision, model_device(self.model)),
+                  attention_implementation(self.model, "sdpa")):
+                new = sample_shared(self.model, [prompts[i] for i in fits], settings, seed)
         finally:
             self.model.train(was_training)
         for row, i in enumerate(fits):

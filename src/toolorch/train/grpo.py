@@ -24,9 +24,9 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.runtime.modeling import model_device
+from toolorch.runtime.modeling import model_device, precision_context
 from toolorch.train.distributed import Dist
-from toolorch.train.kernels import collate_flat, flat_logprobs, precision_context
+from toolorch.train.kernels import collate_flat, flat_logprobs
 from toolorch.train.packing import (
     IGNORE,
     Sample,

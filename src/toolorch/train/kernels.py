@@ -23,8 +23,8 @@ the whole micro-batch never exist at once (the widest activation of a small mode
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -104,15 +104,6 @@ def attention_mask(batch: dict[str, torch.Tensor], attn_implementation: str) -> 
     allowed = dense_mask(batch["doc"][0], batch["parent"][0])
     mask = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device)
     return mask.masked_fill_(~allowed, torch.finfo(torch.float32).min)[None, None]
-
-
-def precision_context(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
-    """bf16 autocast (the weights stay float32: the optimizer updates fp32 masters), or nothing."""
-    if precision == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision: {precision!r} is neither 'fp32' nor 'bf16'")
-    return contextlib.nullcontext()
 
 
 def enable_tf32() -> None:

@@ -10,8 +10,19 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from toolorch.runtime.chat import Sample
 from toolorch.train.distributed import Dist
-from toolorch.train.grpo import StepConfig, batch_logprobs, by_tokens, grpo_step, micro_batches
-from toolorch.train.kernels import collate_flat, dense_mask, flat_logprobs, head_logprobs
+from toolorch.train.grpo import (
+    StepConfig,
+    batch_logprobs,
+    by_tokens,
+    grpo_step,
+    micro_batches,
+)
+from toolorch.train.kernels import (
+    collate_flat,
+    dense_mask,
+    flat_logprobs,
+    head_logprobs,
+)
 from toolorch.train.packing import collate, pack_shared, token_logprobs
 
 PAD = 0
