@@ -67,7 +67,7 @@ from toolorch.train.grpo import (
     micro_batches,
     with_advantage,
 )
-from toolorch.train.kernels import enable_tf32
+from toolorch.train.kernels import FLEX, enable_tf32
 from toolorch.train.packing import collate, to_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +172,7 @@ def load_policy(model_dir: Path, bench: BenchConfig, attn: str = "sdpa"):
     if bench.device.startswith("cuda"):
         enable_tf32()  # both sides: float32 matmuls that remain run on the tensor cores
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    attn = FLEX if attn == "flex" else attn
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
     return model.to(bench.device), tokenizer
 
@@ -505,7 +506,7 @@ def main(
     device: str = typer.Option("cpu", help="cpu or cuda (both sides)."),
     tokens_per_micro: Optional[int] = typer.Option(None, min=0, help="Ours: tokens per micro-batch (0: by rows)."),
     layout: Optional[str] = typer.Option(None, help="Ours: rows or flat (one packed sequence per micro-batch)."),
-    attn: str = typer.Option("sdpa", help="Ours: attn_implementation (flex_attention with --layout flat)."),
+    attn: str = typer.Option("sdpa", help="Ours: attn_implementation, or flex (FlexAttention in bf16 under autocast) with --layout flat."),
     precision: Optional[str] = typer.Option(None, help="Both: fp32 or bf16 (autocast over fp32 weights)."),
     trl_micro: int = typer.Option(0, min=0, help="TRL: completions per forward (0: the whole batch)."),
     peak_tflops: float = typer.Option(0.0, min=0, help="The device's bf16 matmul TFLOP/s, for MFU."),

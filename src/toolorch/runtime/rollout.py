@@ -98,6 +98,9 @@ class VLLMEngine:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.max_model_len = max_model_len
+        # a group's G samples share their prompt, and turn k+1 extends turn k's tokens: prefix
+        # caching computes those blocks once (reset after every weight push, see load_weights)
+        engine_args.setdefault("enable_prefix_caching", True)
         self.llm = LLM(model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=True,
                        gpu_memory_utilization=gpu_memory_utilization, seed=0, **engine_args)
 

@@ -32,6 +32,7 @@ from torch.utils.checkpoint import checkpoint
 
 from toolorch.runtime.chat import IGNORE, Sample
 
+FLEX = "toolorch_flex"  # attn_implementation: transformers' flex_attention, in bf16 under autocast
 NO_PARENT = -2  # never a doc id (padding is doc -1)
 BLOCK = 128  # FlexAttention's block size: sequences are padded to a multiple of it
 
@@ -97,9 +98,32 @@ def block_mask(batch: dict[str, torch.Tensor]) -> Any:
                              device=doc.device)
 
 
+def flex_autocast_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: Any, **kwargs: Any) -> Any:
+    """transformers' flex_attention with q, k, v in the autocast dtype: autocast does not reach
+    FlexAttention, and the rotary embedding returns float32 q and k under it, so without this
+    cast attention would run in float32."""
+    from transformers.integrations.flex_attention import flex_attention_forward
+
+    kind = query.device.type
+    if torch.is_autocast_enabled(kind):
+        dtype = torch.get_autocast_dtype(kind)
+        query, key, value = (t.to(dtype) for t in (query, key, value))
+    return flex_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+def register_flex() -> None:
+    """Make FLEX an attn_implementation transformers models can be loaded with."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, flex_attention_mask
+
+    AttentionInterface.register(FLEX, flex_autocast_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(FLEX, flex_attention_mask)
+
+
 def attention_mask(batch: dict[str, torch.Tensor], attn_implementation: str) -> Any:
-    """A BlockMask for flex_attention; otherwise the dense additive [1, 1, T, T] mask."""
-    if attn_implementation == "flex_attention":
+    """A BlockMask for FlexAttention; otherwise the dense additive [1, 1, T, T] mask."""
+    if "flex" in attn_implementation:
         return block_mask(batch)
     allowed = dense_mask(batch["doc"][0], batch["parent"][0])
     mask = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device)
@@ -158,3 +182,6 @@ def flat_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor], temper
     entropy = torch.zeros(trained.shape, dtype=picked.dtype, device=picked.device).masked_scatter(
         trained, entropy_picked)
     return logp, entropy, trained
+
+
+register_flex()
