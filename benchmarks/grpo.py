@@ -49,7 +49,7 @@ from toolorch.runtime.chat import chat_texts
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime, initial_messages, run_episode
 from toolorch.runtime.experts import build_experts
-from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
+from toolorch.runtime.modeling import TinyModelSpec, attention_implementation, build_tiny_model
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.rewards import group_advantages
 from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
@@ -58,7 +58,17 @@ from toolorch.stages.synth_envs import SynthEnvsSettings
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 from toolorch.train.distributed import Dist
-from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.flops import ModelShape, causal_pairs, row_attention_pairs, train_flops
+from toolorch.train.grpo import (
+    StepConfig,
+    batch_logprobs,
+    collate_micro,
+    grpo_step,
+    micro_batches,
+    with_advantage,
+)
+from toolorch.train.kernels import FLEX, enable_tf32
+from toolorch.train.packing import collate, to_device
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_COUNTED = ("completion tokens: tokens sampled by the policy, which are exactly the tokens that carry the "
@@ -79,6 +89,12 @@ class BenchConfig:
     share_prompts: bool = True  # ours: a group's prompt once per row (train.grpo.StepConfig)
     row_len: int = StepConfig.model_fields["row_len"].default  # ours: tokens per shared row
     rows_per_micro: int = 4  # ours: rows per micro-batch
+    tokens_per_micro: int = 0  # ours: > 0 packs micro-batches to this many tokens instead
+    layout: str = "rows"  # ours: rows | flat (train.grpo.StepConfig.layout)
+    attn: str = "sdpa"  # ours: the model's attn_implementation (flex_attention for the flat layout)
+    precision: str = "fp32"  # both: fp32 | bf16 (autocast over fp32 weights; TRL: bf16=True)
+    trl_micro: int = 0  # TRL: rows per forward (0: the whole batch), the rest by gradient accumulation
+    peak_tflops: float = 0.0  # the device's bf16 matmul rate, for MFU (0: not reported)
     threads: int = 2
     device: str = "cpu"  # cpu | cuda: both sides
     seed: int = 0
@@ -91,6 +107,8 @@ class StepRecord:
     completion_tokens: int  # sampled in the rollout phase
     trained_tokens: int  # carrying the loss in the training phase
     prompt_tokens: int
+    positions_run: int = 0  # positions the training forward actually ran (shared prompts once)
+    attention_pairs: int = 0  # (query, key) pairs it attended
 
 
 @dataclass
@@ -146,14 +164,17 @@ def build_workload(tmp: Path, cfg: Config, spec: TinyModelSpec, bench: BenchConf
     return make_workload(model_dir, env, tasks, cfg, bench)
 
 
-def load_policy(model_dir: Path, bench: BenchConfig):
+def load_policy(model_dir: Path, bench: BenchConfig, attn: str = "sdpa"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(bench.threads)
     torch.manual_seed(bench.seed)
+    if bench.device.startswith("cuda"):
+        enable_tf32()  # both sides: float32 matmuls that remain run on the tensor cores
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(bench.device)
-    return model, tokenizer
+    attn = FLEX if attn == "flex" else attn
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
+    return model.to(bench.device), tokenizer
 
 
 # ---------------------------------------------------------------- ours
@@ -182,29 +203,64 @@ def synced_clock(bench: BenchConfig) -> float:
     return time.perf_counter()
 
 
-def run_ours(work: Workload, bench: BenchConfig) -> list[StepRecord]:
-    """One round of our trainer; returns a record per step, warm-up steps included."""
-    model, tokenizer = load_policy(work.model_dir, bench)
-    model.generation_config.min_new_tokens = bench.max_new_tokens  # HFEngine's generate() defaults to it
-    engine = HFEngine(model, tokenizer, bench.max_new_tokens, bench.temperature)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=0.0)
+def our_step_config(bench: BenchConfig) -> StepConfig:
+    return StepConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0, max_grad_norm=1.0, max_len=bench.max_len,
+                      rows_per_micro=bench.rows_per_micro, share_prompts=bench.share_prompts, row_len=bench.row_len,
+                      tokens_per_micro=bench.tokens_per_micro, layout=bench.layout, precision=bench.precision)
+
+
+def layout_work(samples: list, step_cfg: StepConfig) -> tuple[int, int]:
+    """(positions, attention pairs) our training forward runs over these samples."""
+    rows = [row for micro in micro_batches(samples, step_cfg) for row in micro]
+    return sum(len(s) for row in rows for s in row), sum(row_attention_pairs(row) for row in rows)
+
+
+def logprob_agreement(model: Any, samples: list, step_cfg: StepConfig, pad_id: int, device: str) -> dict[str, float]:
+    """The first micro-batch's per-token log-probs on our configured path (layout, attention,
+    precision) against the reference path (a row per micro-batch, dense mask, sdpa, float32)."""
+    rows = micro_batches(samples, step_cfg)[0]
+    reference = step_cfg.model_copy(update={"layout": "rows", "precision": "fp32"})
+    with torch.no_grad():
+        logp, _, trained = batch_logprobs(model, to_device(collate_micro(rows, pad_id, step_cfg), device), step_cfg)
+        fast = logp[trained]
+        with attention_implementation(model, "sdpa"):
+            ref = torch.cat([_trained_logp(model, row, pad_id, device, reference) for row in rows])
+    diff = (fast.float() - ref.float()).abs()
+    return {"tokens": int(diff.numel()), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "mean_abs_logp": float(ref.abs().mean())}
+
+
+def _trained_logp(model: Any, row: list, pad_id: int, device: str, cfg: StepConfig) -> torch.Tensor:
+    logp, _, trained = batch_logprobs(model, to_device(collate([row], pad_id), device), cfg)
+    return logp[trained]
+
+
+def run_ours(work: Workload, bench: BenchConfig) -> tuple[list[StepRecord], dict[str, float]]:
+    """One round of our trainer: a record per step, warm-up steps included, and the log-prob check."""
+    model, tokenizer = load_policy(work.model_dir, bench, bench.attn)
+    engine = HFEngine(model, tokenizer, bench.max_new_tokens, bench.temperature, min_new_tokens=bench.max_new_tokens,
+                      precision=bench.precision)
+    fused = bench.device.startswith("cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=0.0, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    step_cfg = StepConfig(clip_low=0.2, clip_high=0.28, kl_coef=0.0, max_grad_norm=1.0, max_len=bench.max_len,
-                          rows_per_micro=bench.rows_per_micro, share_prompts=bench.share_prompts,
-                          row_len=bench.row_len)
-    records = []
+    step_cfg = our_step_config(bench)
+    records, agreement = [], {}
     for index, tasks in enumerate(work.steps):
         jobs = [(t, work.env) for t in tasks for _ in range(bench.group_size)]
         t0 = time.perf_counter()
         rollouts, sampled = run_rollouts(jobs, Runtime.from_config(work.cfg), engine, seed=bench.seed * 1000 + index, with_code=False)
         t1 = synced_clock(bench)
         samples = advantage_samples(rollouts, bench.group_size, tokenizer)
+        if index == 0:
+            agreement = logprob_agreement(model, samples, step_cfg, tokenizer.pad_token_id, bench.device)
+            t1 = synced_clock(bench)
         stats = grpo_step(model, None, optimizer, scheduler, samples, step_cfg, tokenizer.pad_token_id,
                           Dist(device=bench.device))
         t2 = synced_clock(bench)
         prompt = sum(len(r.sample.ids) - sum(r.sample.trained) for r in rollouts)
-        records.append(StepRecord(t1 - t0, t2 - t1, sampled, int(stats["tokens"]), prompt))
-    return records
+        records.append(StepRecord(t1 - t0, t2 - t1, sampled, int(stats["tokens"]), prompt,
+                                  *layout_work(samples, step_cfg)))
+    return records, agreement
 
 
 # ---------------------------------------------------------------- TRL
@@ -214,16 +270,22 @@ def trl_args(out_dir: Path, n_steps: int, bench: BenchConfig):
     from trl import GRPOConfig
 
     batch = bench.tasks_per_step * bench.group_size
+    micro = bench.trl_micro or batch
+    if batch % micro:
+        raise ValueError(f"trl_micro {micro} does not divide the batch of {batch} completions")
+    cuda = bench.device.startswith("cuda")
     return GRPOConfig(
-        output_dir=str(out_dir), max_steps=n_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+        output_dir=str(out_dir), max_steps=n_steps, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=batch // micro,
         num_generations=bench.group_size, max_completion_length=bench.max_new_tokens,
         generation_kwargs={"min_new_tokens": bench.max_new_tokens}, temperature=bench.temperature, top_k=0,
-        top_p=1.0, learning_rate=bench.lr, lr_scheduler_type="constant", optim="adamw_torch", weight_decay=0.0,
+        top_p=1.0, learning_rate=bench.lr, lr_scheduler_type="constant", weight_decay=0.0,
         max_grad_norm=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo", shuffle_dataset=False,
         # TRL's defaults turn gradient checkpointing on and the model's KV cache off (generate() then re-runs the
         # whole prefix for every new token); ours uses neither, so neither does the baseline.
         gradient_checkpointing=False, use_cache=True,
-        use_cpu=bench.device == "cpu", bf16=False, report_to="none", save_strategy="no", logging_steps=1_000_000,
+        use_cpu=bench.device == "cpu", bf16=bench.precision == "bf16", tf32=cuda or None,
+        optim="adamw_torch_fused" if cuda else "adamw_torch", report_to="none", save_strategy="no", logging_steps=1_000_000,
         disable_tqdm=True, dataloader_num_workers=0, seed=bench.seed,
     )
 
@@ -254,6 +316,8 @@ def timed_trainer(trainer_cls: type, records: list[StepRecord]):
             prompt_ids, completion_ids = out[0], out[1]
             rec.completion_tokens += sum(len(c) for c in completion_ids)
             rec.prompt_tokens += sum(len(p) for p in prompt_ids)
+            rec.positions_run += sum(len(p) + len(c) for p, c in zip(prompt_ids, completion_ids))
+            rec.attention_pairs += sum(causal_pairs(len(p) + len(c)) for p, c in zip(prompt_ids, completion_ids))
             return out
 
         def _compute_loss(self, model, inputs):
@@ -288,13 +352,30 @@ def run_trl(work: Workload, bench: BenchConfig, out_dir: Path) -> list[StepRecor
 # ---------------------------------------------------------------- report
 
 
-def side_summary(records: list[StepRecord], parameters: int) -> dict[str, Any]:
+def hardware_summary(records: list[StepRecord], shape: ModelShape, peak_tflops: float) -> dict[str, Any]:
+    """Training FLOPs over the positions and attention pairs the side actually ran (train.flops),
+    per second, and as a fraction of the device's bf16 matmul rate (MFU)."""
+    rate = statistics.median(train_flops(shape, r.positions_run, r.attention_pairs, r.trained_tokens) / r.train_s
+                             / 1e12 for r in records)
+    out = {"train_tflops_per_s": rate, "positions_run": sum(r.positions_run for r in records),
+           "attention_pairs": sum(r.attention_pairs for r in records)}
+    if peak_tflops > 0:
+        out["mfu"] = rate / peak_tflops
+    return out
+
+
+def side_summary(records: list[StepRecord], parameters: int, shape: ModelShape | None = None,
+                 peak_tflops: float = 0.0) -> dict[str, Any]:
     """Medians over steps. The model TFLOP/s count every position the phase runs the model over
-    (prompt and completion): 6 x parameters per token to train, 2 x to sample (attention not counted)."""
+    (prompt and completion): 6 x parameters per token to train, 2 x to sample (attention not counted);
+    with `shape`, also the hardware figures of `hardware_summary`."""
     def positions(r: StepRecord) -> int:
         return r.prompt_tokens + r.completion_tokens
 
+    hardware = hardware_summary(records, shape, peak_tflops) if shape is not None else {}
     return {
+        **hardware,
+        "step_s_median": statistics.median(r.rollout_s + r.train_s for r in records),
         "train_model_tflops_per_s": statistics.median(6 * parameters * positions(r) / r.train_s / 1e12
                                                       for r in records),
         "rollout_model_tflops_per_s": statistics.median(2 * parameters * positions(r) / r.rollout_s / 1e12
@@ -336,32 +417,40 @@ def compare(work: Workload, bench: BenchConfig, scratch: Path) -> dict[str, Any]
     ours: list[StepRecord] = []
     theirs: list[StepRecord] = []
     load_before = os.getloadavg()
+    agreement: dict[str, float] = {}
     for r in range(bench.rounds):
-        mine = run_ours(work, bench)
+        mine, agreement = run_ours(work, bench)
         log_round(r, "ours", mine[bench.warmup:])
         other = run_trl(work, bench, scratch / f"trl-{r}")
         log_round(r, "TRL", other[bench.warmup:])
         check_same_work(mine, other)
         ours += mine[bench.warmup:]
         theirs += other[bench.warmup:]
-    parameters = sum(p.numel() for p in load_policy(work.model_dir, bench)[0].parameters())
-    o, t = side_summary(ours, parameters), side_summary(theirs, parameters)
+    model = load_policy(work.model_dir, bench)[0]
+    parameters, shape = sum(p.numel() for p in model.parameters()), ModelShape.of(model)
+    del model
+    o, t = side_summary(ours, parameters, shape, bench.peak_tflops), side_summary(theirs, parameters, shape,
+                                                                                bench.peak_tflops)
     return {
         "tokens_counted": TOKENS_COUNTED,
         "phases": {"rollout": "ours: run_rollouts (episode runner, max_turns=1); TRL: GRPOTrainer._generate",
                    "train": "rewards + advantages + loss, backward and AdamW step (TRL: step time minus _generate)"},
         "trl_settings": "gradient_checkpointing=False, use_cache=True (TRL defaults: True, False), "
-                        "per_device_train_batch_size = the whole batch, beta=0, loss_type=dapo, constant lr",
+                        "per_device_train_batch_size = trl_micro (0: the whole batch) with gradient accumulation "
+                        "over the rest, beta=0, loss_type=dapo, constant lr, bf16 = precision, tf32 and fused "
+                        "AdamW on CUDA",
         "bench": asdict(bench),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": bench.threads,
                     "load_avg_1m_before": load_before[0], "load_avg_1m_after": os.getloadavg()[0],
                     "device": bench.device,
                     "gpu": torch.cuda.get_device_name() if bench.device.startswith("cuda") else None,
                     "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
-        "model_parameters": parameters,
+        "model_parameters": parameters, "model_shape": asdict(shape),
+        "logprob_agreement": agreement,
         "ours": o, "trl": t,
         "ratio_ours_over_trl": {"rollout_tokens_per_s": o["rollout_tokens_per_s"] / t["rollout_tokens_per_s"],
-                                "train_tokens_per_s": o["train_tokens_per_s"] / t["train_tokens_per_s"]},
+                                "train_tokens_per_s": o["train_tokens_per_s"] / t["train_tokens_per_s"],
+                                "step_s": o["step_s_median"] / t["step_s_median"]},
     }
 
 
@@ -371,18 +460,22 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"GRPO, {report['model_parameters']:,} params, {b['tasks_per_step']} prompts x {b['group_size']} samples x "
           f"{b['max_new_tokens']} new tokens, {where}; median of {len(o['steps'])} timed steps "
           f"(load avg {report['machine']['load_avg_1m_before']:.1f} -> {report['machine']['load_avg_1m_after']:.1f})")
-    print(f"{'':8} {'rollout tok/s':>14} {'train tok/s':>12} {'rollout TFLOP/s':>16} {'train TFLOP/s':>14}")
+    print(f"{'':8} {'rollout tok/s':>14} {'train tok/s':>12} {'rollout TFLOP/s':>16} {'train TFLOP/s':>14} "
+          f"{'run TFLOP/s':>12} {'MFU':>6} {'step s':>7}")
     for name, side in (("ours", o), ("TRL", t)):
+        mfu = f"{side['mfu']:.3f}" if "mfu" in side else "-"
         print(f"{name:8} {side['rollout_tokens_per_s']:>14.1f} {side['train_tokens_per_s']:>12.1f} "
-              f"{side['rollout_model_tflops_per_s']:>16.3f} {side['train_model_tflops_per_s']:>14.3f}")
+              f"{side['rollout_model_tflops_per_s']:>16.3f} {side['train_model_tflops_per_s']:>14.3f} "
+              f"{side['train_tflops_per_s']:>12.3f} {mfu:>6} {side['step_s_median']:>7.3f}")
     print(f"{'ours/TRL':8} {ratio['rollout_tokens_per_s']:>14.2f} {ratio['train_tokens_per_s']:>12.2f}")
+    print(f"log-probs, ours vs float32 reference: {report['logprob_agreement']}")
     print(f"tokens counted: {report['tokens_counted']}")
 
 
 def bench_config(cfg: Config, **overrides: Any) -> BenchConfig:
     grpo = cfg.stages.get("grpo", {})
     keys = ("tasks_per_step", "group_size", "max_new_tokens", "lr", "temperature", "max_len", "rows_per_micro",
-            "share_prompts", "row_len")
+            "share_prompts", "row_len", "tokens_per_micro", "layout", "precision")
     base = {k: grpo[k] for k in keys if k in grpo}
     return BenchConfig(**{**base, "seed": cfg.seed, **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -411,13 +504,21 @@ def main(
                                                  help="Ours: a group's prompt once per row, or a row per rollout."),
     rows_per_micro: Optional[int] = typer.Option(None, min=1, help="Ours: rows per micro-batch (profile's)."),
     device: str = typer.Option("cpu", help="cpu or cuda (both sides)."),
+    tokens_per_micro: Optional[int] = typer.Option(None, min=0, help="Ours: tokens per micro-batch (0: by rows)."),
+    layout: Optional[str] = typer.Option(None, help="Ours: rows or flat (one packed sequence per micro-batch)."),
+    attn: str = typer.Option("sdpa", help="Ours: attn_implementation, or flex (FlexAttention in bf16 under autocast) with --layout flat."),
+    precision: Optional[str] = typer.Option(None, help="Both: fp32 or bf16 (autocast over fp32 weights)."),
+    trl_micro: int = typer.Option(0, min=0, help="TRL: completions per forward (0: the whole batch)."),
+    peak_tflops: float = typer.Option(0.0, min=0, help="The device's bf16 matmul TFLOP/s, for MFU."),
     spec: str = typer.Option("{}", help='Model shape over the profile\'s tiny spec, JSON: {"hidden_size": 576, ...}.'),
 ) -> None:
     quiet_libraries()
     cfg = load_config(config)
     bench = bench_config(cfg, steps=steps, warmup=warmup, rounds=rounds, tasks_per_step=tasks_per_step,
                          group_size=group_size, max_new_tokens=max_new_tokens, threads=threads, max_len=max_len,
-                         share_prompts=share_prompts, rows_per_micro=rows_per_micro, device=device)
+                         share_prompts=share_prompts, rows_per_micro=rows_per_micro, device=device,
+                         tokens_per_micro=tokens_per_micro, layout=layout, attn=attn, precision=precision,
+                         trl_micro=trl_micro, peak_tflops=peak_tflops)
     shape = TinyModelSpec.model_validate({**cfg.stages.get("sft", {}).get("tiny", {}), **json.loads(spec)})
     with tempfile.TemporaryDirectory(prefix="bench-grpo-") as tmp:
         report = compare(build_workload(Path(tmp), cfg, shape, bench), bench, Path(tmp))

@@ -6,8 +6,10 @@ transformers, vLLM and the trainer all load.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,3 +93,28 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], spec: TinyModelS
 
 def model_device(model: Any) -> Any:
     return next(model.parameters()).device
+
+
+def precision_context(precision: str, device: Any) -> Any:
+    """bf16 autocast (the weights stay float32: the optimizer updates fp32 masters), or nothing."""
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision: {precision!r} is neither 'fp32' nor 'bf16'")
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def attention_implementation(model: Any, name: str) -> Iterator[None]:
+    """Run `model` with another attn_implementation for a while (decoding with a KV cache goes
+    through sdpa even when training runs flex_attention with its block masks)."""
+    before = model.config._attn_implementation
+    if before != name:
+        model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        if before != name:
+            model.set_attn_implementation(before)

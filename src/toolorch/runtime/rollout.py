@@ -18,14 +18,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import torch
-
 from toolorch.core.records import Task, Trajectory
 from toolorch.runtime.chat import Sample, Tools, encode, render, suffix
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
-from toolorch.runtime.modeling import model_device
+from toolorch.runtime.modeling import attention_implementation, model_device, precision_context
 from toolorch.runtime.policies import Generation
+from toolorch.runtime.sampling import SamplingSettings, sample_shared
 
 
 class Engine(Protocol):
@@ -46,13 +45,17 @@ def end_of_turn(new: list[int], eos: int) -> list[int]:
 
 
 class HFEngine:
-    """Batched sampling with a transformers model (left padding, KV cache)."""
+    """Batched sampling with a transformers model: each distinct prompt is prefilled once and
+    its samples decode from the shared KV cache (`sampling.sample_shared`)."""
 
-    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0):
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0,
+                 min_new_tokens: int = 0, precision: str = "fp32"):
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.min_new_tokens = min_new_tokens
+        self.precision = precision  # bf16: sample under autocast, as the trainer's forward runs
         self.max_positions = getattr(model.config, "max_position_embeddings", 1 << 30)
 
     def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
@@ -61,24 +64,17 @@ class HFEngine:
         fits, out = fitting(prompts, self.max_positions - self.max_new_tokens, eos)
         if not fits:
             return out
-        width = max(len(prompts[i]) for i in fits)
-        ids = torch.full((len(fits), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(fits), width), dtype=torch.long)
+        settings = SamplingSettings(self.max_new_tokens, self.temperature, eos, pad, self.min_new_tokens)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with (precision_context(self.precision, model_device(self.model)),
+                  attention_implementation(self.model, "sdpa")):
+                new = sample_shared(self.model, [prompts[i] for i in fits], settings, seed)
+        finally:
+            self.model.train(was_training)
         for row, i in enumerate(fits):
-            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
-        torch.manual_seed(seed)
-        sample = self.temperature > 0
-        device = model_device(self.model)
-        with torch.no_grad():
-            gen = self.model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=self.max_new_tokens,
-                do_sample=sample,
-                temperature=self.temperature if sample else None, top_k=None, top_p=None,
-                pad_token_id=pad, eos_token_id=eos,
-            )[:, width:].tolist()
-        for row, i in enumerate(fits):
-            out[i] = end_of_turn(gen[row], eos)
+            out[i] = end_of_turn(new[row], eos)
         return out
 
 
@@ -102,6 +98,9 @@ class VLLMEngine:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.max_model_len = max_model_len
+        # a group's G samples share their prompt, and turn k+1 extends turn k's tokens: prefix
+        # caching computes those blocks once (reset after every weight push, see load_weights)
+        engine_args.setdefault("enable_prefix_caching", True)
         self.llm = LLM(model=str(model_dir), dtype=dtype, max_model_len=max_model_len, enforce_eager=True,
                        gpu_memory_utilization=gpu_memory_utilization, seed=0, **engine_args)
 

@@ -19,11 +19,14 @@ policy gradient), as in ToolOrchestra; `logp_old` exists for more epochs.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolorch.runtime.modeling import model_device
+from toolorch.runtime.modeling import model_device, precision_context
 from toolorch.train.distributed import Dist
+from toolorch.train.kernels import collate_flat, flat_logprobs
 from toolorch.train.packing import (
     IGNORE,
     Sample,
@@ -56,6 +59,14 @@ class StepConfig(BaseModel):
     # square of its length: on the tiny profile (2 CPU cores) a step took 1.25 s with
     # 1536-token rows, 1.6 s with 2048, 3.8 s with 4096, and 5.7 s with a row per rollout
     row_len: int = Field(1536, ge=16)
+    # > 0: a micro-batch holds rows up to this many tokens (rows_per_micro is then unused)
+    tokens_per_micro: int = Field(0, ge=0)
+    # rows: a [B, L] batch with a dense [L, L] mask per row (packing.collate). flat: every row of
+    # the micro-batch in one sequence, attention through a document+prefix mask (train.kernels;
+    # a FlexAttention block mask when the model runs attn_implementation="flex_attention")
+    layout: Literal["rows", "flat"] = "rows"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast over float32 master weights
+    logit_chunk: int = Field(4096, ge=1)  # flat layout: LM-head positions per checkpointed chunk
 
 
 def with_advantage(sample: Sample, advantage: float) -> Sample:
@@ -70,7 +81,7 @@ def policy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], ref_logp
     batch: collate() output, weights [B, L] = advantage per token; ref_logp, old_logp [B, L-1].
     token_scale: world_size / trained tokens of the whole step (FSDP averages gradients over ranks).
     """
-    logp, entropy, trained = token_logprobs(model, batch)
+    logp, entropy, trained = batch_logprobs(model, batch, cfg)
     adv = batch["weights"][:, 1:]
     old = logp.detach() if old_logp is None else old_logp
     ratio = torch.exp(logp - old)
@@ -92,12 +103,41 @@ def policy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], ref_logp
     return loss, stats
 
 
+def batch_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                   cfg: StepConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logp, entropy, trained) of a `collate` or `collate_flat` batch, under cfg.precision."""
+    with precision_context(cfg.precision, batch["input_ids"].device):
+        if "doc" in batch:
+            return flat_logprobs(model, batch, chunk=cfg.logit_chunk)
+        return token_logprobs(model, batch)
+
+
+def by_tokens(rows: list[list[Sample]], budget: int) -> list[list[list[Sample]]]:
+    """Consecutive rows grouped while their tokens fit `budget` (a longer row is a group alone)."""
+    groups: list[list[list[Sample]]] = []
+    used = budget
+    for row in rows:
+        n = sum(len(s) for s in row)
+        if used + n > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(row)
+        used += n
+    return groups
+
+
 def micro_batches(samples: list[Sample], cfg: StepConfig) -> list[list[list[Sample]]]:
     if cfg.share_prompts:
         rows = pack_shared(samples, cfg.max_len, cfg.row_len)
     else:
         rows = [[truncate(s, cfg.max_len)] for s in samples]
+    if cfg.tokens_per_micro:
+        return by_tokens(rows, cfg.tokens_per_micro)
     return [rows[i:i + cfg.rows_per_micro] for i in range(0, len(rows), cfg.rows_per_micro)]
+
+
+def collate_micro(rows: list[list[Sample]], pad_id: int, cfg: StepConfig) -> dict[str, torch.Tensor]:
+    return collate_flat(rows, pad_id) if cfg.layout == "flat" else collate(rows, pad_id)
 
 
 def trained_tokens(micros: list[list[list[Sample]]]) -> int:
@@ -125,11 +165,11 @@ def grpo_step(model: torch.nn.Module, ref_model: torch.nn.Module | None, optimiz
     device = model_device(model)
     optimizer.zero_grad(set_to_none=True)
     for rows in micros:
-        batch = to_device(collate(rows, pad_id), device)
+        batch = to_device(collate_micro(rows, pad_id, cfg), device)
         ref_logp = None
         if ref_model is not None and cfg.kl_coef > 0:
             with torch.no_grad():
-                ref_logp = token_logprobs(ref_model, batch)[0]
+                ref_logp = batch_logprobs(ref_model, batch, cfg)[0]
         loss, stats = policy_loss(model, batch, ref_logp, cfg, scale)
         loss.backward()
         for k in STAT_KEYS:

@@ -34,6 +34,7 @@ from toolorch.runtime.rollout import HFEngine, Rollout, VLLMEngine, run_rollouts
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
 from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.kernels import FLEX, enable_tf32
 from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
 
 
@@ -94,7 +95,12 @@ def build_state(model_dir: Path, loop: LoopConfig, dist: Dist) -> TrainState:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     torch.manual_seed(loop.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    cuda = dist.device.startswith("cuda")
+    if cuda:
+        enable_tf32()
+    # FlexAttention has no backward on CPU: there the flat layout runs its mask densely through sdpa
+    attn = FLEX if loop.layout == "flat" and cuda else "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
     engine_model = copy.deepcopy(model).to(dist.device).eval() if dist.world > 1 else model
     ref = None
     if loop.kl_coef > 0:
@@ -170,7 +176,8 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     dist = state.dist
     batch, used = step_batch(tasks, state.data_position, loop, runtime.catalog)
     mine = batch[dist.rank::dist.world]
-    engine = state.vllm or HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature)
+    engine = state.vllm or HFEngine(state.engine_model, state.tokenizer, loop.max_new_tokens, loop.temperature,
+                                    precision=loop.precision)
     t0 = time.perf_counter()
     jobs = [(t, envs[t.env]) for t in mine for _ in range(loop.group_size)]
     rollouts, sampled = run_rollouts(jobs, runtime, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,
