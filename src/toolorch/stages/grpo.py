@@ -19,7 +19,9 @@ kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tas
 in its output folder (`--out-dir`; written in place: it holds the state a re-run resumes from)
     ./            HF checkpoint + config.resolved.yaml
     tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
-    state/        full training state (torch.distributed.checkpoint) for resume
+    state/        full training state (torch.distributed.checkpoint) for resume, unless
+                  `state_url` puts it elsewhere: an s3:// URL or a shared folder that outlives
+                  the pod (the PyTorchJob launcher sets it), every rank writing its own shards
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
 vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
 
@@ -29,7 +31,6 @@ naming the keys that differ, unless `--fresh` (or `resume: false`) asks to start
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -44,7 +45,7 @@ from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
-from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.checkpoint import clear_state, config_changes, has_state, save_state, saved_config
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
@@ -64,11 +65,12 @@ class GRPOSettings(LoopConfig, SeededByProfile):
     train.grpo.StepConfig's) and these."""
 
     resume: bool = True
+    state_url: Optional[str] = None  # where the training state lives (default: <out_dir>/state)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
 
 # how a run goes, not what it trains: these may change between a run and its resume
-RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
+RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout", "state_url"}
 
 
 class ResumeRefused(UsageError):
@@ -82,14 +84,14 @@ def training_config(cfg: Config, s: GRPOSettings) -> dict[str, Any]:
             "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}}
 
 
-def prepare_state_dir(state_dir: Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
+def prepare_state_dir(state_dir: str | Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
     """Keep a checkpoint only to resume it under the config it was trained with; when starting
     over, drop it, so a run killed before its first checkpoint cannot resume the old one."""
     if not has_state(state_dir):
         return
     if not resume:
         if dist.main:
-            shutil.rmtree(state_dir)
+            clear_state(state_dir)
         dist.barrier()
         return
     saved = saved_config(state_dir)
@@ -136,23 +138,22 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         loop = s.model_copy(update={"seed": cfg.seed})
         out_dir = Path(out_dir)
         resume, run_config = s.resume and not fresh, training_config(cfg, s)
-        prepare_state_dir(out_dir / "state", run_config, resume, dist)
+        state_dir = s.state_url or out_dir / "state"
+        prepare_state_dir(state_dir, run_config, resume, dist)
         tasks = read_tasks(Path(tasks_path), "training")
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, state_dir, log, resume=resume,
                           run_config=run_config)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
             log.close()
             return metrics
-        from toolorch.train.checkpoint import save_state
-
-        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+        save_state(state_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position,
                    run_config)
         save_policy(state, out_dir)
         if log.history:
