@@ -19,11 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from grpo_world import grpo_world
 from transformers import AutoModelForCausalLM
-from unit.train.world import build_world
 
-from toolorch.core.config import save_config
-from toolorch.stages import as_profile, sft
 from toolorch.train.checkpoint import latest
 
 pytestmark = pytest.mark.slow
@@ -31,21 +29,11 @@ pytestmark = pytest.mark.slow
 KILLER = Path(__file__).with_name("grpo_killer.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 STEPS = 5
-TINY = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1}
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, library_env):
-    root = tmp_path_factory.mktemp("grpo_kill")
-    world = build_world(root / "world", library_env)
-    stages = {"sft": {"tiny": TINY, "epochs": 3, "lr": 3e-3, "max_len": 2048, "rows_per_step": 2},
-              "grpo": {"steps": STEPS, "tasks_per_step": 2, "group_size": 4, "max_new_tokens": 16, "lr": 1e-3,
-                       "with_code": False, "heldout": {"enabled": False}, "checkpoint_every": 1, "threads": 1}}
-    cfg = as_profile(world.cfg.model_copy(update={"stages": stages, "episode": world.cfg.episode.model_copy(
-        update={"max_turns": 3})}))
-    sft.run(cfg, world.trajectories_path, root / "sft", root / "sft.json")
-    return world, root / "sft", save_config(cfg, root, "grpo.yaml")
+    return grpo_world(tmp_path_factory.mktemp("grpo_kill"), library_env, steps=STEPS)
 
 
 def _grpo(setup, out: Path, point: str = "none", nth: int = 0, kill_after_s: float | None = None):
