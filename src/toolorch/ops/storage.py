@@ -79,7 +79,8 @@ class S3Settings:
     secret_key: str | None = None
     region: str = "us-east-1"
     attempts: int = 4  # tries per request, the first included (botocore's standard retry mode)
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # to connect
+    read_timeout_s: float = 120.0  # for an answer: a server under load holds a part's request (backpressure)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "S3Settings":
@@ -96,11 +97,11 @@ class S3Store:
     def __init__(self, settings: S3Settings | None = None):
         self.settings = settings or S3Settings.from_env()
         s = self.settings
-        self._client = get_session().create_client(
+        self.client = get_session().create_client(
             "s3", endpoint_url=s.endpoint, region_name=s.region,
             aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
             config=BotoConfig(retries={"mode": "standard", "total_max_attempts": max(1, s.attempts)},
-                              connect_timeout=s.timeout_s, read_timeout=s.timeout_s,
+                              connect_timeout=s.timeout_s, read_timeout=s.read_timeout_s,
                               s3={"addressing_style": "path"}, signature_version="s3v4",
                               max_pool_connections=TRANSFER.max_request_concurrency + 2))
 
@@ -130,7 +131,7 @@ class S3Store:
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         with self._errors(op):
-            return getattr(self._client, op)(**kwargs)
+            return getattr(self.client, op)(**kwargs)
 
     def ensure_bucket(self, bucket: str) -> bool:
         """Create `bucket` unless it exists; True when it was created."""
@@ -174,7 +175,7 @@ class S3Store:
             return False
 
     def _transfer(self, op: str, *args: Any) -> None:
-        with self._errors(op), TransferManager(self._client, TRANSFER) as manager:
+        with self._errors(op), TransferManager(self.client, TRANSFER) as manager:
             getattr(manager, op)(*args).result()
 
     def upload_file(self, local: str | Path, url: str) -> None:
