@@ -9,7 +9,7 @@ from components.images import IMAGES
 @dsl.component(base_image=IMAGES["cpu"], install_kfp_package=False)
 def grpo(config: Input[Artifact], sft: Input[Model], passk: Input[Dataset], envs: Input[Dataset],
          tasks: Input[Dataset], model: Output[Model], metrics: Output[Metrics], image: str, nodes: int,
-         gpus_per_node: int, timeout_s: int, namespace: str):
+         gpus_per_node: int, timeout_s: int, namespace: str, queue: str):
     """Multi-turn GRPO from the SFT checkpoint.
 
     Args:
@@ -18,6 +18,7 @@ def grpo(config: Input[Artifact], sft: Input[Model], passk: Input[Dataset], envs
         gpus_per_node: torchrun processes and GPUs per replica.
         timeout_s: Give up (and delete the job) after this long.
         namespace: Where the job is created; empty: the namespace this pod runs in.
+        queue: Kueue LocalQueue that admits all the job's GPUs at once ('' for none).
     """
     import json
     import tempfile
@@ -29,7 +30,7 @@ def grpo(config: Input[Artifact], sft: Input[Model], passk: Input[Dataset], envs
     paths = {k: str(v) for k, v in stage_paths("grpo", upstream, model.path, metrics.path, tempfile.mkdtemp()).items()}
     outputs = {k: paths.pop(k) for k in ("out_dir", "metrics_path")}
     launch_grpo(config.path, paths, outputs, image=image, nodes=nodes, gpus_per_node=gpus_per_node,
-                timeout_s=timeout_s, namespace=namespace or None)
+                timeout_s=timeout_s, namespace=namespace or None, queue=queue)
     with open(metrics.path) as f:
         for key, value in flat_numbers(json.load(f)).items():
             metrics.log_metric(key, value)

@@ -5,7 +5,8 @@
 
 `profile` names a profile such as configs/tiny.yaml (`tiny`). Data stages run on the CPU
 image; sft and eval on the H100 nodepool; grpo's component is a launcher that starts a
-2 x 8 GPU PyTorchJob and waits for it (the GPUs are on the job). Artifacts travel through
+2 x 8 GPU PyTorchJob in the Kueue queue `grpo_queue` (all 16 GPUs admitted at once), streams its
+log and waits for it (the GPUs are on the job, which the step's pod owns). Artifacts travel through
 KFP's object store (MinIO); the S3 secret is mounted where a stage reads or writes s3:// itself.
 """
 
@@ -27,9 +28,11 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
-         grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0):
+         grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0,
+         grpo_queue: str = "toolorch-h100"):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
-    `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in."""
+    `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in.
+    `grpo_queue`: the Kueue LocalQueue that admits all the grpo job's GPUs at once ('' for none)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
@@ -41,7 +44,7 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
     sft = on_h100(c["sft"](config=config, passk=passk).after(validate), gpus=1).outputs["model"]
     grpo = on_cpu(c["grpo"](config=config, sft=sft, passk=passk, envs=envs, tasks=tasks, image=IMAGES["train"],
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
-                            namespace=namespace),
+                            namespace=namespace, queue=grpo_queue),
                   cpu="1", memory="2Gi").outputs["model"]
     on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1)
 

@@ -7,9 +7,9 @@ those files are compared by what they hold instead:
     *.sqlite                 schema and every row of every table (in rowid order), then bytes
     tensorboard event files  their names hold a wall-clock time, host and pid, and each event a
                              wall time: the scalars by tag and step, timings aside
-    state/.metadata          torch.distributed.checkpoint's index records the absolute path it
+    state/step-*/.metadata   torch.distributed.checkpoint's index records the absolute path it
                              was written to and a random save id: the tensor metadata
-    state/meta.pkl           the step, data position, LR schedule, torch RNG and config; not the
+    state/step-*/meta.pkl    the step, data position, LR schedule, torch RNG and config; not the
                              state of Python's global `random`, which the grpo stage neither seeds
                              nor draws from: every process starts it from os.urandom
 """
@@ -86,9 +86,9 @@ def _compare(rel: str) -> Callable[[Path, Path], str | None]:
         return _sqlite_difference
     if EVENTS in rel:
         return _same_by(event_scalars)
-    if rel.endswith("state/.metadata"):
+    if "state/step-" in rel and rel.endswith("/.metadata"):
         return _same_by(checkpoint_index)
-    if rel.endswith("state/meta.pkl"):
+    if "state/step-" in rel and rel.endswith("/meta.pkl"):
         return _same_by(checkpoint_meta)
     return lambda a, b: None if a.read_bytes() == b.read_bytes() else "bytes differ"
 

@@ -41,8 +41,8 @@ def test_equal_runs_pass_though_their_bytes_differ_where_they_may(tmp_path):
     a = _run(tmp_path / "a", [(1, "x"), (2, "y")], loss=0.5)
     time.sleep(1.1)  # another event-file name (it holds the second)
     b = _run(tmp_path / "b", [(1, "x"), (2, "y")], loss=0.5)
-    assert (a / "state/.metadata").read_bytes() != (b / "state/.metadata").read_bytes()
-    assert (a / "state/meta.pkl").read_bytes() != (b / "state/meta.pkl").read_bytes()
+    assert (a / "state/step-00000001/.metadata").read_bytes() != (b / "state/step-00000001/.metadata").read_bytes()
+    assert (a / "state/step-00000001/meta.pkl").read_bytes() != (b / "state/step-00000001/meta.pkl").read_bytes()
     assert {p.name for p in (a / "tensorboard").iterdir()} != {p.name for p in (b / "tensorboard").iterdir()}
     assert tree_differences(a, b) == []
 
@@ -54,11 +54,11 @@ def test_a_changed_row_token_scalar_or_state_is_named(tmp_path):
     (b / "extra.txt").write_text("")
     assert tree_differences(a, b) == [
         f"extra.txt: only in {b}", "db.sqlite: tables differ: ['t']",
-        "state/__0_0.distcp: bytes differ",  # the optimizer's lr
-        "state/meta.pkl: contents differ",  # the schedule's base lr
+        "state/step-00000001/__0_0.distcp: bytes differ",  # the optimizer's lr
+        "state/step-00000001/meta.pkl: contents differ",  # the schedule's base lr
         "tensorboard/events.out.tfevents.*: contents differ", "tokenizer.json: bytes differ"]
     shutil.rmtree(b / "state")
-    assert f"state/meta.pkl: only in {a}" in tree_differences(a, b)
+    assert f"state/step-00000001/meta.pkl: only in {a}" in tree_differences(a, b)
 
 
 def test_timings_are_dropped_at_any_depth():

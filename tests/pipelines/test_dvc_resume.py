@@ -1,8 +1,11 @@
 """`dvc repro` on a copy of the repository (configs/tiny.yaml shrunk in the copy): a no-op re-run
-skips every stage, and a run killed mid-stage resumes at that stage without redoing finished ones."""
+skips every stage, a run killed mid-stage resumes at that stage without redoing finished ones, and
+one killed mid-GRPO resumes GRPO from its last checkpoint."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from grpo_world import grpo_world
+
+from toolorch.train.checkpoint import latest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -88,3 +94,46 @@ def test_noop_rerun_and_resume_after_kill(repo):
     clean = subprocess.run(["dvc", "status", "passk"], cwd=repo, env=env, capture_output=True, text=True).stdout
     assert "up to date" in clean
     assert noop_s < 60, f"no-op re-run took {noop_s:.0f}s"
+
+
+def _place(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+
+
+def _grpo_history(repo: Path) -> list[int]:
+    return [h["step"] for h in json.loads((repo / "metrics" / "grpo.json").read_text())["history"]]
+
+
+@pytest.mark.slow
+def test_a_killed_repro_resumes_grpo_mid_run(repo, tmp_path, library_env):
+    """dvc keeps models/grpo (persist): `dvc repro` killed after GRPO's step-2 checkpoint resumes
+    from the checkpoint, not from step 1; a change of params afterwards trains anew."""
+    repo, env = repo
+    world, sft_dir, config = grpo_world(tmp_path / "world", library_env, steps=6)
+    shutil.copy(config, repo / "configs" / "tiny.yaml")  # grpo's profile, over this world's envs and tasks
+    _place(sft_dir, repo / "models" / "sft")
+    _place(world.tasks_path, repo / "data" / "passk" / "tasks.jsonl")
+    _place(world.envs_dir, repo / "data" / "envs")
+    _place(world.tasks_path, repo / "data" / "tasks" / "heldout.jsonl")
+    log = (repo / "repro.log").open("w")
+    proc = subprocess.Popen(["dvc", "repro", "--single-item", "grpo"], cwd=repo, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while latest(repo / "models" / "grpo" / "state") not in ("step-00000002", "step-00000003"):
+        assert proc.poll() is None and time.monotonic() < deadline, (repo / "repro.log").read_text()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = int(latest(repo / "models" / "grpo" / "state").split("-")[1])
+    assert killed_at < 6, "grpo finished before it could be killed: give it more steps"
+
+    resumed = _repro(repo, env, "--single-item", "grpo")
+    assert "Running stage 'grpo'" in resumed
+    assert _grpo_history(repo) == list(range(killed_at + 1, 7)), "resumed from the checkpoint, not restarted"
+
+    profile = yaml.safe_load((repo / "configs" / "tiny.yaml").read_text())
+    profile["stages"]["grpo"]["lr"] = 0.002
+    (repo / "configs" / "tiny.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    _repro(repo, env, "--single-item", "grpo")
+    assert _grpo_history(repo) == list(range(1, 7)), "another config trains anew"

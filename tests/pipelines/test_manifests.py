@@ -44,9 +44,10 @@ def test_strict_validation_rejects_a_typo():
 def test_pytorchjob_template_and_rendered_job():
     template = yaml.safe_load(TEMPLATE.read_text())
     validate_pytorchjob(template)
-    cmd = job_command("s3://b/c.yaml", {"sft_dir": "s3://b/sft"}, {"out_dir": "s3://b/out"}, nodes=2, gpus_per_node=8)
+    cmd = job_command("s3://b/c.yaml", {"sft_dir": "s3://b/sft"}, {"out_dir": "s3://b/out"}, nodes=2, gpus_per_node=8,
+                      state_url="s3://b/state")
     job = job_manifest(template, name="grpo-abc", namespace="toolorch", image="ghcr.io/toolorch/toolorch-train:0.1.0",
-                       command=cmd, nodes=2, gpus_per_node=8)
+                       command=cmd, nodes=2, gpus_per_node=8, owner={"name": "launcher", "uid": "1234"})
     validate_pytorchjob(job)
     bad = yaml.safe_load(yaml.safe_dump(job))
     bad["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["resources"]["limitz"] = {}

@@ -1,20 +1,29 @@
-"""The grpo launcher: where it runs, the job it renders, and how it waits."""
+"""The grpo launcher: where it runs, the job it renders, and how it runs it: through the Kubeflow
+training SDK against a fake Kubernetes API on 127.0.0.1 (fake_k8s.py; no real API server can run
+here): created with the owner reference and Kueue queue, the log streamed, deleted on success,
+failure, timeout and cancel."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from fake_k8s import JobScript, fake_k8s
 
+from toolorch.ops.preflight import EXPERT_KEYS
 from toolorch.ops.pytorchjob import (
+    JobCancelled,
     JobFailed,
     job_command,
     job_manifest,
-    job_state,
     launch_grpo,
     launch_mode,
+    launcher_pod,
     local_command,
-    wait_for_job,
+    run_job,
 )
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "manifests" / "pytorchjob-grpo.yaml"
@@ -42,7 +51,8 @@ def test_launch_mode_detects_the_cluster(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("nodes", [1, 2, 4])
 def test_job_manifest_sizes_and_wires_the_job(nodes):
-    cmd = job_command("s3://b/c.yaml", {"sft_dir": "s3://b/in/sft"}, {"out_dir": "s3://b/out/grpo"}, nodes, 8)
+    cmd = job_command("s3://b/c.yaml", {"sft_dir": "s3://b/in/sft"}, {"out_dir": "s3://b/out/grpo"}, nodes, 8,
+                      "s3://b/state")
     job = job_manifest(_template(), name="grpo-1", namespace="ns", image="img:1", command=cmd, nodes=nodes,
                        gpus_per_node=8)
     replicas = job["spec"]["pytorchReplicaSpecs"]
@@ -64,6 +74,7 @@ def test_job_manifest_sizes_and_wires_the_job(nodes):
         assert mounted <= {v["name"] for v in pod.get("volumes", [])}
     assert cmd[:5] == ["torchrun", "--nnodes", str(nodes), "--nproc-per-node", "8"]
     assert "--in" in cmd and "sft_dir=s3://b/in/sft" in cmd
+    assert cmd[cmd.index("--set") + 1] == "stages.grpo.state_url=s3://b/state"  # every rank checkpoints there
 
 
 def test_job_manifest_rejects_other_kinds_and_sizes():
@@ -73,33 +84,77 @@ def test_job_manifest_rejects_other_kinds_and_sizes():
         job_manifest(_template(), name="x", namespace="n", image="i", command=[], nodes=0, gpus_per_node=8)
 
 
-def _clock():
-    now = [0.0]
-    return now, (lambda: now[0]), (lambda s: now.__setitem__(0, now[0] + s))
+def _client(api):
+    from kubeflow.training import TrainingClient
+
+    return TrainingClient(client_configuration=api.configuration(), namespace=api.namespace)
 
 
-def test_wait_returns_when_the_job_succeeds():
-    statuses = iter([None, {"conditions": [{"type": "Created", "status": "True"}]},
-                     {"conditions": [{"type": "Running", "status": "True"}]},
-                     {"conditions": [{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}]}])
-    now, clock, sleep = _clock()
-    wait_for_job(lambda: next(statuses), timeout_s=600, poll_s=10, sleep=sleep, clock=clock)
-    assert now[0] == 30
+def _job(api, training, name="grpo-abc") -> dict:
+    owner = launcher_pod(training.core_api, api.namespace, {"HOSTNAME": api.launcher_pod["name"]})
+    cmd = job_command("s3://b/c.yaml", {}, {"out_dir": "s3://b/out/grpo"}, 2, 8, "s3://b/state")
+    return job_manifest(_template(), name=name, namespace=api.namespace, image="img:1", command=cmd, nodes=2,
+                        gpus_per_node=8, owner=owner)
 
 
-def test_wait_raises_on_failure_with_the_reason():
-    status = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "rank 3 OOM"}]}
-    with pytest.raises(JobFailed, match="BackoffLimitExceeded rank 3 OOM"):
-        wait_for_job(lambda: status, timeout_s=600, sleep=lambda s: None)
+def test_the_job_is_created_owned_and_queued_its_log_streamed_then_deleted(capfd):
+    with fake_k8s(JobScript(running_after_s=0.2, done_after_s=1.0)) as api:
+        training = _client(api)
+        run_job(training, _job(api, training), queue="toolorch-h100", timeout_s=30, poll_s=0.1)
+    created = api.requests.index(("POST", "/apis/kubeflow.org/v1/namespaces/toolorch/pytorchjobs"))
+    assert ("GET", "/apis/kueue.x-k8s.io/v1beta1/namespaces/toolorch/localqueues/toolorch-h100") in \
+        api.requests[:created]  # the SDK checks the queue exists before it submits
+    assert api.deleted == ["grpo-abc"]
+    out = capfd.readouterr().out
+    assert "[Pod grpo-abc-master-0]: step 1 loss 0.50" in out and "step 2 loss 0.25" in out
 
 
-def test_wait_gives_up_after_the_timeout():
-    now, clock, sleep = _clock()
-    with pytest.raises(TimeoutError, match="still running after 60s"):
-        wait_for_job(lambda: {"conditions": [{"type": "Running", "status": "True"}]}, timeout_s=60, poll_s=15,
-                     sleep=sleep, clock=clock)
-    assert now[0] == 60
-    assert job_state({"conditions": [{"type": "Succeeded", "status": "False"}]}) == "Running"
+def test_the_created_job_carries_the_owner_reference_and_queue_label():
+    with fake_k8s(JobScript(done_after_s=0.3)) as api:
+        training = _client(api)
+        run_job(training, _job(api, training), queue="toolorch-h100", timeout_s=30, poll_s=0.1)
+    [job] = api.created
+    assert job["kind"] == "PyTorchJob" and job["metadata"]["name"] == "grpo-abc"
+    assert job["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Pod", "controller": False,
+                                                   "blockOwnerDeletion": False, **api.launcher_pod}]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "toolorch-h100"
+    master = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    # the SDK's models carry every field of the rendered manifest through (quantities as strings)
+    assert master["image"] == "img:1" and master["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert {e["name"] for e in master["env"] if "valueFrom" in e} == {"TOOLORCH_S3_ENDPOINT", "AWS_ACCESS_KEY_ID",
+                                                                      "AWS_SECRET_ACCESS_KEY", *EXPERT_KEYS}
+    assert job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
+    assert job["spec"]["elasticPolicy"]["nProcPerNode"] == 8 and job["spec"]["runPolicy"]["backoffLimit"] == 2
+
+
+def test_a_failed_job_is_deleted_and_reported_with_its_reason():
+    with fake_k8s(JobScript(running_after_s=0.1, done_after_s=0.4, outcome="Failed")) as api:
+        training = _client(api)
+        with pytest.raises(JobFailed, match="grpo-abc failed.*CUDA out of memory"):
+            run_job(training, _job(api, training), queue="toolorch-h100", timeout_s=30, poll_s=0.1)
+    assert api.deleted == ["grpo-abc"]
+
+
+def test_a_job_past_its_timeout_is_deleted():
+    with fake_k8s(JobScript(running_after_s=0.1, done_after_s=None)) as api:
+        training = _client(api)
+        with pytest.raises(TimeoutError):
+            run_job(training, _job(api, training), queue="toolorch-h100", timeout_s=1, poll_s=0.1)
+    assert api.deleted == ["grpo-abc"]
+
+
+def test_a_cancelled_run_deletes_the_job():
+    """KFP cancels a run by deleting its pods: the step gets SIGTERM and deletes the job itself (the
+    owner reference is the net for a SIGKILL)."""
+    with fake_k8s(JobScript(running_after_s=0.1, done_after_s=None)) as api:
+        training = _client(api)
+        timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        with pytest.raises(JobCancelled, match="SIGTERM"):
+            run_job(training, _job(api, training), queue="toolorch-h100", timeout_s=60, poll_s=0.1)
+        timer.join()
+    assert api.deleted == ["grpo-abc"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
 
 
 def test_local_command_runs_the_stage_under_torchrun():

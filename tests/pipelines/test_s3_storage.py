@@ -71,26 +71,46 @@ def test_missing_prefix_is_a_clear_error(store, bucket, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def _requests(store: S3Store) -> list[str]:
+    """Every HTTP request the store's client sends, retries included."""
+    sent: list[str] = []
+    store.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+    return sent
+
+
 def test_wrong_credentials_are_refused_without_retry(s3_server, bucket):
-    sleeps: list[float] = []
-    bad = S3Store(S3Settings(endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key="wrong-secret"),
-                  sleep=sleeps.append)
+    bad = S3Store(S3Settings(endpoint=s3_server.endpoint, access_key=s3_server.access_key, secret_key="wrong-secret"))
+    sent = _requests(bad)
     with pytest.raises(StorageError, match="SignatureDoesNotMatch.*AWS_SECRET_ACCESS_KEY") as e:
         bad.keys(f"s3://{bucket}/x")
     assert not isinstance(e.value, StorageUnavailable)
-    assert sleeps == []
+    assert sent == ["GET"]
 
 
-def test_dead_endpoint_retries_with_backoff_then_names_it():
+def test_dead_endpoint_retries_with_jittered_backoff_then_names_it():
     endpoint = f"http://127.0.0.1:{free_port()}"
-    sleeps: list[float] = []
-    dead = S3Store(S3Settings(endpoint=endpoint, access_key="k" * 8, secret_key="s" * 8, attempts=4, backoff_s=0.25),
-                   sleep=sleeps.append)
+    dead = S3Store(S3Settings(endpoint=endpoint, access_key="k" * 8, secret_key="s" * 8, attempts=4))
+    sent = _requests(dead)
     start = time.monotonic()
     with pytest.raises(StorageUnavailable, match=f"{endpoint} unreachable: list_objects_v2 failed 4 times"):
         dead.keys("s3://bucket/x")
-    assert sleeps == [0.25, 0.5, 1.0]
-    assert time.monotonic() - start < 5
+    assert len(sent) == 4
+    assert time.monotonic() - start < 10  # full jitter: at most 1 + 2 + 4 s of sleep
+    with pytest.raises(StorageUnavailable, match="unreachable: upload failed 4 times"):
+        dead.upload_file(__file__, "s3://bucket/x.py")
+
+
+def test_a_multipart_upload_and_ranged_download_round_trip(store, bucket, tmp_path):
+    big = tmp_path / "shard.bin"
+    with big.open("wb") as f:
+        for i in range(20):  # 20 MiB: three 8 MiB parts
+            f.write(bytes([i]) * (1 << 20))
+    sent = _requests(store)
+    store.upload_file(big, f"s3://{bucket}/w/shard.bin")
+    assert sent.count("PUT") == 3 and sent.count("POST") == 2  # 3 parts; create + complete the upload
+    store.download_file(f"s3://{bucket}/w/shard.bin", tmp_path / "back" / "shard.bin")
+    assert (tmp_path / "back" / "shard.bin").read_bytes() == big.read_bytes()
+    assert [p.name for p in (tmp_path / "back").iterdir()] == ["shard.bin"]  # no temp file left
 
 
 def test_staged_uploads_outputs_only_on_success(store, bucket, tmp_path):

@@ -90,7 +90,8 @@ def source_deps(module: str) -> list[str]:
 def stage_entry(stage: Stage) -> dict[str, Any]:
     paths = default_paths(stage)
     cmd = " ".join([f"python -m toolorch.stages.{stage.name} --config {PARAMS_FILE}",
-                    *(f"{flag(k)} {p}" for k, p in paths.items())])
+                    *(f"{flag(k)} {p}" for k, p in paths.items()), *stage.dvc_options])
+    out = str(paths[stage.output])
     upstream = dict.fromkeys(s for inp in stage.inputs.values() for s in inp.stages)
     data = [str(declaration(s).output_default(declaration(s).output)) for s in upstream]
     data += [str(declaration(s).metrics_path) for s in stage.after]
@@ -98,7 +99,7 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
         "cmd": cmd,
         "deps": data + source_deps(f"toolorch.stages.{stage.name}"),
         "params": [{PARAMS_FILE: ["seed", *stage.reads, f"stages.{stage.name}"]}],
-        "outs": [str(paths[stage.output])],
+        "outs": [{out: {"persist": True}} if stage.persist else out],
         "metrics": [{str(stage.metrics_path): {"cache": False}}],
     }
 

@@ -1,15 +1,20 @@
 """Run the grpo stage as a Kubeflow PyTorchJob on the cluster, or under torchrun without one.
 
-    launch_grpo(config_path, inputs, outputs)   # what the grpo KFP component calls
+    launch_grpo(config_path, inputs, outputs, queue="toolorch-h100")   # what the grpo KFP component calls
 
 `inputs` and `outputs` map the grpo stage's run() keywords (its declaration) to paths; each
 keyword is a flag of the stage's command (`sft_dir` is `--sft-dir`) and the name of a
 `run-stage --in/--out` in cluster mode.
 
 Cluster mode (inside a pod with a service account, or TOOLORCH_GRPO_LAUNCH=cluster): inputs
-are uploaded to S3, a kubeflow.org/v1 PyTorchJob is created from manifests/pytorchjob-grpo.yaml
-(its replicas run `torchrun -m toolorch.ops.storage_cli run-stage grpo` over those s3:// paths),
-polled until it succeeds, fails or times out (then deleted), and its outputs downloaded.
+are uploaded to S3 and a kubeflow.org/v1 PyTorchJob is made from manifests/pytorchjob-grpo.yaml
+(its replicas run `torchrun -m toolorch.ops.storage_cli run-stage grpo` over those s3:// paths,
+every rank checkpointing to `<prefix>/state` on S3, so a restarted replica resumes). The Kubeflow
+training SDK (`TrainingClient`) creates it, with the Kueue queue label (all replicas admitted
+together, or none) and an owner reference to this launcher's pod (deleting the pod, as cancelling
+or deleting the KFP run does, makes Kubernetes delete the job). The master's log is streamed
+into this step's log; the wait is bounded by `timeout_s`; the job is deleted when it ends, fails,
+times out or this process is told to stop (SIGTERM); then the outputs are downloaded.
 Local mode (TOOLORCH_GRPO_LAUNCH=local, or no cluster found): the same stage under
 `torch.distributed.run --standalone` with TOOLORCH_LOCAL_NPROC processes (default 1).
 """
@@ -17,12 +22,15 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import yaml
 
@@ -31,14 +39,23 @@ from toolorch.ops.preflight import EXPERT_KEYS, EXPERTS_SECRET
 from toolorch.stages import declaration, default_paths
 from toolorch.stages.stage import flag
 
+if TYPE_CHECKING:
+    from kubeflow.training import TrainingClient
+
 SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 SA_NAMESPACE = SA_TOKEN.with_name("namespace")  # the namespace the launcher's pod runs in
-GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
 S3_ENV = {"TOOLORCH_S3_ENDPOINT": "endpoint", "AWS_ACCESS_KEY_ID": "access-key", "AWS_SECRET_ACCESS_KEY": "secret-key"}
 
 
 class JobFailed(RunFailed):
     """The PyTorchJob ended in the Failed condition."""
+
+
+class JobCancelled(RunFailed):
+    """This launcher was told to stop (SIGTERM: the KFP run was cancelled) while the job ran."""
+
+
+CANCELLED = "stopped by SIGTERM (the KFP run was cancelled): the PyTorchJob is deleted"
 
 
 def launch_mode(env: Mapping[str, str] | None = None) -> str:
@@ -60,10 +77,12 @@ def local_command(config_path: str | Path, inputs: Mapping[str, str], outputs: M
 
 
 def job_command(config_url: str, inputs: Mapping[str, str], outputs: Mapping[str, str], nodes: int,
-                gpus_per_node: int) -> list[str]:
-    """What each replica runs: torchrun (rendezvous from the operator's PET_* variables) over s3:// paths."""
+                gpus_per_node: int, state_url: str) -> list[str]:
+    """What each replica runs: torchrun (rendezvous from the operator's PET_* variables) over s3:// paths,
+    every rank checkpointing to `state_url`, which outlives the pods."""
     cmd = ["torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(gpus_per_node),
-           "-m", "toolorch.ops.storage_cli", "run-stage", "grpo", "--config", config_url]
+           "-m", "toolorch.ops.storage_cli", "run-stage", "grpo", "--config", config_url,
+           "--set", f"stages.grpo.state_url={state_url}"]
     cmd += [a for name, url in inputs.items() for a in ("--in", f"{name}={url}")]
     cmd += [a for name, url in outputs.items() for a in ("--out", f"{name}={url}")]
     return cmd
@@ -104,14 +123,20 @@ def _fill_pod(pod: dict[str, Any], image: str, command: list[str], gpus_per_node
 
 
 def job_manifest(template: dict[str, Any], *, name: str, namespace: str, image: str, command: list[str],
-                 nodes: int, gpus_per_node: int, s3_secret: str = "toolorch-s3") -> dict[str, Any]:
-    """The template (manifests/pytorchjob-grpo.yaml) with this run's name, image, command, size and S3 credentials."""
+                 nodes: int, gpus_per_node: int, s3_secret: str = "toolorch-s3",
+                 owner: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The template (manifests/pytorchjob-grpo.yaml) with this run's name, image, command, size and S3
+    credentials; `owner` (a pod's name and uid) becomes its owner reference."""
     if template.get("kind") != "PyTorchJob":
         raise ValueError(f"template kind is {template.get('kind')!r}, expected PyTorchJob")
     if nodes < 1 or gpus_per_node < 1:
         raise ValueError(f"nodes ({nodes}) and gpus_per_node ({gpus_per_node}) must be >= 1")
     job = copy.deepcopy(template)
     job["metadata"] = {**job.get("metadata", {}), "name": name, "namespace": namespace}
+    if owner:  # the garbage collector deletes the job once the pod is gone (blockOwnerDeletion would
+        # also need update on pods/finalizers, and only matters to a foreground delete of the pod)
+        job["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner["name"],
+                                               "uid": owner["uid"], "blockOwnerDeletion": False, "controller": False}]
     _size(job["spec"], nodes, gpus_per_node)
     for replica in job["spec"]["pytorchReplicaSpecs"].values():
         replica["template"] = copy.deepcopy(replica["template"])  # YAML anchors share one pod dict
@@ -119,29 +144,86 @@ def job_manifest(template: dict[str, Any], *, name: str, namespace: str, image: 
     return job
 
 
-def job_state(status: Mapping[str, Any] | None) -> str:
-    """Succeeded | Failed | Running: the last true condition of a PyTorchJob status."""
-    for cond in reversed((status or {}).get("conditions") or []):
-        if cond.get("status") == "True" and cond.get("type") in ("Succeeded", "Failed"):
-            return cond["type"]
-    return "Running"
+@contextmanager
+def _sigterm_cancels() -> Iterator[threading.Event]:
+    """SIGTERM (what Kubernetes sends the step's pod when the KFP run is cancelled) raises JobCancelled,
+    and sets the event it yields (the SDK turns any exception inside its calls into a RuntimeError)."""
+    cancelled = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancelled
+        return
+
+    def cancel(signum: int, frame: Any) -> None:
+        cancelled.set()
+        raise JobCancelled(CANCELLED)
+
+    previous = signal.signal(signal.SIGTERM, cancel)
+    try:
+        yield cancelled
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def wait_for_job(get_status: Callable[[], Mapping[str, Any] | None], timeout_s: float, poll_s: float = 15.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
-    """Poll until the job succeeds; JobFailed or TimeoutError otherwise."""
-    deadline = clock() + timeout_s
-    while True:
-        status = get_status()
-        state = job_state(status)
-        if state == "Succeeded":
-            return
-        if state == "Failed":
-            last = (status or {}).get("conditions", [{}])[-1]
-            raise JobFailed(f"PyTorchJob failed: {last.get('reason', '')} {last.get('message', '')}".strip())
-        if clock() >= deadline:
-            raise TimeoutError(f"PyTorchJob still running after {timeout_s:.0f}s")
-        sleep(poll_s)
+def _stream_logs(training: TrainingClient, name: str, namespace: str) -> None:
+    """The master's log, line by line, into this process's stdout (the KFP step's log)."""
+    try:
+        training.get_job_logs(name, namespace, is_master=True, follow=True)
+    except Exception as e:  # logs are a convenience: losing them must not fail the run
+        print(f"[{name}] log stream ended: {e}", flush=True)
+
+
+def _failure(training: TrainingClient, name: str, namespace: str) -> str:
+    """The Failed condition's reason and message ('' when it cannot be read)."""
+    try:
+        conditions = training.get_job_conditions(name=name, namespace=namespace)
+    except (RuntimeError, TimeoutError):
+        return ""
+    return "; ".join(f"{c.reason}: {c.message}" for c in conditions if c.type == "Failed" and c.status == "True")
+
+
+def run_job(training: TrainingClient, body: dict[str, Any], *, queue: str, timeout_s: float,
+            poll_s: float = 15.0) -> None:
+    """Create the job (in Kueue `queue`), stream its master's log, wait until it succeeds; delete it
+    however the wait ends. JobFailed, TimeoutError or JobCancelled when it does not succeed."""
+    from kubeflow.training import models
+    from kubeflow.training.utils.utils import FakeResponse
+
+    job = training.api_client.deserialize(FakeResponse(body), models.KubeflowOrgV1PyTorchJob)
+    name, namespace = job.metadata.name, job.metadata.namespace
+    deadline = time.monotonic() + timeout_s
+
+    def wait_for(conditions: set[str]) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"PyTorchJob {namespace}/{name} not done after {timeout_s:.0f}s")
+        training.wait_for_job_conditions(name, namespace, expected_conditions=conditions,
+                                         wait_timeout=max(1, round(left)), polling_interval=poll_s)
+
+    with _sigterm_cancels() as cancelled:
+        training.create_job(job=job, namespace=namespace, queue_name=queue or None)
+        try:
+            wait_for({"Running", "Succeeded", "Failed"})  # admitted by Kueue, pods up
+            logs = threading.Thread(target=_stream_logs, args=(training, name, namespace), daemon=True)
+            logs.start()
+            wait_for({"Succeeded"})
+            logs.join(timeout=30)  # the rest of the log, once the master has exited
+        except RuntimeError as e:  # the SDK's "is Failed" (TimeoutError is not a RuntimeError)
+            if cancelled.is_set():
+                raise JobCancelled(CANCELLED) from None
+            raise JobFailed(f"PyTorchJob {namespace}/{name} failed: {_failure(training, name, namespace) or e}") \
+                from None
+        finally:
+            training.delete_job(name, namespace)
+
+
+def launcher_pod(core_api: Any, namespace: str, env: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """This pod's name and uid (a pod's hostname is its name), to own the job; None outside a pod."""
+    env = os.environ if env is None else env
+    name = env.get("HOSTNAME", "")
+    if not name:
+        return None
+    pod = core_api.read_namespaced_pod(name, namespace)
+    return {"name": pod.metadata.name, "uid": pod.metadata.uid}
 
 
 def launch_local(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str],
@@ -155,12 +237,13 @@ def launch_local(config_path: str | Path, inputs: Mapping[str, str], outputs: Ma
 
 def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
                    template_path: str | Path, image: str, nodes: int, gpus_per_node: int,
-                   timeout_s: float, namespace: str, bucket: str) -> None:
-    from kubernetes import client
-    from kubernetes import config as kube_config
+                   timeout_s: float, namespace: str, bucket: str, queue: str,
+                   training: TrainingClient | None = None) -> None:
+    from kubeflow.training import TrainingClient
 
     from toolorch.ops.storage import S3Store
 
+    training = training or TrainingClient(namespace=namespace)
     name = f"grpo-{uuid.uuid4().hex[:10]}"
     prefix = f"s3://{bucket}/pytorchjobs/{name}"
     store = S3Store()
@@ -171,16 +254,11 @@ def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: 
         store.push(v, remote_in[k])
     remote_out = {k: f"{prefix}/out/{k}/{Path(v).name}" for k, v in outputs.items()}
     template = yaml.safe_load(Path(template_path).read_text())
+    command = job_command(f"{prefix}/config.yaml", remote_in, remote_out, nodes, gpus_per_node, f"{prefix}/state")
     body = job_manifest(template, name=name, namespace=namespace, image=image, nodes=nodes,
-                        gpus_per_node=gpus_per_node, command=job_command(f"{prefix}/config.yaml", remote_in, remote_out, nodes, gpus_per_node))
-    kube_config.load_incluster_config()
-    api = client.CustomObjectsApi()
-    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-    try:
-        wait_for_job(lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name).get("status"),
-                     timeout_s)
-    finally:
-        api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                        gpus_per_node=gpus_per_node, command=command,
+                        owner=launcher_pod(training.core_api, namespace))
+    run_job(training, body, queue=queue, timeout_s=timeout_s)
     for k, v in outputs.items():
         store.pull(remote_out[k], v)
 
@@ -194,7 +272,8 @@ def own_namespace() -> str:
 
 def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
                 template_path: str | Path | None = None, image: str = "", nodes: int = 2, gpus_per_node: int = 8,
-                timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None) -> str:
+                timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None,
+                queue: str = "") -> str:
     """Run grpo where it can run; returns the mode used."""
     stage = declaration("grpo")
     unknown = (set(inputs) - set(stage.inputs)) | (set(outputs) - (set(default_paths(stage)) - set(stage.inputs)))
@@ -208,5 +287,5 @@ def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Map
     launch_cluster(config_path, inputs, outputs, template_path=template_path or manifests / "pytorchjob-grpo.yaml",
                    image=image, nodes=nodes, gpus_per_node=gpus_per_node, timeout_s=timeout_s,
                    namespace=namespace or own_namespace(),
-                   bucket=bucket or os.environ.get("TOOLORCH_S3_BUCKET", "toolorch-artifacts"))
+                   bucket=bucket or os.environ.get("TOOLORCH_S3_BUCKET", "toolorch-artifacts"), queue=queue)
     return mode

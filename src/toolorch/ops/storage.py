@@ -11,29 +11,40 @@ Settings come from the environment (what the `toolorch-s3` Kubernetes secret inj
     python -m toolorch.ops.storage_cli run-stage synth_tasks --config configs/tiny.yaml \\
         --in envs_dir=s3://toolorch/runs/1/envs --out out_dir=s3://toolorch/runs/1/tasks
 
-Connection failures and S3 "try again" answers are retried a bounded number of times with
-exponential backoff, then `StorageUnavailable` names the endpoint; any other error (bad
-credentials, missing object) fails at once with the S3 error code.
+Transfers stream through s3transfer (the transfer manager boto3 uses), driven by our botocore
+client: a file goes up in parts of 8 MiB or more (multipart above 8 MiB, 4 parts at a time)
+and comes down in ranges into a temp file renamed when complete, so memory stays bounded
+whatever the file's size (a 32 GB weight shard included; S3 refuses single PUTs over 5 GB).
+Connection failures and S3 "try again" answers are retried by botocore's `standard` retry mode
+(exponential backoff with full jitter) up to `attempts` tries, then `StorageUnavailable` names
+the endpoint; any other error (bad credentials, missing object) fails at once with the S3 error code.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from botocore import exceptions as bex
 from botocore.config import Config as BotoConfig
 from botocore.session import get_session
+from s3transfer.manager import TransferConfig, TransferManager
 
 from toolorch.core.errors import RunFailed
 
 _CONNECTION_ERRORS = (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
-                      bex.ConnectionClosedError)
+                      bex.ConnectionClosedError, bex.ConnectionError)
+MiB = 1 << 20
+# 8 MiB parts, 4 in flight; at most 16 x 256 KiB of a download queued for the disk: a transfer
+# holds tens of MiB, whatever the file's size (the part size grows past 10,000 parts by itself)
+TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_request_concurrency=4,
+                          max_request_queue_size=64, max_submission_queue_size=64, max_io_queue_size=16,
+                          max_in_memory_upload_chunks=4,
+                          max_in_memory_download_chunks=16, num_download_attempts=3)
 _TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "500", "502", "503", "504"}
 _MISSING_CODES = {"404", "NoSuchBucket", "NoSuchKey", "NotFound"}
 _AUTH_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
@@ -67,9 +78,9 @@ class S3Settings:
     access_key: str | None = None
     secret_key: str | None = None
     region: str = "us-east-1"
-    attempts: int = 4  # tries per request, the first included
-    backoff_s: float = 0.5  # sleep before retry i is backoff_s * 2**i
-    timeout_s: float = 10.0
+    attempts: int = 4  # tries per request, the first included (botocore's standard retry mode)
+    timeout_s: float = 10.0  # to connect
+    read_timeout_s: float = 120.0  # for an answer: a server under load holds a part's request (backpressure)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "S3Settings":
@@ -81,43 +92,46 @@ class S3Settings:
 
 
 class S3Store:
-    """Files and folders to and from S3 keys; every request goes through `_call`'s retry loop."""
+    """Files and folders to and from S3 keys; every request retried by botocore, mapped by `_errors`."""
 
-    def __init__(self, settings: S3Settings | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: S3Settings | None = None):
         self.settings = settings or S3Settings.from_env()
-        self._sleep = sleep
         s = self.settings
-        self._client = get_session().create_client(
+        self.client = get_session().create_client(
             "s3", endpoint_url=s.endpoint, region_name=s.region,
             aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
-            config=BotoConfig(retries={"total_max_attempts": 1}, connect_timeout=s.timeout_s,
-                              read_timeout=s.timeout_s, s3={"addressing_style": "path"},
-                              signature_version="s3v4"))
+            config=BotoConfig(retries={"mode": "standard", "total_max_attempts": max(1, s.attempts)},
+                              connect_timeout=s.timeout_s, read_timeout=s.read_timeout_s,
+                              s3={"addressing_style": "path"}, signature_version="s3v4",
+                              max_pool_connections=TRANSFER.max_request_concurrency + 2))
 
     @property
     def where(self) -> str:
         return self.settings.endpoint or "the default AWS S3 endpoint"
 
+    @contextmanager
+    def _errors(self, op: str) -> Iterator[None]:
+        """botocore's exceptions, once its retries are spent, as StorageError / StorageUnavailable."""
+        try:
+            yield
+        except _CONNECTION_ERRORS as e:
+            raise StorageUnavailable(f"S3 endpoint {self.where} unreachable: {op} failed {self.settings.attempts} "
+                                     f"times; last error: {type(e).__name__}: {e}") from None
+        except bex.NoCredentialsError:
+            raise StorageError(f"S3 {op}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
+        except bex.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in _TRANSIENT_CODES:
+                raise StorageUnavailable(f"S3 endpoint {self.where} unreachable: {op} failed "
+                                         f"{self.settings.attempts} times; last error: S3 error {code}") from e
+            msg = e.response.get("Error", {}).get("Message", "")
+            if code in _AUTH_CODES:
+                msg += " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+            raise StorageError(f"S3 {op} on {self.where} failed: {code}: {msg}".rstrip(": ")) from e
+
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        attempts = max(1, self.settings.attempts)
-        for i in range(attempts):
-            try:
-                return getattr(self._client, op)(**kwargs)
-            except _CONNECTION_ERRORS as e:
-                last = f"{type(e).__name__}: {e}"
-            except bex.NoCredentialsError:
-                raise StorageError(f"S3 {op}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
-            except bex.ClientError as e:
-                code = str(e.response.get("Error", {}).get("Code", ""))
-                if code not in _TRANSIENT_CODES:
-                    msg = e.response.get("Error", {}).get("Message", "")
-                    if code in _AUTH_CODES:
-                        msg += " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-                    raise StorageError(f"S3 {op} on {self.where} failed: {code}: {msg}".rstrip(": ")) from e
-                last = f"S3 error {code}"
-            if i + 1 < attempts:
-                self._sleep(self.settings.backoff_s * 2 ** i)
-        raise StorageUnavailable(f"S3 endpoint {self.where} unreachable: {op} failed {attempts} times; last error: {last}")
+        with self._errors(op):
+            return getattr(self.client, op)(**kwargs)
 
     def ensure_bucket(self, bucket: str) -> bool:
         """Create `bucket` unless it exists; True when it was created."""
@@ -160,20 +174,20 @@ class S3Store:
         except StorageError:
             return False
 
+    def _transfer(self, op: str, *args: Any) -> None:
+        with self._errors(op), TransferManager(self.client, TRANSFER) as manager:
+            getattr(manager, op)(*args).result()
+
     def upload_file(self, local: str | Path, url: str) -> None:
+        """Streamed from disk; multipart above 8 MiB."""
         bucket, key = split_s3(url)
-        with open(local, "rb") as f:
-            self._call("put_object", Bucket=bucket, Key=key, Body=f.read())
+        self._transfer("upload", str(local), bucket, key)
 
     def download_file(self, url: str, local: str | Path) -> None:
-        """Write to a temp name then rename, so a failed download leaves no half file."""
+        """Streamed to a temp name renamed when complete, so a failed download leaves no half file."""
         bucket, key = split_s3(url)
-        body = self._call("get_object", Bucket=bucket, Key=key)["Body"].read()
-        local = Path(local)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(local.name + ".part")
-        tmp.write_bytes(body)
-        os.replace(tmp, local)
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        self._transfer("download", bucket, key, str(local))
 
     def upload_dir(self, local_dir: str | Path, url: str) -> int:
         local_dir = Path(local_dir)

@@ -19,17 +19,22 @@ kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tas
 in its output folder (`--out-dir`; written in place: it holds the state a re-run resumes from)
     ./            HF checkpoint + config.resolved.yaml
     tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
-    state/        full training state (torch.distributed.checkpoint) for resume
+    state/        full training state (torch.distributed.checkpoint) for resume, unless
+                  `state_url` puts it elsewhere: an s3:// URL or a shared folder that outlives
+                  the pod (the PyTorchJob launcher sets it), every rank writing its own shards
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
 vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
 
 Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
-with the same training config (everything but how the run goes: `RUN_ONLY`); else it exits
-naming the keys that differ, unless `--fresh` (or `resume: false`) asks to start over.
+with the same training config (everything but how the run goes: `RUN_ONLY`) from the same SFT
+checkpoint and tasks; else it exits naming the keys that differ, unless `--fresh` (or `resume:
+false`) asks to start over, or `--restart-on-change` starts over only then. `dvc repro` runs the
+latter, and keeps the stage's output folder (persist), so a killed repro resumes mid-GRPO while a change of
+params or inputs trains anew.
 """
 from __future__ import annotations
 
-import shutil
+import hashlib
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -44,7 +49,7 @@ from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
-from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.checkpoint import clear_state, config_changes, has_state, save_state, saved_config
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
@@ -64,36 +69,54 @@ class GRPOSettings(LoopConfig, SeededByProfile):
     train.grpo.StepConfig's) and these."""
 
     resume: bool = True
+    state_url: Optional[str] = None  # where the training state lives (default: <out_dir>/state)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
 
 # how a run goes, not what it trains: these may change between a run and its resume
-RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
+RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout", "state_url"}
 
 
 class ResumeRefused(UsageError):
     """The output folder holds a checkpoint trained with another config."""
 
 
-def training_config(cfg: Config, s: GRPOSettings) -> dict[str, Any]:
+def training_config(cfg: Config, s: GRPOSettings, inputs: dict[str, str] | None = None) -> dict[str, Any]:
     """What the weights depend on: the grpo settings bar RUN_ONLY, and the seed, episode limits,
-    experts, prices and default preference that rollouts and rewards use."""
+    experts, prices and default preference that rollouts and rewards use; `inputs`: fingerprints
+    of what it starts from (input_fingerprint)."""
     return {"seed": cfg.seed, **cfg.model_dump(mode="json", include={"episode", "experts", "prices", "preference"}),
-            "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}}
+            "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}, **({"inputs": inputs} if inputs else {})}
 
 
-def prepare_state_dir(state_dir: Path, run_config: dict[str, Any], resume: bool, dist: Dist) -> None:
+def input_fingerprint(path: Path, sample: int = 1 << 20) -> str:
+    """A quick identity of a file or folder: each file's name, size and first and last MiB.
+    Retrained weights differ there; reading whole 16 GB shards on every rank would not be quick."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path) if file != Path(path) else file.name}:{size}:".encode())
+        with file.open("rb") as f:
+            digest.update(f.read(sample))
+            f.seek(max(0, size - sample))
+            digest.update(f.read(sample))
+    return digest.hexdigest()
+
+
+def prepare_state_dir(state_dir: str | Path, run_config: dict[str, Any], resume: bool, dist: Dist,
+                      restart_on_change: bool = False) -> None:
     """Keep a checkpoint only to resume it under the config it was trained with; when starting
     over, drop it, so a run killed before its first checkpoint cannot resume the old one."""
     if not has_state(state_dir):
         return
-    if not resume:
+    saved = saved_config(state_dir) if resume else None
+    changes = ["the checkpoint records no config"] if saved is None else config_changes(saved, run_config)
+    if not resume or (changes and restart_on_change):
         if dist.main:
-            shutil.rmtree(state_dir)
+            clear_state(state_dir)
         dist.barrier()
         return
-    saved = saved_config(state_dir)
-    changes = ["the checkpoint records no config"] if saved is None else config_changes(saved, run_config)
     if changes:
         raise ResumeRefused(f"{state_dir}: the checkpoint there was trained with another config: "
                             f"{'; '.join(changes)}. A run resumes only under the same training config: pass "
@@ -127,32 +150,33 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
 
 
 def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: Path, metrics_path: Path,
-        heldout_path: Path, fresh: bool = False) -> dict[str, Any]:
-    """`fresh`: start over even if `out_dir` holds a checkpoint (as `resume: false`)."""
+        heldout_path: Path, fresh: bool = False, restart_on_change: bool = False) -> dict[str, Any]:
+    """`fresh`: start over even if `out_dir` holds a checkpoint (as `resume: false`);
+    `restart_on_change`: start over when the checkpoint was trained with another config or inputs."""
     s: GRPOSettings = cfg.stages.grpo
     torch.set_num_threads(s.threads)
     dist = init_distributed()
     try:
         loop = s.model_copy(update={"seed": cfg.seed})
         out_dir = Path(out_dir)
-        resume, run_config = s.resume and not fresh, training_config(cfg, s)
-        prepare_state_dir(out_dir / "state", run_config, resume, dist)
+        inputs = {"sft": input_fingerprint(Path(sft_dir)), "tasks": input_fingerprint(Path(tasks_path))}
+        resume, run_config = s.resume and not fresh, training_config(cfg, s, inputs)
+        state_dir = s.state_url or out_dir / "state"
+        prepare_state_dir(state_dir, run_config, resume, dist, restart_on_change)
         tasks = read_tasks(Path(tasks_path), "training")
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
+        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, state_dir, log, resume=resume,
                           run_config=run_config)
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
             log.close()
             return metrics
-        from toolorch.train.checkpoint import save_state
-
-        save_state(out_dir / "state", state.model, state.optimizer, state.scheduler, state.step, state.data_position,
+        save_state(state_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position,
                    run_config)
         save_policy(state, out_dir)
         if log.history:
@@ -180,8 +204,12 @@ STAGE = Stage(
     outputs={"out_dir": "models/grpo"},
     reads=("episode", "experts"),
     staged=False,  # the folder holds the training state a re-run resumes from
+    persist=True,  # and dvc keeps it, so a killed `dvc repro` resumes mid-GRPO
+    dvc_options=("--restart-on-change",),  # dvc re-runs grpo on a change of params or inputs: train anew then
     options={"fresh": "Start over, dropping the output folder's training checkpoint (by default a run "
-                      "resumes it, if trained with the same config)."},
+                      "resumes it, if trained with the same config).",
+             "restart_on_change": "Start over when the checkpoint was trained with another config, SFT "
+                                  "checkpoint or tasks, instead of refusing (what dvc repro runs)."},
 )
 
 if __name__ == "__main__":

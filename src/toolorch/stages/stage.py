@@ -51,6 +51,8 @@ class Stage:
     after: tuple[str, ...] = ()  # stages that must succeed first although it reads none of their outputs
     options: dict[str, str] = field(default_factory=dict)  # further run() keywords on the command line -> help
     staged: bool = True  # outputs built aside and moved into place only when the run succeeds
+    persist: bool = False  # dvc keeps the output folder across re-runs (it holds state a re-run resumes from)
+    dvc_options: tuple[str, ...] = ()  # flags dvc's command adds to the stage's own
 
     @property
     def command(self) -> str:

@@ -210,7 +210,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
 
 
 def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime, loop: LoopConfig,
-          checkpoint_dir: Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None) -> bool:
+          checkpoint_dir: str | Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None) -> bool:
     """Run until `loop.steps`; returns False when stopped early by `stop_after`.
 
     `run_config` (what the run trains with) is saved in every checkpoint; whether a checkpoint

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from toolorch.runtime.chat import tokenize_chat
-from toolorch.train.checkpoint import load_state, save_state
+from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, default_device, init_distributed
 from toolorch.train.grpo import StepConfig, grpo_step, micro_batches, with_advantage
 from toolorch.train.packing import Sample, collate, token_logprobs
@@ -260,8 +260,8 @@ def test_a_checkpoint_resumes_only_under_its_training_config(world, tiny_tokeniz
     with pytest.raises(ResumeRefused, match=r"state: the checkpoint there was trained with another config: "
                                             r"stages.grpo.lr \(0.001 -> 0.002\)\. .*pass --fresh"):
         prepare_state_dir(state, training_config(cfg, s.model_copy(update={"lr": 0.002})), True, ONE)
-    save_state(state, model, opt, sched, step=1, data_position=2)  # a checkpoint that recorded no config
+    save_state(state, model, opt, sched, step=2, data_position=4)  # a checkpoint that recorded no config
     with pytest.raises(ResumeRefused, match="the checkpoint records no config"):
         prepare_state_dir(state, training_config(cfg, s), True, ONE)
     prepare_state_dir(state, training_config(cfg, s), False, ONE)  # starting over drops it
-    assert not state.exists()
+    assert not has_state(state) and not list(state.iterdir())
