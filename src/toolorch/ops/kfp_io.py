@@ -100,10 +100,23 @@ def stage_paths(stage: str, upstream: Mapping[str, str | Path], output: str | Pa
     return {**paths, decl.output: Path(output), "metrics_path": Path(metrics_path)}
 
 
+def fetch_base(base: str) -> None:
+    """A model store base held in S3 (the paper's Qwen3-8B) comes into this pod's cache before sft
+    reads it; `tiny`, folders and wheel models are left to the stage."""
+    from toolorch.runtime.model_store import MODELS, resolve_model
+
+    if base in MODELS and MODELS[base].s3:
+        from toolorch.ops.storage import S3Store
+
+        resolve_model(base, pull=lambda url, folder: S3Store().pull(url, folder))
+
+
 def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
               output: str | Path) -> dict[str, Any]:
     """Run the stage on the resolved config and the artifacts; log its metrics to `metrics`."""
     cfg = load_profile(config_path)
+    if stage == "sft":
+        fetch_base(cfg.stages.sft.base)
     with tempfile.TemporaryDirectory() as scratch:
         result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch))
     for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():

