@@ -255,9 +255,10 @@ def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: 
     remote_out = {k: f"{prefix}/out/{k}/{Path(v).name}" for k, v in outputs.items()}
     template = yaml.safe_load(Path(template_path).read_text())
     command = job_command(f"{prefix}/config.yaml", remote_in, remote_out, nodes, gpus_per_node, f"{prefix}/state")
+    same_namespace = namespace == pod_namespace(namespace)  # else an owner reference would not hold
     body = job_manifest(template, name=name, namespace=namespace, image=image, nodes=nodes,
                         gpus_per_node=gpus_per_node, command=command,
-                        owner=launcher_pod(training.core_api, namespace))
+                        owner=launcher_pod(training.core_api, namespace) if same_namespace else None)
     run_job(training, body, queue=queue, timeout_s=timeout_s)
     for k, v in outputs.items():
         store.pull(remote_out[k], v)

@@ -29,7 +29,7 @@ Run again into the same folder, it resumes from its state/ only if the checkpoin
 with the same training config (everything but how the run goes: `RUN_ONLY`) from the same SFT
 checkpoint and tasks; else it exits naming the keys that differ, unless `--fresh` (or `resume:
 false`) asks to start over, or `--restart-on-change` starts over only then. `dvc repro` runs the
-latter, and keeps the stage's output folder (persist), so a killed repro resumes mid-GRPO while a change of
+latter, and keeps the output folder (persist), so a killed repro resumes mid-GRPO while a change of
 params or inputs trains anew.
 """
 from __future__ import annotations

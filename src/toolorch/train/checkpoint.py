@@ -47,7 +47,10 @@ def storage_options(root: str) -> dict[str, Any]:
     options: dict[str, Any] = {"key": env.get("AWS_ACCESS_KEY_ID") or None,
                                "secret": env.get("AWS_SECRET_ACCESS_KEY") or None,
                                "client_kwargs": {"region_name": env.get("TOOLORCH_S3_REGION", "us-east-1")},
-                               "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 5}}}
+                               # ranged reads: some S3 servers (MinIO, rclone) send the whole object's
+                               # checksum with a part of it, which botocore would then reject
+                               "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 5},
+                                                 "response_checksum_validation": "when_required"}}
     if env.get("TOOLORCH_S3_ENDPOINT"):
         options["endpoint_url"] = env["TOOLORCH_S3_ENDPOINT"]
     return options
