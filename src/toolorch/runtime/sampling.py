@@ -116,8 +116,7 @@ def keep_rows(entries: dict[tuple[int, ...], Layers], cache: Any, mask: torch.Te
     """Copy the cache of batch rows `rows` (holding `tokens`) out, keyed by those tokens."""
     for row, ids in zip(rows, tokens):
         valid = mask[row].bool()
-        entries[tuple(ids)] = [(layer.keys[row][:, valid], layer.values[row][:, valid])
-                                     for layer in cache.layers]
+        entries[tuple(ids)] = [(layer.keys[row][:, valid], layer.values[row][:, valid]) for layer in cache.layers]
 
 
 @torch.no_grad()
