@@ -49,7 +49,11 @@ from toolorch.runtime.chat import chat_texts
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime, initial_messages, run_episode
 from toolorch.runtime.experts import build_experts
-from toolorch.runtime.modeling import TinyModelSpec, attention_implementation, build_tiny_model
+from toolorch.runtime.modeling import (
+    TinyModelSpec,
+    attention_implementation,
+    build_tiny_model,
+)
 from toolorch.runtime.policies import PlanPolicy
 from toolorch.runtime.rewards import group_advantages
 from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
@@ -58,7 +62,12 @@ from toolorch.stages.synth_envs import SynthEnvsSettings
 from toolorch.synth.envs import ProceduralGenerator
 from toolorch.synth.tasks import synthesize_env_tasks
 from toolorch.train.distributed import Dist
-from toolorch.train.flops import ModelShape, causal_pairs, row_attention_pairs, train_flops
+from toolorch.train.flops import (
+    ModelShape,
+    causal_pairs,
+    row_attention_pairs,
+    train_flops,
+)
 from toolorch.train.grpo import (
     StepConfig,
     batch_logprobs,

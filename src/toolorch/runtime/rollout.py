@@ -24,7 +24,7 @@ from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.modeling import attention_implementation, model_device, precision_context
 from toolorch.runtime.policies import Generation
-from toolorch.runtime.sampling import SamplingSettings, sample_shared
+from toolorch.runtime.sampling import KVStore, SamplingSettings, sample_shared
 
 
 class Engine(Protocol):
@@ -46,7 +46,9 @@ def end_of_turn(new: list[int], eos: int) -> list[int]:
 
 class HFEngine:
     """Batched sampling with a transformers model: each distinct prompt is prefilled once and
-    its samples decode from the shared KV cache (`sampling.sample_shared`)."""
+    its samples decode from the shared KV cache (`sampling.sample_shared`); turn after turn,
+    each conversation's cache is kept and only the new tokens are prefilled (`forget` drops
+    it: `run_rollouts` does so when it ends, before the weights change)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 64, temperature: float = 1.0,
                  min_new_tokens: int = 0, precision: str = "fp32"):
@@ -57,6 +59,10 @@ class HFEngine:
         self.min_new_tokens = min_new_tokens
         self.precision = precision  # bf16: sample under autocast, as the trainer's forward runs
         self.max_positions = getattr(model.config, "max_position_embeddings", 1 << 30)
+        self.store = KVStore()
+
+    def forget(self) -> None:
+        self.store.clear()
 
     def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
         """prompts: B lists of ids -> B lists of new ids, each cut after its first end-of-turn."""
@@ -70,7 +76,7 @@ class HFEngine:
         try:
             with (precision_context(self.precision, model_device(self.model)),
                   attention_implementation(self.model, "sdpa")):
-                new = sample_shared(self.model, [prompts[i] for i in fits], settings, seed)
+                new = sample_shared(self.model, [prompts[i] for i in fits], settings, seed, self.store)
         finally:
             self.model.train(was_training)
         for row, i in enumerate(fits):
@@ -245,10 +251,13 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine:
             sampler.finish(i)
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        getattr(engine, "forget", lambda: None)()  # kept caches belong to these rollouts' weights
     for r in results:
         if isinstance(r, BaseException):
             raise RuntimeError(f"rollout failed: {r}") from r

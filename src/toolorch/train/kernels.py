@@ -115,7 +115,10 @@ def flex_autocast_attention(module: torch.nn.Module, query: torch.Tensor, key: t
 def register_flex() -> None:
     """Make FLEX an attn_implementation transformers models can be loaded with."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, flex_attention_mask
+    from transformers.masking_utils import (
+        ALL_MASK_ATTENTION_FUNCTIONS,
+        flex_attention_mask,
+    )
 
     AttentionInterface.register(FLEX, flex_autocast_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(FLEX, flex_attention_mask)

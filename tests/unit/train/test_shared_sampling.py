@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from toolorch.runtime.sampling import SamplingSettings, distinct, sample_shared
+from toolorch.runtime.sampling import KVStore, SamplingSettings, distinct, sample_shared
 
 PAD = 0
 
@@ -64,3 +64,33 @@ def test_draws_follow_the_softmax_and_the_seed(model):
     again = sample_shared(model, [prompt] * 8, SamplingSettings(6, 0.7, 96, PAD), seed=5)
     assert again == sample_shared(model, [prompt] * 8, SamplingSettings(6, 0.7, 96, PAD), seed=5)
     assert again != sample_shared(model, [prompt] * 8, SamplingSettings(6, 0.7, 96, PAD), seed=6)
+
+
+def test_next_turn_reuses_the_kept_cache_and_samples_the_same(model):
+    """Turn 2 prompts = turn 1 prompt + its sample + a tool reply: with the store only the reply
+    is prefilled, and greedy turn-2 samples equal a fresh prefill's."""
+    prompts = _prompts()
+    eos = 96
+    settings = SamplingSettings(6, 0.0, eos, PAD)
+    store = KVStore()
+    first = sample_shared(model, prompts, settings, seed=0, store=store)
+    assert len(store.entries) == len(distinct([p + n[:-1] for p, n in zip(prompts, first)])[0])
+    reply = [[50 + i, 60, 70 + i] for i in range(len(prompts))]
+    turn2 = [p + n + r for p, n, r in zip(prompts, first, reply)]
+    assert all(store.longest_prefix(t)[0] == len(t) - len(r) - 1 for t, r in zip(turn2, reply))
+    prefilled = []
+    original = model.forward
+
+    def counting(*args, **kwargs):
+        prefilled.append(kwargs["input_ids"].shape[1])
+        return original(*args, **kwargs)
+
+    model.forward = counting
+    try:
+        reused = sample_shared(model, turn2, settings, seed=0, store=store)
+    finally:
+        del model.forward
+    assert prefilled[0] == 4  # the reply and the sample's last token, not the conversation
+    assert reused == sample_shared(model, turn2, settings, seed=0)  # a fresh prefill of everything
+    store.clear()
+    assert store.longest_prefix(turn2[0]) == (0, None)

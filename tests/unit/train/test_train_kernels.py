@@ -10,6 +10,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from toolorch.runtime.chat import Sample
 from toolorch.train.distributed import Dist
+from toolorch.train.flops import ModelShape, row_attention_pairs, train_flops
 from toolorch.train.grpo import (
     StepConfig,
     batch_logprobs,
@@ -166,3 +167,15 @@ def test_flat_step_equals_the_row_step():
         assert s2[key] == pytest.approx(s1[key], rel=1e-4, abs=1e-6)
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-5)
+
+
+def test_flops_count_the_pairs_the_mask_allows():
+    rows = _rows()
+    flat = collate_flat(rows, PAD, multiple=1)  # no padding
+    allowed = int(dense_mask(flat["doc"][0], flat["parent"][0]).sum())
+    assert sum(row_attention_pairs(r) for r in rows) == allowed
+    model = _model()
+    shape = ModelShape.of(model)
+    assert shape.body_parameters == sum(p.numel() for p in model.parameters()) - 301 * 64  # tied head
+    assert shape.layers == 2 and shape.attention_width == 64
+    assert train_flops(shape, 10, 0, 0) == 60 * shape.body_parameters
