@@ -202,15 +202,42 @@ def convert_task(env: Environment, domain: str, raw: dict[str, Any], split: str 
         raise ActionFailed(why_not)
     criteria = raw.get("evaluation_criteria") or {}
     actions = criteria.get("actions") or []
-    with env.session() as session:
-        run = session_runner(session, module.tools(), module.PLANNER_SQL)
-        calls = [c for a in actions for c in convert_action(module, a["name"], dict(a["arguments"]), run)]
-        fingerprint = state_fingerprint(session)
+    calls, fingerprint = _convert_actions(env, module, actions)
     info = [str(x) for x in criteria.get("communicate_info") or []]
     answer, answer_type = _answer(info, fingerprint)
     return Task(id=f"tau2-{domain}-{raw['id']}", env=env.name, question=_question(raw), answer=answer,
                 answer_type=answer_type, category=_category(actions, info, env), difficulty=max(1, len(actions)),
                 template=f"tau2/{domain}", gold_calls=calls, split=split, final_state=fingerprint)  # type: ignore[arg-type]
+
+
+def _convert_actions(env: Environment, module: Any, actions: list[dict[str, Any]]) -> tuple[list[ToolCall], str]:
+    """The gold calls of tau2's actions and the fingerprint of the state they leave.
+    tau2 skips a gold action its own tool rejects (e.g. a return to a non-original payment
+    method): the state it grades is the other actions'. So an action our tools reject adds
+    no call, and the DB is rebuilt from the calls before it (a mapping that rejects what tau2
+    accepts shows as a state mismatch in the replay tests)."""
+    calls: list[ToolCall] = []
+    session = env.session()
+    try:
+        for action in actions:
+            run = session_runner(session, module.tools(), module.PLANNER_SQL)
+            try:
+                calls += convert_action(module, action["name"], dict(action["arguments"]), run)
+            except (ActionFailed, ToolError):
+                session.close()
+                session = env.session()
+                _run_calls(session, calls)
+        return calls, state_fingerprint(session)
+    finally:
+        session.close()
+
+
+def _run_calls(session: EnvSession, calls: list[ToolCall]) -> None:
+    """Gold calls on a session (db tools; the code tool is stateless and skipped)."""
+    specs: dict[str, ToolSpec] = {t.name: t for t in session.env.spec.tools}
+    for c in calls:
+        if c.name != "run_python":
+            session.call(specs[c.name], c)
 
 
 def _question(raw: dict[str, Any]) -> str:
@@ -267,10 +294,6 @@ def rows_state(ddl: list[str], rows: dict[str, list[dict[str, Any]]]) -> dict[st
 
 def replay(env: Environment, calls: list[ToolCall]) -> dict[str, list[tuple[Any, ...]]]:
     """Run gold calls in a fresh session (db tools; the code tool is stateless and skipped) -> its table_state."""
-    specs: dict[str, ToolSpec] = {t.name: t for t in env.spec.tools}
     with env.session() as session:
-        for call in calls:
-            if call.name == "run_python":
-                continue
-            session.call(specs[call.name], call)
+        _run_calls(session, calls)
         return table_state(session.conn)
