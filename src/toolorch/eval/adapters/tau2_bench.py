@@ -119,7 +119,7 @@ def load_cases(domain: str, out_dir: Path, split: Literal["test", "train", "all"
     for raw in select_raw(domain, split, ids, max_tasks):
         try:
             task = tau2.convert_task(env, domain, raw, "heldout")
-        except (tau2.tau2_airline.ActionFailed, ToolError, KeyError, TypeError) as e:
+        except (tau2.ActionFailed, ToolError, KeyError, TypeError) as e:
             unconverted[raw["id"]] = f"{e.__class__.__name__}: {e}"
             continue
         info = (raw.get("evaluation_criteria") or {}).get("communicate_info") or []
