@@ -153,7 +153,7 @@ def head_logprobs(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Ten
                   chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(label) and entropy for hidden [N, H], labels [N]: the LM head in checkpointed chunks."""
     picked, entropy = [], []
-    for start in range(0, hidden.shape[0], chunk):
+    for start in range(0, max(1, hidden.shape[0]), chunk):  # an empty chunk still joins the graph
         h, y = hidden[start:start + chunk], labels[start:start + chunk]
         if torch.is_grad_enabled() and h.requires_grad:
             p, e = checkpoint(_chunk_logprobs, head, h, y, temperature, use_reentrant=False)

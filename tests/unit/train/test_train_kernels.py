@@ -179,3 +179,14 @@ def test_flops_count_the_pairs_the_mask_allows():
     assert shape.body_parameters == sum(p.numel() for p in model.parameters()) - 301 * 64  # tied head
     assert shape.layers == 2 and shape.attention_width == 64
     assert train_flops(shape, 10, 0, 0) == 60 * shape.body_parameters
+
+
+def test_flat_step_without_trained_tokens_changes_nothing():
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    prompt_only = [Sample(s.ids, [False] * len(s), s.weight) for s in _groups(1, 2)]
+    stats = grpo_step(model, None, opt, sched, prompt_only, StepConfig(layout="flat"), PAD, Dist())
+    assert stats["tokens"] == 0 and stats["loss"] == 0.0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
