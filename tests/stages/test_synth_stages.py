@@ -191,3 +191,19 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
         assert run_episode(writer, PlanPolicy(writer.gold_calls), Toolbox(cfg.catalog(), s), cfg.episode.limits()).correct
     with env.session() as s:  # answering without acting leaves the world unchanged: wrong
         assert not run_episode(writer, AskToolPolicy("search"), Toolbox(cfg.catalog(), s), cfg.episode.limits()).correct
+
+
+@pytest.mark.slow
+def test_tau2_retail_and_telecom_join_as_heldout_envs(tmp_path):
+    cfg = load_profile(None, ["stages.synth_envs.domains=[library,bank]",
+                             "stages.synth_envs.tau2_domains=[retail,telecom]", "stages.synth_tasks.heldout_envs=1"])
+    envs_metrics = synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
+    assert envs_metrics["per_domain"]["tau2_retail"]["imported_tasks"] == 114
+    assert envs_metrics["per_domain"]["tau2_retail"]["unconverted_tasks"] == 0
+    assert envs_metrics["per_domain"]["tau2_telecom"]["imported_tasks"] == 5
+    assert envs_metrics["per_domain"]["tau2_telecom"]["unconverted_tasks"] == 109
+    metrics = synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")
+    assert {"tau2_retail", "tau2_telecom"} <= set(metrics["heldout_envs"])
+    heldout = read_jsonl(tmp_path / "tasks/heldout.jsonl", Task)
+    assert sum(t.env == "tau2_retail" for t in heldout) == 114 and sum(t.env == "tau2_telecom" for t in heldout) == 5
+    assert not any(t.env.startswith("tau2_") for t in read_jsonl(tmp_path / "tasks/train.jsonl", Task))

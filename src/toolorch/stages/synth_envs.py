@@ -9,7 +9,8 @@ Settings come from `stages.synth_envs` (see `SynthEnvsSettings`). Writes, in its
 folder (`--out-dir`, declared at the bottom with the other paths):
     <domain>/{env.json, db.sqlite, docs.jsonl, synth.json}
     config.resolved.yaml
-and its metrics (`--metrics-path`): per-domain tables/rows/tools/docs, envs per second.
+and its metrics (`--metrics-path`): per-domain tables/rows/tools/docs, envs per second
+(imported tau2 worlds also count their imported and unconverted tasks).
 Every environment is checked (foreign keys hold, every tool runs) before it is kept.
 The whole folder is built aside and swapped in, so a killed run leaves the old one.
 Same config and seed -> byte-identical env.json, docs.jsonl and rows.
@@ -117,6 +118,7 @@ def run(cfg: Config, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
         write_jsonl(imported.env.db_path.parent / IMPORTED_TASKS, imported.tasks)
         per_domain[imported.env.name] = check_environment(imported.env)
         per_domain[imported.env.name]["imported_tasks"] = len(imported.tasks)
+        per_domain[imported.env.name]["unconverted_tasks"] = len(imported.unconverted)
     if not per_domain:
         raise ValueError(f"no environment could be built: {failures}")
     seconds = time.perf_counter() - start

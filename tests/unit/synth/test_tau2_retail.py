@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tau2_reference import check_replay, reference_tools, require_tau2, state_diff, tau2_state
+from tau2_reference import (
+    check_replay,
+    reference_tools,
+    require_tau2,
+    state_diff,
+    tau2_state,
+)
 
 from toolorch.core.records import ToolCall
 from toolorch.runtime.env.world import Environment

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tau2_reference import check_replay, reference_tools, require_tau2, state_diff, tau2_state
+from tau2_reference import (
+    check_replay,
+    reference_tools,
+    require_tau2,
+    state_diff,
+    tau2_state,
+)
 
 from toolorch.core.records import ToolCall
 from toolorch.runtime.env.world import Environment
@@ -113,11 +119,10 @@ def test_agent_side_gold_actions_replay_to_tau2_state(env: Environment, raw_db: 
 
 def test_refuel_without_a_draft_bill_is_rejected(env: Environment) -> None:
     # tau2 opens a bill with a random id there; we cannot reproduce it, so the call changes nothing
-    with pytest.raises(tau2.ActionFailed, match="add_refuel_charge"):
-        with env.session() as s:
-            tau2.convert_action(tau2_telecom, "refuel_data", {"customer_id": "C1002", "line_id": "L1004",
-                                                              "gb_amount": 1.0},
-                                tau2.session_runner(s, tau2_telecom.tools(), tau2_telecom.PLANNER_SQL))
+    with pytest.raises(tau2.ActionFailed, match="add_refuel_charge"), env.session() as s:
+        tau2.convert_action(tau2_telecom, "refuel_data", {"customer_id": "C1002", "line_id": "L1004",
+                                                          "gb_amount": 1.0},
+                            tau2.session_runner(s, tau2_telecom.tools(), tau2_telecom.PLANNER_SQL))
 
 
 def test_domain_files(tmp_path: Path) -> None:
