@@ -1,0 +1,135 @@
+"""A pipeline run's datasets into the DVC remote (MinIO), and back out: the cluster side of DVC.
+
+    python -m toolorch.ops.dvc_publish push s3://toolorch-dvc POINTERS_DIR envs=PATH tasks=PATH passk=PATH
+    python -m toolorch.ops.dvc_publish fetch s3://toolorch-dvc data/passk.dvc OUT_DIR
+
+`push` puts each dataset into the remote under its content hash (DVC's own `dvc add` and
+`dvc push`, run in a scratch DVC repository, so the hashes and the remote layout are exactly
+what a workstation's DVC computes and reads) and writes one `.dvc` pointer per dataset
+(`envs.dvc` names the folder `envs` beside it). A workstation fetches exactly that data:
+
+    cp <run's dvc artifact>/*.dvc data/runs/<run>/ && git add data/runs/<run> && dvc pull -R data/runs/<run>
+
+`fetch` is the other way: a pointer a workstation committed (a `.dvc` file, or a dvc.lock
+out's md5) names a dataset version in the remote, and a cluster run starts from it.
+
+The endpoint comes from TOOLORCH_S3_ENDPOINT and the credentials from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (the `toolorch-s3` secret), never from a file.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import yaml
+
+from toolorch.ops.storage import S3Store, split_s3
+
+REMOTE = "minio"  # the remote's name in .dvc/config, so pointers read the same in both repos
+
+
+@contextmanager
+def scratch_repo(remote_url: str, endpoint: str | None) -> Iterator[tuple[object, Path]]:
+    """A throwaway DVC repository (no git) whose default remote is `remote_url`."""
+    from dvc.repo import Repo
+
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    bucket, _ = split_s3(remote_url)
+    S3Store().ensure_bucket(bucket)  # DVC never creates its bucket
+    with tempfile.TemporaryDirectory(prefix="toolorch-dvc-") as tmp:
+        repo = Repo.init(tmp, no_scm=True)
+        with repo.config.edit() as conf:
+            conf["core"]["remote"] = REMOTE
+            conf["core"]["analytics"] = False
+            conf["remote"][REMOTE] = {"url": remote_url, **({"endpointurl": endpoint} if endpoint else {})}
+        try:
+            yield repo, Path(tmp)
+        finally:
+            repo.close()
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst)  # links are followed: DVC versions what they point to
+    elif src.is_file():
+        shutil.copy2(src, dst)
+    else:
+        raise FileNotFoundError(f"{src}: no such dataset to publish")
+
+
+def push(datasets: Mapping[str, str | Path], remote_url: str, pointers_dir: str | Path,
+         endpoint: str | None = None) -> dict[str, str]:
+    """Push each named dataset (file or folder) to the DVC remote; write `<name>.dvc` pointers
+    into `pointers_dir`. Returns name -> md5 (`.dir` for a folder), as DVC records it."""
+    bad = [n for n in datasets if not n or "/" in n or n.startswith(".")]
+    if bad:
+        raise ValueError(f"dataset names {bad}: a name is one plain path part (envs, tasks, ...)")
+    endpoint = endpoint or os.environ.get("TOOLORCH_S3_ENDPOINT") or None
+    out = Path(pointers_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with scratch_repo(remote_url, endpoint) as (repo, root):
+        for name, src in datasets.items():
+            _copy(Path(src), root / name)
+        repo.add([str(root / name) for name in sorted(datasets)])  # DVC resolves paths from the cwd
+        repo.push()
+        hashes = {}
+        for name in sorted(datasets):
+            shutil.copy2(root / f"{name}.dvc", out / f"{name}.dvc")
+            hashes[name] = pointer_md5(out / f"{name}.dvc")
+    return hashes
+
+
+def pointer_md5(pointer: str | Path) -> str:
+    """The md5 a `.dvc` file records for its one output."""
+    data = yaml.safe_load(Path(pointer).read_text())
+    outs = data.get("outs") if isinstance(data, dict) else None
+    if not outs or len(outs) != 1 or "md5" not in outs[0]:
+        raise ValueError(f"{pointer}: not a .dvc pointer with one output and its md5")
+    return outs[0]["md5"]
+
+
+def fetch(pointer: str | Path, remote_url: str, out: str | Path, endpoint: str | None = None) -> Path:
+    """Pull the dataset version a `.dvc` pointer names from the remote into `out`."""
+    pointer = Path(pointer)
+    pointer_md5(pointer)  # a clear error for a file that is not one
+    endpoint = endpoint or os.environ.get("TOOLORCH_S3_ENDPOINT") or None
+    out = Path(out)
+    with scratch_repo(remote_url, endpoint) as (repo, root):
+        shutil.copy2(pointer, root / pointer.name)
+        repo.pull([str(root / pointer.name)])
+        name = yaml.safe_load(pointer.read_text())["outs"][0]["path"]
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(root / name, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import typer
+
+    app = typer.Typer(help=__doc__.splitlines()[0], no_args_is_help=True, add_completion=False)
+
+    @app.command("push")
+    def push_cmd(remote_url: str, pointers_dir: Path, datasets: list[str]) -> None:
+        """Push name=path datasets; write name.dvc pointers into POINTERS_DIR."""
+        pairs = dict(d.split("=", 1) for d in datasets if "=" in d)
+        if len(pairs) != len(datasets):
+            raise typer.BadParameter("each dataset is name=path")
+        for name, md5 in push(pairs, remote_url, pointers_dir).items():
+            typer.echo(f"{name}: {md5}")
+
+    @app.command("fetch")
+    def fetch_cmd(remote_url: str, pointer: Path, out: Path) -> None:
+        """Pull the dataset a .dvc pointer names into OUT."""
+        typer.echo(fetch(pointer, remote_url, out))
+
+    app(argv)
+
+
+if __name__ == "__main__":
+    main()

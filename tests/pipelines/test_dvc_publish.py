@@ -1,0 +1,108 @@
+"""A run's datasets pushed into the DVC remote by toolorch.ops.dvc_publish come back byte for byte
+through a workstation's `dvc pull` of the emitted pointers, and a version a workstation pushed
+comes back through `fetch`, against a real S3 server that checks credentials."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from toolorch.ops import dvc_publish
+from toolorch.ops.storage import S3Store
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def tree_bytes(path: Path) -> dict[str, bytes]:
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def workstation_env(s3_server) -> dict[str, str]:
+    return {**os.environ, **s3_server.env(), "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def workstation_clone(tmp: Path, remote_url: str, s3_server) -> tuple[Path, dict[str, str]]:
+    """A fresh clone of this repository's DVC setup: its .dvc/config (remote `minio`), with the
+    remote pointed at the test bucket and the endpoint in config.local, as scripts/tiny.sh does."""
+    env = workstation_env(s3_server)
+    clone = tmp / "workstation"
+    clone.mkdir()
+    sh(["git", "init", "-q"], clone, env)
+    sh(["dvc", "init", "-q"], clone, env)
+    shutil.copy(ROOT / ".dvc" / "config", clone / ".dvc" / "config")
+    sh(["dvc", "remote", "modify", "minio", "url", remote_url], clone, env)
+    sh(["dvc", "remote", "modify", "--local", "minio", "endpointurl", s3_server.endpoint], clone, env)
+    return clone, env
+
+
+def pull_run(pointers: Path, clone: Path, env: dict[str, str], run: str) -> Path:
+    """What the README tells a workstation to do with a run's pointer artifact."""
+    dest = clone / "data" / "runs" / run
+    dest.mkdir(parents=True)
+    for p in pointers.glob("*.dvc"):
+        shutil.copy(p, dest / p.name)
+    sh(["git", "add", "-A"], clone, env)
+    sh(["git", "commit", "-qm", f"data of run {run}"], clone, env)
+    sh(["dvc", "pull", "-R", f"data/runs/{run}"], clone, env)
+    return dest
+
+
+@pytest.fixture
+def remote(s3_server, monkeypatch) -> str:
+    for k, v in s3_server.env().items():
+        monkeypatch.setenv(k, v)
+    bucket = f"dvc-{uuid.uuid4().hex[:10]}"
+    S3Store().ensure_bucket(bucket)  # as scripts/tiny.sh does before a workstation's first dvc push
+    return f"s3://{bucket}/cache"
+
+
+def test_pushed_datasets_pull_into_a_workstation_byte_for_byte(tmp_path, remote, s3_server):
+    envs = tmp_path / "run" / "envs"
+    (envs / "library").mkdir(parents=True)
+    (envs / "library" / "db.sqlite").write_bytes(os.urandom(40_000))
+    (envs / "library" / "env.json").write_text('{"name": "library"}\n')
+    tasks = tmp_path / "run" / "tasks.jsonl"
+    tasks.write_text('{"id": "t1"}\n{"id": "t2"}\n')
+    hashes = dvc_publish.push({"envs": envs, "tasks": tasks}, remote, tmp_path / "pointers")
+    assert hashes["envs"].endswith(".dir") and len(hashes["tasks"]) == 32
+    assert sorted(p.name for p in (tmp_path / "pointers").iterdir()) == ["envs.dvc", "tasks.dvc"]
+
+    clone, env = workstation_clone(tmp_path, remote, s3_server)
+    pulled = pull_run(tmp_path / "pointers", clone, env, "r1")
+    assert tree_bytes(pulled / "envs") == tree_bytes(envs)
+    assert (pulled / "tasks").read_bytes() == tasks.read_bytes()
+    # the pointers are the workstation's own: its DVC sees the pulled data as unchanged
+    assert "modified" not in sh(["dvc", "status", "data/runs/r1/envs.dvc", "data/runs/r1/tasks.dvc"], clone, env)
+
+def test_a_version_a_workstation_pushed_is_fetched_by_its_pointer(tmp_path, remote, s3_server):
+    clone, env = workstation_clone(tmp_path, remote, s3_server)
+    data = clone / "data" / "passk"
+    data.mkdir(parents=True)
+    (data / "trajectories.jsonl").write_bytes(os.urandom(5_000))
+    (data / "tasks.jsonl").write_text('{"id": "t"}\n')
+    sh(["dvc", "add", "data/passk"], clone, env)
+    sh(["dvc", "push"], clone, env)
+    got = dvc_publish.fetch(clone / "data" / "passk.dvc", remote, tmp_path / "fetched" / "passk")
+    assert tree_bytes(got) == tree_bytes(data)
+
+
+def test_a_file_that_is_not_a_pointer_is_named(tmp_path):
+    bad = tmp_path / "x.dvc"
+    bad.write_text("stages: {}\n")
+    with pytest.raises(ValueError, match="x.dvc: not a .dvc pointer"):
+        dvc_publish.pointer_md5(bad)
