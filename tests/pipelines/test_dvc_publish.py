@@ -1,6 +1,7 @@
 """A run's datasets pushed into the DVC remote by toolorch.ops.dvc_publish come back byte for byte
 through a workstation's `dvc pull` of the emitted pointers, and a version a workstation pushed
-comes back through `fetch`, against a real S3 server that checks credentials."""
+comes back through `fetch`, against a real S3 server that checks credentials. The slow test does
+it through a whole local KFP run, which also trains sft from base weights fetched as an artifact."""
 from __future__ import annotations
 
 import os
@@ -106,3 +107,32 @@ def test_a_file_that_is_not_a_pointer_is_named(tmp_path):
     bad.write_text("stages: {}\n")
     with pytest.raises(ValueError, match="x.dvc: not a .dvc pointer"):
         dvc_publish.pointer_md5(bad)
+
+
+@pytest.mark.slow
+def test_a_local_kfp_run_publishes_its_datasets_and_trains_from_fetched_weights(tmp_path, remote, s3_server,
+                                                                                  monkeypatch):
+    from test_kfp_local_run import kfp_local_run
+    from transformers import AutoConfig
+
+    from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
+
+    monkeypatch.setenv("TOOLORCH_GRPO_LAUNCH", "local")
+    monkeypatch.chdir(tmp_path)
+    spec = TinyModelSpec(vocab_size=400, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1)
+    base = build_tiny_model(tmp_path / "base", ["The library holds books; ask an expert."] * 20, spec, seed=5)
+    run = kfp_local_run(tmp_path / "kfp", dvc_remote=remote, base_model_uri=str(base))
+
+    clone, env = workstation_clone(tmp_path, remote, s3_server)
+    pulled = pull_run(run["pointers"], clone, env, "kfp")
+    for name in ("envs", "tasks", "passk"):
+        assert tree_bytes(pulled / name) == tree_bytes(run[name]), name
+    assert (pulled / "envs" / "library" / "db.sqlite").is_file()
+
+    # sft trained from the fetched weights, and grpo and eval took its checkpoint
+    assert tree_bytes(run["base"]) == tree_bytes(base)
+    assert f"base: {run['base']}" in (run["sft"] / "config.resolved.yaml").read_text()
+    trained = AutoConfig.from_pretrained(run["sft"])
+    assert (trained.hidden_size, trained.vocab_size) == (48, AutoConfig.from_pretrained(base).vocab_size)
+    assert AutoConfig.from_pretrained(run["grpo"]).hidden_size == 48
