@@ -136,3 +136,13 @@ def test_a_local_kfp_run_publishes_its_datasets_and_trains_from_fetched_weights(
     trained = AutoConfig.from_pretrained(run["sft"])
     assert (trained.hidden_size, trained.vocab_size) == (48, AutoConfig.from_pretrained(base).vocab_size)
     assert AutoConfig.from_pretrained(run["grpo"]).hidden_size == 48
+
+
+def test_a_missing_version_fails_with_one_line_naming_the_remote(tmp_path, remote):
+    pointer = tmp_path / "passk.dvc"
+    pointer.write_text("outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  path: passk\n  hash: md5\n")
+    done = subprocess.run([sys.executable, "-m", "toolorch.ops.dvc_publish", "fetch", remote, str(pointer),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert done.returncode == 1, done.stderr
+    assert f"DVC remote {remote}" in done.stderr and "Traceback" not in done.stderr

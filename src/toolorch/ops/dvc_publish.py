@@ -27,14 +27,21 @@ from typing import Iterator, Mapping
 
 import yaml
 
+from toolorch.core.errors import RunFailed
 from toolorch.ops.storage import S3Store, split_s3
 
 REMOTE = "minio"  # the remote's name in .dvc/config, so pointers read the same in both repos
 
 
+class DvcFailed(RunFailed):
+    """DVC could not push or pull (the remote refused, or an object is missing)."""
+
+
 @contextmanager
 def scratch_repo(remote_url: str, endpoint: str | None) -> Iterator[tuple[object, Path]]:
-    """A throwaway DVC repository (no git) whose default remote is `remote_url`."""
+    """A throwaway DVC repository (no git) whose default remote is `remote_url`; a DVC error in
+    the block becomes DvcFailed naming the remote (DVC's S3 client retries with backoff first)."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -48,6 +55,8 @@ def scratch_repo(remote_url: str, endpoint: str | None) -> Iterator[tuple[object
             conf["remote"][REMOTE] = {"url": remote_url, **({"endpointurl": endpoint} if endpoint else {})}
         try:
             yield repo, Path(tmp)
+        except DvcException as e:
+            raise DvcFailed(f"DVC remote {remote_url} at {endpoint or 'the default S3 endpoint'}: {e}") from e
         finally:
             repo.close()
 
@@ -112,6 +121,8 @@ def fetch(pointer: str | Path, remote_url: str, out: str | Path, endpoint: str |
 def main(argv: list[str] | None = None) -> None:
     import typer
 
+    from toolorch.stages.command import reported
+
     app = typer.Typer(help=__doc__.splitlines()[0], no_args_is_help=True, add_completion=False)
 
     @app.command("push")
@@ -120,13 +131,15 @@ def main(argv: list[str] | None = None) -> None:
         pairs = dict(d.split("=", 1) for d in datasets if "=" in d)
         if len(pairs) != len(datasets):
             raise typer.BadParameter("each dataset is name=path")
-        for name, md5 in push(pairs, remote_url, pointers_dir).items():
-            typer.echo(f"{name}: {md5}")
+        with reported("dvc_publish push"):
+            for name, md5 in push(pairs, remote_url, pointers_dir).items():
+                typer.echo(f"{name}: {md5}")
 
     @app.command("fetch")
     def fetch_cmd(remote_url: str, pointer: Path, out: Path) -> None:
         """Pull the dataset a .dvc pointer names into OUT."""
-        typer.echo(fetch(pointer, remote_url, out))
+        with reported("dvc_publish fetch"):
+            typer.echo(fetch(pointer, remote_url, out))
 
     app(argv)
 

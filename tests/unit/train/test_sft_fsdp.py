@@ -1,5 +1,6 @@
-"""SFT sharded with FSDP2 over 2 gloo processes (torchrun) takes the steps one process takes, and
-rank 0 writes a checkpoint that loads back as a plain HF model."""
+"""SFT sharded with FSDP2 over 2 gloo processes takes the steps one process takes, and rank 0
+writes a checkpoint that loads back as a plain HF model. The 2-process runs go through the
+launcher the sft component uses beyond one GPU (toolorch.ops.pytorchjob, local mode: torchrun)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from transformers import AutoModelForCausalLM
 
 from toolorch.core.config import save_config
 from toolorch.stages import as_profile
+from toolorch.stages.stage import flag
 
 SRC = Path(__file__).parents[3] / "src"
 TINY = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -28,15 +31,20 @@ def _config(world, folder: Path, **sft) -> Path:
 
 
 def _sft(nproc: int, config: Path, world, out: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOOLORCH_DEVICE": "cpu", "PYTHONPATH": str(SRC)}
-    launcher = [sys.executable] if nproc == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-port",
-        str(29600 + os.getpid() % 1000)]
-    cmd = launcher + ["-m", "toolorch.stages.sft", "--config", str(config), "--trajectories-path",
-                      str(world.trajectories_path), "--out-dir", str(out / "model"), "--metrics-path",
-                      str(out / "metrics.json")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    from toolorch.ops.pytorchjob import launch_stage
+
+    env = {"OMP_NUM_THREADS": "1", "TOOLORCH_DEVICE": "cpu", "PYTHONPATH": str(SRC),
+           "TOOLORCH_GRPO_LAUNCH": "local", "TOOLORCH_LOCAL_NPROC": str(nproc)}
+    inputs = {"trajectories_path": str(world.trajectories_path)}
+    outputs = {"out_dir": str(out / "model"), "metrics_path": str(out / "metrics.json")}
+    if nproc == 1:  # the plain stage command, as the sft component runs on one GPU
+        cmd = [sys.executable, "-m", "toolorch.stages.sft", "--config", str(config)]
+        cmd += [a for k, v in {**inputs, **outputs}.items() for a in (flag(k), v)]
+        done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    else:
+        with mock.patch.dict(os.environ, env):  # launch_local's torchrun inherits the environment
+            assert launch_stage("sft", config, inputs, outputs, timeout_s=300) == "local"
     return json.loads((out / "metrics.json").read_text())
 
 
