@@ -10,7 +10,9 @@ KFP's object store (MinIO); the S3 secret is mounted where a stage reads or writ
 `base_model_uri` (an HF folder in S3/MinIO, e.g. s3://toolorch-models/Qwen3-8B) makes the base
 weights an artifact that sft trains from (fetched once; KFP's cache serves later runs); beyond one GPU
 (`sft_nodes` x `sft_gpus_per_node`) sft runs FSDP2 in a PyTorchJob. With `dvc_remote` set, the
-data stages' outputs go into that DVC remote and the `dvc-publish` artifact holds their pointers.
+data stages' outputs go into that DVC remote and the `dvc-publish` artifact holds their pointers;
+`data_from_dvc` (`python -m toolorch.ops.dvc_publish versions dvc.lock`) starts a run from dataset
+versions a workstation pushed there instead of synthesizing them.
 """
 
 import sys
@@ -34,14 +36,15 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
          grpo_timeout_s: int = 86400, base_model_uri: str = "", sft_nodes: int = 1, sft_gpus_per_node: int = 1,
-         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc"):
+         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = ""):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
-    envs = on_cpu(c["synth_envs"](config=config)).outputs["envs"]
-    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs)).outputs["tasks"]
-    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks), cpu="8", memory="16Gi").outputs["passk"]
+    versions = dict(dvc_remote=dvc_remote, data_from_dvc=data_from_dvc)  # a dataset named there is fetched
+    envs = on_cpu(c["synth_envs"](config=config, **versions)).outputs["envs"]
+    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs, **versions)).outputs["tasks"]
+    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks, **versions), cpu="8", memory="16Gi").outputs["passk"]
     validate = on_cpu(c["validate"](config=config, envs=envs, tasks=tasks, passk=passk))
     with dsl.If(dvc_remote != ""):
         on_cpu(dvc_publish(envs=envs, tasks=tasks, passk=passk, remote=dvc_remote).after(validate), cpu="1")

@@ -4,6 +4,7 @@ comes back through `fetch`, against a real S3 server that checks credentials. Th
 it through a whole local KFP run, which also trains sft from base weights fetched as an artifact."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from toolorch.ops import dvc_publish
 from toolorch.ops.storage import S3Store
@@ -100,6 +102,9 @@ def test_a_version_a_workstation_pushed_is_fetched_by_its_pointer(tmp_path, remo
     sh(["dvc", "push"], clone, env)
     got = dvc_publish.fetch(clone / "data" / "passk.dvc", remote, tmp_path / "fetched" / "passk")
     assert tree_bytes(got) == tree_bytes(data)
+    spec = dvc_publish.versions([clone / "data" / "passk.dvc"])  # what a data component is handed
+    assert dvc_publish.fetch_version("passk", spec, remote, tmp_path / "by_md5")
+    assert tree_bytes(tmp_path / "by_md5") == tree_bytes(data)
 
 
 def test_a_file_that_is_not_a_pointer_is_named(tmp_path):
@@ -107,6 +112,24 @@ def test_a_file_that_is_not_a_pointer_is_named(tmp_path):
     bad.write_text("stages: {}\n")
     with pytest.raises(ValueError, match="x.dvc: not a .dvc pointer"):
         dvc_publish.pointer_md5(bad)
+
+
+
+def test_versions_come_from_the_lock_or_pointers_and_are_checked(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "synth_envs": {"cmd": "x", "outs": [{"path": "data/envs", "md5": "a" * 32 + ".dir", "hash": "md5"}]},
+        "passk": {"cmd": "y", "outs": [{"path": "data/passk", "md5": "b" * 32 + ".dir", "hash": "md5"},
+                                       {"path": "metrics/passk.json", "md5": "c" * 32, "hash": "md5"}]}}}))
+    spec = dvc_publish.versions([lock])
+    assert spec == f"envs={'a' * 32}.dir,passk={'b' * 32}.dir"
+    assert dvc_publish.parse_versions(spec) == {"envs": "a" * 32 + ".dir", "passk": "b" * 32 + ".dir"}
+    assert dvc_publish.parse_versions("") == {}
+    with pytest.raises(ValueError, match="data_from_dvc 'models=.*expected name=md5"):
+        dvc_publish.parse_versions(f"models={'a' * 32}")
+    with pytest.raises(ValueError, match="dvc_remote is empty"):
+        dvc_publish.fetch_version("envs", spec, "", tmp_path / "out")
+    assert not dvc_publish.fetch_version("tasks", spec, "s3://unused", tmp_path / "out")  # not named: computed
 
 
 @pytest.mark.slow
@@ -129,6 +152,22 @@ def test_a_local_kfp_run_publishes_its_datasets_and_trains_from_fetched_weights(
     for name in ("envs", "tasks", "passk"):
         assert tree_bytes(pulled / name) == tree_bytes(run[name]), name
     assert (pulled / "envs" / "library" / "db.sqlite").is_file()
+
+    # the workstation makes a new passk version (one trajectory fewer) and pushes it; a second
+    # run started from the workstation's versions trains on exactly those bytes
+    trajectories = pulled / "passk" / "trajectories.jsonl"
+    lines = trajectories.read_bytes().splitlines(keepends=True)
+    trajectories.unlink()  # it may be a link into DVC's cache
+    trajectories.write_bytes(b"".join(lines[:-1]))
+    sh(["dvc", "add", "data/runs/kfp/passk"], clone, env)
+    sh(["dvc", "push"], clone, env)
+    versions = dvc_publish.versions(sorted(pulled.glob("*.dvc")))
+    again = kfp_local_run(tmp_path / "kfp2", dvc_remote=remote, data_from_dvc=versions)
+    for name in ("envs", "tasks", "passk"):
+        assert tree_bytes(again[name]) == tree_bytes(pulled / name), name
+    executor_output = json.loads((again["passk"].parent / "executor_output.json").read_text())
+    assert executor_output["artifacts"]["metrics"]["artifacts"][0]["metadata"] == {"from_dvc": 1.0}  # fetched
+    assert json.loads(again["metrics/sft"].read_text())["trajectories"] >= 1  # it trained on them
 
     # sft trained from the fetched weights, and grpo and eval took its checkpoint
     assert tree_bytes(run["base"]) == tree_bytes(base)

@@ -2,6 +2,7 @@
 
     python -m toolorch.ops.dvc_publish push s3://toolorch-dvc POINTERS_DIR envs=PATH tasks=PATH passk=PATH
     python -m toolorch.ops.dvc_publish fetch s3://toolorch-dvc data/passk.dvc OUT_DIR
+    python -m toolorch.ops.dvc_publish versions dvc.lock      # envs=<md5>.dir,tasks=...,passk=...
 
 `push` puts each dataset into the remote under its content hash (DVC's own `dvc add` and
 `dvc push`, run in a scratch DVC repository, so the hashes and the remote layout are exactly
@@ -11,7 +12,9 @@ what a workstation's DVC computes and reads) and writes one `.dvc` pointer per d
     cp <run's dvc artifact>/*.dvc data/runs/<run>/ && git add data/runs/<run> && dvc pull -R data/runs/<run>
 
 `fetch` is the other way: a pointer a workstation committed (a `.dvc` file, or a dvc.lock
-out's md5) names a dataset version in the remote, and a cluster run starts from it.
+out's md5) names a dataset version in the remote, and a cluster run starts from it:
+`versions` prints the pipeline parameter `data_from_dvc` for the workstation's dvc.lock (or
+.dvc pointers), and the data components then fetch those versions instead of computing them.
 
 The endpoint comes from TOOLORCH_S3_ENDPOINT and the credentials from AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY (the `toolorch-s3` secret), never from a file.
@@ -19,6 +22,7 @@ AWS_SECRET_ACCESS_KEY (the `toolorch-s3` secret), never from a file.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -31,6 +35,8 @@ from toolorch.core.errors import RunFailed
 from toolorch.ops.storage import S3Store, split_s3
 
 REMOTE = "minio"  # the remote's name in .dvc/config, so pointers read the same in both repos
+DATASETS = {"envs": "data/envs", "tasks": "data/tasks", "passk": "data/passk"}  # name -> dvc.yaml out
+MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
 class DvcFailed(RunFailed):
@@ -118,6 +124,56 @@ def fetch(pointer: str | Path, remote_url: str, out: str | Path, endpoint: str |
     return out
 
 
+def fetch_md5(md5: str, remote_url: str, out: str | Path, endpoint: str | None = None) -> Path:
+    """Pull the dataset with this DVC md5 (`<hex>.dir` for a folder) into `out`."""
+    if not MD5.fullmatch(md5):
+        raise ValueError(f"'{md5}' is not a DVC md5 (32 hex digits, '.dir' for a folder)")
+    with tempfile.TemporaryDirectory() as tmp:
+        pointer = Path(tmp, "data.dvc")
+        pointer.write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data", "hash": "md5"}]}))
+        return fetch(pointer, remote_url, out, endpoint)
+
+
+def parse_versions(spec: str) -> dict[str, str]:
+    """'envs=<md5>.dir,passk=<md5>.dir' (the `data_from_dvc` parameter) -> {name: md5}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, md5 = item.partition("=")
+        if not sep or name not in DATASETS or not MD5.fullmatch(md5):
+            raise ValueError(f"data_from_dvc '{item}': expected name=md5 with name in {sorted(DATASETS)} "
+                             "and md5 as dvc.lock records it")
+        out[name] = md5
+    return out
+
+
+def versions(paths: list[str | Path]) -> str:
+    """The `data_from_dvc` parameter for a dvc.lock (its data stages' outs) or `.dvc` pointers (by file name)."""
+    found: dict[str, str] = {}
+    for path in map(Path, paths):
+        if path.suffix == ".dvc":
+            found[path.stem] = pointer_md5(path)
+            continue
+        lock = yaml.safe_load(path.read_text()) or {}
+        for stage in (lock.get("stages") or {}).values():
+            for out in stage.get("outs", []):
+                name = {v: k for k, v in DATASETS.items()}.get(out.get("path"))
+                if name:
+                    found[name] = out["md5"]
+    return ",".join(f"{k}={found[k]}" for k in DATASETS if k in found)
+
+
+def fetch_version(name: str, data_from_dvc: str, remote_url: str, out: str | Path) -> bool:
+    """What a data component does first: fetch dataset `name` when `data_from_dvc` names a version
+    of it (True), else leave it to the stage (False)."""
+    md5 = parse_versions(data_from_dvc).get(name)
+    if md5 is None:
+        return False
+    if not remote_url:
+        raise ValueError(f"data_from_dvc names {name}, but dvc_remote is empty: no remote to fetch it from")
+    fetch_md5(md5, remote_url, out)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     import typer
 
@@ -140,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
         """Pull the dataset a .dvc pointer names into OUT."""
         with reported("dvc_publish fetch"):
             typer.echo(fetch(pointer, remote_url, out))
+
+    @app.command("versions")
+    def versions_cmd(paths: list[Path]) -> None:
+        """The data_from_dvc pipeline parameter for a dvc.lock or .dvc pointers."""
+        with reported("dvc_publish versions"):
+            typer.echo(versions(paths))
 
     app(argv)
 
