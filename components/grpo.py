@@ -20,17 +20,8 @@ def grpo(config: Input[Artifact], sft: Input[Model], passk: Input[Dataset], envs
         namespace: Where the job is created; empty: the namespace this pod runs in.
         queue: Kueue LocalQueue that admits all the job's GPUs at once ('' for none).
     """
-    import json
-    import tempfile
-
-    from toolorch.ops.kfp_io import flat_numbers, stage_paths
-    from toolorch.ops.pytorchjob import launch_grpo
+    from toolorch.ops.pytorchjob import run_launched
 
     upstream = {"sft": sft.path, "passk": passk.path, "synth_envs": envs.path, "synth_tasks": tasks.path}
-    paths = {k: str(v) for k, v in stage_paths("grpo", upstream, model.path, metrics.path, tempfile.mkdtemp()).items()}
-    outputs = {k: paths.pop(k) for k in ("out_dir", "metrics_path")}
-    launch_grpo(config.path, paths, outputs, image=image, nodes=nodes, gpus_per_node=gpus_per_node,
-                timeout_s=timeout_s, namespace=namespace or None, queue=queue)
-    with open(metrics.path) as f:
-        for key, value in flat_numbers(json.load(f)).items():
-            metrics.log_metric(key, value)
+    run_launched("grpo", config.path, metrics, upstream, model.path, image=image, nodes=nodes,
+                 gpus_per_node=gpus_per_node, timeout_s=timeout_s, namespace=namespace or None, queue=queue)

@@ -8,6 +8,12 @@ image; sft and eval on the H100 nodepool; grpo's component is a launcher that st
 2 x 8 GPU PyTorchJob in the Kueue queue `grpo_queue` (all 16 GPUs admitted at once), streams its
 log and waits for it (the GPUs are on the job, which the step's pod owns). Artifacts travel through
 KFP's object store (MinIO); the S3 secret is mounted where a stage reads or writes s3:// itself.
+`base_model_uri` (an HF folder in S3/MinIO, e.g. s3://toolorch-models/Qwen3-8B) makes the base
+weights an artifact that sft trains from (fetched once; KFP's cache serves later runs); beyond one GPU
+(`sft_nodes` x `sft_gpus_per_node`) sft runs FSDP2 in a PyTorchJob. With `dvc_remote` set, the
+data stages' outputs go into that DVC remote and the `dvc-publish` artifact holds their pointers;
+`data_from_dvc` (`python -m toolorch.ops.dvc_publish versions dvc.lock`) starts a run from dataset
+versions a workstation pushed there instead of synthesizing them.
 """
 
 import sys
@@ -19,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `components` lives beside this folder, not in the package
 
 from components import COMPONENTS, preflight, resolve_config  # noqa: E402
+from components.base_weights import base_weights  # noqa: E402
+from components.dvc_publish import dvc_publish  # noqa: E402
 from components.images import IMAGES  # noqa: E402
 from components.resources import on_cpu, on_h100  # noqa: E402
 
@@ -29,7 +37,8 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
          grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0,
-         grpo_queue: str = "toolorch-h100"):
+         grpo_queue: str = "toolorch-h100", base_model_uri: str = "", sft_nodes: int = 1, sft_gpus_per_node: int = 1,
+         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = ""):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
     `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in.
     `grpo_queue`: the Kueue LocalQueue that admits all the grpo job's GPUs at once ('' for none)."""
@@ -37,11 +46,16 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
     checked = on_cpu(preflight(config=config, timeout_s=preflight_timeout_s), cpu="1", memory="1Gi")
-    envs = on_cpu(c["synth_envs"](config=config).after(checked)).outputs["envs"]
-    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs)).outputs["tasks"]
-    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks), cpu="8", memory="16Gi").outputs["passk"]
+    versions = dict(dvc_remote=dvc_remote, data_from_dvc=data_from_dvc)  # a dataset named there is fetched
+    envs = on_cpu(c["synth_envs"](config=config, **versions).after(checked)).outputs["envs"]
+    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs, **versions)).outputs["tasks"]
+    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks, **versions), cpu="8", memory="16Gi").outputs["passk"]
     validate = on_cpu(c["validate"](config=config, envs=envs, tasks=tasks, passk=passk))
-    sft = on_h100(c["sft"](config=config, passk=passk).after(validate), gpus=1).outputs["model"]
+    with dsl.If(dvc_remote != ""):
+        on_cpu(dvc_publish(envs=envs, tasks=tasks, passk=passk, remote=dvc_remote).after(validate), cpu="1")
+    base = on_cpu(base_weights(uri=base_model_uri), cpu="1").outputs["weights"]
+    sft = on_h100(c["sft"](config=config, passk=passk, base=base, image=IMAGES["train"], nodes=sft_nodes,
+                           gpus_per_node=sft_gpus_per_node, timeout_s=sft_timeout_s).after(validate), gpus=1).outputs["model"]
     grpo = on_cpu(c["grpo"](config=config, sft=sft, passk=passk, envs=envs, tasks=tasks, image=IMAGES["train"],
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
                             namespace=namespace, queue=grpo_queue),

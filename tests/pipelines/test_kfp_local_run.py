@@ -69,17 +69,18 @@ def stage_chain(out: Path) -> dict[str, Path]:
             "metrics": out / "metrics"}
 
 
-def kfp_local_run(root: Path) -> dict[str, Path]:
+def kfp_local_run(root: Path, **params: Any) -> dict[str, Path]:
+    """`params`: further pipeline parameters (no DVC remote unless given)."""
     from kfp import local
 
     from pipelines.full import full
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    full(profile=str(PROFILE), seed=SEED, preference_mix=PREFERENCE_MIX, overrides=SMALL)
+    full(profile=str(PROFILE), seed=SEED, preference_mix=PREFERENCE_MIX, overrides=SMALL, **{"dvc_remote": "", **params})
     [run_dir] = [p for p in root.iterdir() if p.is_dir()]
     out = {"envs": "synth-envs/envs", "tasks": "synth-tasks/tasks", "passk": "passk/passk", "sft": "sft/model",
            "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report",
-           "config": "resolve-config/config"}
+           "config": "resolve-config/config", "pointers": "dvc-publish/pointers", "base": "base-weights/weights"}
     paths = {k: run_dir / v for k, v in out.items()}
     task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
     paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})

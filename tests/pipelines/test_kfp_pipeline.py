@@ -15,7 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "pipelines" / "full.yaml"
 SPEC = yaml.safe_load_all(COMMITTED.read_text())
 PIPELINE, PLATFORM = list(SPEC)  # the pipeline spec, then the kfp-kubernetes platform spec
-TASKS = PIPELINE["root"]["dag"]["tasks"]
+ROOT_TASKS = PIPELINE["root"]["dag"]["tasks"]
+
+
+def _nested(tasks: dict) -> dict:
+    """Every task, those inside dsl.If/Else groups (`condition-*`) included."""
+    out = dict(tasks)
+    for task in tasks.values():
+        inner = PIPELINE["components"][task["componentRef"]["name"]].get("dag")
+        if inner:
+            out.update(_nested(inner["tasks"]))
+    return out
+
+
+TASKS = _nested(ROOT_TASKS)
 EXECUTORS = PIPELINE["deploymentSpec"]["executors"]
 K8S = PLATFORM["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
@@ -42,7 +55,8 @@ def test_committed_yaml_is_fresh(tmp_path):
 
 def test_components_match_the_stage_list():
     assert list(COMPONENTS) == STAGES
-    assert set(TASKS) == {TASK_OF[s] for s in STAGES} | {"resolve-config", "preflight"}
+    leaves = {n for n, t in TASKS.items() if "dag" not in PIPELINE["components"][t["componentRef"]["name"]]}
+    assert leaves == {TASK_OF[s] for s in STAGES} | {"resolve-config", "preflight", "base-weights", "dvc-publish"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -50,7 +64,7 @@ def test_task_image_and_command(stage):
     container = EXECUTORS[_executor(TASK_OF[stage])]["container"]
     assert container["image"] == IMAGES[IMAGE_OF[stage]]
     source = container["command"][-1]
-    called = f'stage_paths("{stage}"' if stage == "grpo" else f'run_stage("{stage}"'
+    called = f'run_launched("{stage}"' if stage == "grpo" else f'run_stage("{stage}"'
     assert called in source, f"{stage}: the component must call the stage, found:\n{source}"
     for upstream in {u for i in declaration(stage).inputs.values() for u in i.stages}:
         assert f'"{upstream}":' in source, f"{stage}: the component does not hand over {upstream}'s artifact"
@@ -61,7 +75,8 @@ def test_task_image_and_command(stage):
 def test_edges(stage):
     task = TASKS[TASK_OF[stage]]
     gate = {"preflight"} if stage == STAGES[0] else set()  # the experts answer before the first stage starts
-    assert set(task.get("dependentTasks", [])) == {TASK_OF[s] for s in UPSTREAM[stage]} | {"resolve-config"} | gate
+    weights = {"base-weights"} if stage == "sft" else set()  # sft trains from the base-weights artifact
+    assert set(task.get("dependentTasks", [])) == {TASK_OF[s] for s in UPSTREAM[stage]} | {"resolve-config"} | gate | weights
 
 
 @pytest.mark.parametrize("stage", GPU_STAGES)

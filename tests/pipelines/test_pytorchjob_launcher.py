@@ -20,6 +20,7 @@ from toolorch.ops.pytorchjob import (
     job_command,
     job_manifest,
     launch_grpo,
+    launch_stage,
     launch_mode,
     launcher_pod,
     local_command,
@@ -182,3 +183,12 @@ def test_the_grpo_command_accepts_every_path_the_launcher_passes():
     assert {k: str(ctx.params[k]) for k in paths} == paths
     with pytest.raises(ValueError, match="unknown grpo paths"):
         launch_grpo("cfg.yaml", {"tasks": "t.jsonl"}, outputs)
+
+
+def test_sft_launches_the_sft_stage_and_checks_its_paths():
+    local = local_command("cfg.yaml", {"trajectories_path": "t.jsonl"}, {"out_dir": "m/sft"}, nproc=8, stage="sft")
+    assert local[local.index("-m", 3) + 1] == "toolorch.stages.sft" and "--trajectories-path" in local
+    job = job_command("s3://b/c.yaml", {"trajectories_path": "s3://b/t.jsonl"}, {"out_dir": "s3://b/sft"}, 1, 8, "sft")
+    assert job[job.index("run-stage") + 1] == "sft" and "trajectories_path=s3://b/t.jsonl" in job
+    with pytest.raises(ValueError, match=r"unknown sft paths \['sft_dir'\]"):
+        launch_stage("sft", "cfg.yaml", {"sft_dir": "m"}, {"out_dir": "o"})

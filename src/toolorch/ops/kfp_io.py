@@ -69,6 +69,11 @@ def resolve_config(profile: str, seed: int, overrides: list[str], out_path: str 
     return save_config(cfg, out_path.parent, out_path.name)
 
 
+def with_overrides(config_path: str | Path, overrides: list[str], out_dir: str | Path) -> Path:
+    """The resolved config with `key=value` overrides applied, written into `out_dir`."""
+    return save_config(load_profile(config_path, overrides), Path(out_dir), "config.yaml")
+
+
 def flat_numbers(data: Any, prefix: str = "") -> dict[str, float]:
     """Numeric leaves of nested dicts as 'a.b.c' -> value; lists (histories) are left out."""
     if isinstance(data, bool):

@@ -1,8 +1,10 @@
-"""Run the grpo stage as a Kubeflow PyTorchJob on the cluster, or under torchrun without one.
+"""Run a training stage (grpo; sft across GPUs) as a Kubeflow PyTorchJob on the cluster, or under
+torchrun without one.
 
     launch_grpo(config_path, inputs, outputs, queue="toolorch-h100")   # what the grpo KFP component calls
+    launch_stage("sft", config_path, inputs, outputs, nodes=1, gpus_per_node=8)   # sft's, beyond one GPU
 
-`inputs` and `outputs` map the grpo stage's run() keywords (its declaration) to paths; each
+`inputs` and `outputs` map the stage's run() keywords (its declaration) to paths; each
 keyword is a flag of the stage's command (`sft_dir` is `--sft-dir`) and the name of a
 `run-stage --in/--out` in cluster mode.
 
@@ -68,21 +70,23 @@ def launch_mode(env: Mapping[str, str] | None = None) -> str:
     return "cluster" if env.get("KUBERNETES_SERVICE_HOST") and SA_TOKEN.exists() else "local"
 
 
-def local_command(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], nproc: int) -> list[str]:
+def local_command(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], nproc: int,
+                  stage: str = "grpo") -> list[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "toolorch.stages.grpo", "--config", str(config_path)]
+           "-m", f"toolorch.stages.{stage}", "--config", str(config_path)]
     for name, path in {**inputs, **outputs}.items():
         cmd += [flag(name), str(path)]
     return cmd
 
 
 def job_command(config_url: str, inputs: Mapping[str, str], outputs: Mapping[str, str], nodes: int,
-                gpus_per_node: int, state_url: str) -> list[str]:
-    """What each replica runs: torchrun (rendezvous from the operator's PET_* variables) over s3:// paths,
-    every rank checkpointing to `state_url`, which outlives the pods."""
+                gpus_per_node: int, state_url: str, stage: str = "grpo") -> list[str]:
+    """What each replica runs: torchrun (rendezvous from the operator's PET_* variables) over s3:// paths;
+    grpo's ranks checkpoint to `state_url`, which outlives the pods."""
     cmd = ["torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(gpus_per_node),
-           "-m", "toolorch.ops.storage_cli", "run-stage", "grpo", "--config", config_url,
-           "--set", f"stages.grpo.state_url={state_url}"]
+           "-m", "toolorch.ops.storage_cli", "run-stage", stage, "--config", config_url]
+    if stage == "grpo":
+        cmd += ["--set", f"stages.grpo.state_url={state_url}"]
     cmd += [a for name, url in inputs.items() for a in ("--in", f"{name}={url}")]
     cmd += [a for name, url in outputs.items() for a in ("--out", f"{name}={url}")]
     return cmd
@@ -227,24 +231,24 @@ def launcher_pod(core_api: Any, namespace: str, env: Mapping[str, str] | None = 
 
 
 def launch_local(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str],
-                 timeout_s: float) -> None:
+                 timeout_s: float, stage: str = "grpo") -> None:
     nproc = int(os.environ.get("TOOLORCH_LOCAL_NPROC", "1"))
-    cmd = local_command(config_path, inputs, outputs, nproc)
+    cmd = local_command(config_path, inputs, outputs, nproc, stage)
     done = subprocess.run(cmd, timeout=timeout_s)
     if done.returncode != 0:
-        raise RuntimeError(f"grpo under torchrun exited with {done.returncode}: {' '.join(cmd)}")
+        raise RuntimeError(f"{stage} under torchrun exited with {done.returncode}: {' '.join(cmd)}")
 
 
 def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
                    template_path: str | Path, image: str, nodes: int, gpus_per_node: int,
-                   timeout_s: float, namespace: str, bucket: str, queue: str,
+                   timeout_s: float, namespace: str, bucket: str, queue: str, stage: str = "grpo",
                    training: TrainingClient | None = None) -> None:
     from kubeflow.training import TrainingClient
 
     from toolorch.ops.storage import S3Store
 
     training = training or TrainingClient(namespace=namespace)
-    name = f"grpo-{uuid.uuid4().hex[:10]}"
+    name = f"{stage}-{uuid.uuid4().hex[:10]}"
     prefix = f"s3://{bucket}/pytorchjobs/{name}"
     store = S3Store()
     store.ensure_bucket(bucket)
@@ -254,7 +258,7 @@ def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: 
         store.push(v, remote_in[k])
     remote_out = {k: f"{prefix}/out/{k}/{Path(v).name}" for k, v in outputs.items()}
     template = yaml.safe_load(Path(template_path).read_text())
-    command = job_command(f"{prefix}/config.yaml", remote_in, remote_out, nodes, gpus_per_node, f"{prefix}/state")
+    command = job_command(f"{prefix}/config.yaml", remote_in, remote_out, nodes, gpus_per_node, f"{prefix}/state", stage)
     same_namespace = namespace == pod_namespace(namespace)  # else an owner reference would not hold
     body = job_manifest(template, name=name, namespace=namespace, image=image, nodes=nodes,
                         gpus_per_node=gpus_per_node, command=command,
@@ -264,6 +268,11 @@ def launch_cluster(config_path: str | Path, inputs: Mapping[str, str], outputs: 
         store.pull(remote_out[k], v)
 
 
+def pod_namespace(default: str) -> str:
+    """The launcher pod's own namespace: an owner reference only holds within one namespace."""
+    return SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.is_file() else default
+
+
 def own_namespace() -> str:
     """$TOOLORCH_NAMESPACE, else the namespace this pod runs in (KFP's or a profile's), else toolorch."""
     if os.environ.get("TOOLORCH_NAMESPACE"):
@@ -271,22 +280,46 @@ def own_namespace() -> str:
     return SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.is_file() else "toolorch"
 
 
-def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
-                template_path: str | Path | None = None, image: str = "", nodes: int = 2, gpus_per_node: int = 8,
-                timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None,
-                queue: str = "") -> str:
-    """Run grpo where it can run; returns the mode used."""
-    stage = declaration("grpo")
-    unknown = (set(inputs) - set(stage.inputs)) | (set(outputs) - (set(default_paths(stage)) - set(stage.inputs)))
+def launch_stage(stage: str, config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], *,
+                 template_path: str | Path | None = None, image: str = "", nodes: int = 2, gpus_per_node: int = 8,
+                 timeout_s: float = 24 * 3600, namespace: str | None = None, bucket: str | None = None,
+                 queue: str = "") -> str:
+    """Run `stage` where it can run; returns the mode used. The job template is grpo's: only its
+    pod (image, command, GPUs, S3 secret) and size are filled in, whichever stage it runs."""
+    decl = declaration(stage)
+    unknown = (set(inputs) - set(decl.inputs)) | (set(outputs) - (set(default_paths(decl)) - set(decl.inputs)))
     if unknown:
-        raise ValueError(f"unknown grpo paths {sorted(unknown)}")
+        raise ValueError(f"unknown {stage} paths {sorted(unknown)}")
     mode = launch_mode()
     if mode == "local":
-        launch_local(config_path, inputs, outputs, timeout_s)
+        launch_local(config_path, inputs, outputs, timeout_s, stage)
         return mode
     manifests = Path(os.environ.get("TOOLORCH_MANIFEST_DIR", "manifests"))
     launch_cluster(config_path, inputs, outputs, template_path=template_path or manifests / "pytorchjob-grpo.yaml",
                    image=image, nodes=nodes, gpus_per_node=gpus_per_node, timeout_s=timeout_s,
                    namespace=namespace or own_namespace(),
-                   bucket=bucket or os.environ.get("TOOLORCH_S3_BUCKET", "toolorch-artifacts"), queue=queue)
+                   bucket=bucket or os.environ.get("TOOLORCH_S3_BUCKET", "toolorch-artifacts"), queue=queue,
+                   stage=stage)
+    return mode
+
+
+def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Mapping[str, str], **job: Any) -> str:
+    """Run grpo where it can run (launch_stage's keywords); returns the mode used."""
+    return launch_stage("grpo", config_path, inputs, outputs, **job)
+
+
+def run_launched(stage: str, config_path: str | Path, metrics: Any, upstream: Mapping[str, str], output: str,
+                 **job: Any) -> str:
+    """What a launcher component does: the stage's paths from the artifacts (kfp_io.stage_paths),
+    the launch, then the stage's metrics logged to the KFP Metrics artifact."""
+    import json
+    import tempfile
+
+    from toolorch.ops.kfp_io import flat_numbers, stage_paths
+
+    paths = {k: str(v) for k, v in stage_paths(stage, upstream, output, metrics.path, tempfile.mkdtemp()).items()}
+    outputs = {k: paths.pop(k) for k in (declaration(stage).output, "metrics_path")}
+    mode = launch_stage(stage, config_path, paths, outputs, **job)
+    for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
+        metrics.log_metric(key, value)
     return mode

@@ -7,6 +7,7 @@ and moved into place, the resolved config and metrics beside them; a progress ba
 """
 from __future__ import annotations
 
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,6 @@ def staged(folders: dict[str, Path]) -> Iterator[dict[str, Path]]:
             _remove(p)
         raise
     for key, p in partial.items():
-        if p.exists():
+        if p.exists() and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote them
             folders[key].parent.mkdir(parents=True, exist_ok=True)
             replace_folder(p, folders[key])

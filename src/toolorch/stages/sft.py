@@ -3,6 +3,7 @@
 Warm-start the orchestrator on verified trajectories (loss on assistant tokens only).
 
     python -m toolorch.stages.sft --config configs/tiny.yaml
+    torchrun --nproc-per-node 8 -m toolorch.stages.sft --config C.yaml --set stages.sft.precision=bf16   # FSDP2
     toolorch sft --config configs/tiny.yaml --set stages.sft.epochs=3 --set stages.sft.base=path/to/hf_model
 
 Reads passk's trajectories (`--trajectories-path`; full chats, system prompt first). The base model
@@ -14,6 +15,9 @@ tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Wri
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
 (`--out-dir`), and its metrics (`--metrics-path`): losses, token counts, throughput.
 Seeded: the same data, config and seed give the same weights on CPU.
+Under torchrun (WORLD_SIZE > 1) the model is sharded with FSDP2 over all ranks (bf16 compute on
+fp32 master weights with `precision: bf16`, `activation_checkpointing` to fit long rows) and
+rank 0 writes the checkpoint and metrics.
 """
 from __future__ import annotations
 
@@ -33,7 +37,15 @@ from toolorch.runtime.model_store import ModelStoreError, resolve_model
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.stages.io import finish, progress_bar
 from toolorch.stages.stage import Input, SeededByProfile, Stage
-from toolorch.train.distributed import default_device
+from toolorch.train.distributed import (
+    Dist,
+    checkpoint_activations,
+    close,
+    full_state_dict,
+    init_distributed,
+    save_hf,
+    shard,
+)
 from toolorch.train.packing import Sample, pack
 from toolorch.train.sft import SFTLoop, train_sft
 
@@ -88,25 +100,51 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
     settings: SFTSettings = cfg.stages.sft
     torch.set_num_threads(settings.threads)
     trajs = load_trajectories(Path(trajectories_path), settings.max_trajectories)
+    # the base is built before the process group exists: HF saves only on rank 0 inside one,
+    # and every rank builds its own (seeded, so identical) tiny base
     with tempfile.TemporaryDirectory() as scratch:
         model, tokenizer = load_base(settings, chat_texts([t.messages for t in trajs]), cfg.seed, Path(scratch))
-    model.to(default_device())
+    dist = init_distributed()
+    try:
+        return train_and_save(cfg, settings, trajs, model, tokenizer, Path(out_dir), metrics_path, dist)
+    finally:
+        close(dist)
+
+
+def prepare(model: torch.nn.Module, settings: SFTSettings, dist: Dist) -> torch.nn.Module:
+    if settings.activation_checkpointing:
+        checkpoint_activations(model)
+    return shard(model, dist, param_dtype=torch.bfloat16 if settings.precision == "bf16" else None)
+
+
+def train_and_save(cfg: Config, settings: SFTSettings, trajs: list[Trajectory], model: torch.nn.Module, tokenizer: Any,
+                   out_dir: Path, metrics_path: Path, dist: Dist) -> dict[str, Any]:
+    model = prepare(model, settings, dist)
     samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
     start = time.perf_counter()
     total = loop.epochs * max(1, -(-len(rows) // loop.rows_per_step))
-    with progress_bar("sft") as bar:
+    with progress_bar("sft", enabled=dist.main) as bar:
         job = bar.add_task("sft", total=total, info="")
         history = train_sft(model, rows, tokenizer.pad_token_id, loop,
-                            log=lambda r: bar.update(job, advance=1, info=f"loss {r['loss']:.3f}"))
+                            log=lambda r: bar.update(job, advance=1, info=f"loss {r['loss']:.3f}"), dist=dist)
     seconds = time.perf_counter() - start
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    weights = full_state_dict(model, dist, rank0_only=True)  # every rank joins the gather
+    metrics = sft_metrics(settings, trajs, rows, samples, history, seconds, model)
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_hf(model, weights, out_dir, dist)
+        tokenizer.save_pretrained(out_dir)
+        finish(cfg, out_dir, metrics, metrics_path)
+    dist.barrier()
+    return metrics
+
+
+def sft_metrics(settings: SFTSettings, trajs: list[Trajectory], rows: list, samples: list[Sample],
+                history: list[dict], seconds: float, model: torch.nn.Module) -> dict[str, Any]:
     trained_tokens = sum(h["tokens"] for h in history)
-    metrics = {
+    return {
         "trajectories": len(trajs), "rows": len(rows), "steps": len(history),
         "tokens": sum(len(s) for s in samples), "trained_tokens_per_epoch": trained_tokens // settings.epochs,
         "truncated": sum(len(s) > settings.max_len for s in samples),
@@ -116,8 +154,6 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
         "train_seconds": seconds, "trained_tokens_per_s": trained_tokens / max(seconds, 1e-9),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    return finish(cfg, out_dir, metrics, metrics_path)
-
 
 STAGE = Stage(
     "sft", SFTSettings, run,
