@@ -188,7 +188,8 @@ def test_the_grpo_command_accepts_every_path_the_launcher_passes():
 def test_sft_launches_the_sft_stage_and_checks_its_paths():
     local = local_command("cfg.yaml", {"trajectories_path": "t.jsonl"}, {"out_dir": "m/sft"}, nproc=8, stage="sft")
     assert local[local.index("-m", 3) + 1] == "toolorch.stages.sft" and "--trajectories-path" in local
-    job = job_command("s3://b/c.yaml", {"trajectories_path": "s3://b/t.jsonl"}, {"out_dir": "s3://b/sft"}, 1, 8, "sft")
+    job = job_command("s3://b/c.yaml", {"trajectories_path": "s3://b/t.jsonl"}, {"out_dir": "s3://b/sft"}, 1, 8,
+                      "s3://b/state", "sft")
     assert job[job.index("run-stage") + 1] == "sft" and "trajectories_path=s3://b/t.jsonl" in job
     with pytest.raises(ValueError, match=r"unknown sft paths \['sft_dir'\]"):
         launch_stage("sft", "cfg.yaml", {"sft_dir": "m"}, {"out_dir": "o"})

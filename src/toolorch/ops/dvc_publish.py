@@ -1,7 +1,7 @@
 """A pipeline run's datasets into the DVC remote (MinIO), and back out: the cluster side of DVC.
 
     python -m toolorch.ops.dvc_publish push s3://toolorch-dvc POINTERS_DIR envs=PATH tasks=PATH passk=PATH
-    python -m toolorch.ops.dvc_publish fetch s3://toolorch-dvc data/passk.dvc OUT_DIR
+    python -m toolorch.ops.dvc_publish fetch s3://toolorch-dvc run-1/passk.dvc OUT_DIR
     python -m toolorch.ops.dvc_publish versions dvc.lock      # envs=<md5>.dir,tasks=...,passk=...
 
 `push` puts each dataset into the remote under its content hash (DVC's own `dvc add` and
@@ -33,9 +33,12 @@ import yaml
 
 from toolorch.core.errors import RunFailed
 from toolorch.ops.storage import S3Store, split_s3
+from toolorch.stages import declaration
 
 REMOTE = "minio"  # the remote's name in .dvc/config, so pointers read the same in both repos
-DATASETS = {"envs": "data/envs", "tasks": "data/tasks", "passk": "data/passk"}  # name -> dvc.yaml out
+# name -> the stage's dvc.yaml out, as its declaration says
+DATASETS = {name: declaration(stage).outputs["out_dir"]
+            for name, stage in (("envs", "synth_envs"), ("tasks", "synth_tasks"), ("passk", "passk"))}
 MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
