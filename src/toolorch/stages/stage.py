@@ -51,6 +51,9 @@ class Stage:
     after: tuple[str, ...] = ()  # stages that must succeed first although it reads none of their outputs
     options: dict[str, str] = field(default_factory=dict)  # further run() keywords on the command line -> help
     staged: bool = True  # outputs built aside and moved into place only when the run succeeds
+    # merge(cfg, part_dirs, <output keyword>=..., metrics_path=...): a stage whose run() takes
+    # `shard` (toolorch.stages.shards) writes parts that this merges into one run's outputs
+    merge: Callable[..., dict[str, Any]] | None = None
 
     @property
     def command(self) -> str:
