@@ -7,6 +7,8 @@
 image; sft and eval on the H100 nodepool; grpo's component is a launcher that starts a
 2 x 8 GPU PyTorchJob and waits for it (the GPUs are on the job). Artifacts travel through
 KFP's object store (MinIO); the S3 secret is mounted where a stage reads or writes s3:// itself.
+synth-tasks, passk and eval run as `shards` tasks side by side (`dsl.ParallelFor`), a failed shard
+retried alone, and a merge step whose output equals one process's (toolorch.stages.shards).
 """
 
 import sys
@@ -17,30 +19,44 @@ from kfp import compiler, dsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `components` lives beside this folder, not in the package
 
-from components import COMPONENTS, resolve_config  # noqa: E402
+from components import COMPONENTS, SHARDS, resolve_config, shard_indices  # noqa: E402
 from components.images import IMAGES  # noqa: E402
 from components.resources import on_cpu, on_h100  # noqa: E402
 
 PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
+# A shard lost to a preempted node or a flaky endpoint is run again alone, the others kept.
+SHARD_RETRY = {"num_retries": 3, "backoff_duration": "15s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
+
+
+def sharded(stage: str, indices, shards, place, config,
+            **inputs) -> dsl.PipelineTask:
+    """`stage` as one task per shard (`place` sets each one's resources) and the merge of their parts."""
+    with dsl.ParallelFor(indices) as shard:
+        part = place(SHARDS[stage](config=config, shard=shard, shards=shards, **inputs)).set_retry(**SHARD_RETRY)
+    return COMPONENTS[stage](config=config, parts=dsl.Collected(part.outputs["part"]))
 
 
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
-         grpo_timeout_s: int = 86400):
-    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS)."""
+         grpo_timeout_s: int = 86400, shards: int = 1):
+    """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
+    `shards` splits synth-tasks, passk and eval (one pod, or one GPU for eval, per shard)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
     envs = on_cpu(c["synth_envs"](config=config)).outputs["envs"]
-    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs)).outputs["tasks"]
-    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks), cpu="8", memory="16Gi").outputs["passk"]
+    indices = on_cpu(shard_indices(shards=shards), cpu="1", memory="1Gi").output
+    tasks = on_cpu(sharded("synth_tasks", indices, shards, on_cpu, config, envs=envs)).outputs["tasks"]
+    passk = on_cpu(sharded("passk", indices, shards, lambda t: on_cpu(t, cpu="8", memory="16Gi"), config, envs=envs,
+                           tasks=tasks)).outputs["passk"]
     validate = on_cpu(c["validate"](config=config, envs=envs, tasks=tasks, passk=passk))
     sft = on_h100(c["sft"](config=config, passk=passk).after(validate), gpus=1).outputs["model"]
     grpo = on_cpu(c["grpo"](config=config, sft=sft, passk=passk, envs=envs, tasks=tasks, image=IMAGES["train"],
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s),
                   cpu="1", memory="2Gi").outputs["model"]
-    on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1)
+    on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, envs=envs, tasks=tasks, sft=sft,
+                   grpo=grpo))
 
 
 def compile_pipeline(path: Path = PIPELINE_YAML) -> Path:

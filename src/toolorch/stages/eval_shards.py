@@ -41,7 +41,8 @@ def merge(cfg: Config, part_dirs: list[Path], out_dir: Path, metrics_path: Path)
 
     records, metas = read_parts(part_dirs, "eval")
     first = metas[0]
-    contexts = [{k: v for k, v in m["context"].items() if k != "benchmarks"} for m in metas]
+    # notes name each shard's own scratch folder; benchmarks ran in shard 0 only
+    contexts = [{k: v for k, v in m["context"].items() if k not in ("notes", "benchmarks")} for m in metas]
     if any(c != contexts[0] for c in contexts):
         raise ShardError("eval: the shards ran with different tasks, lineups or blocks")
     wall_s: dict[str, float] = {}
