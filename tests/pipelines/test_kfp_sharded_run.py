@@ -2,7 +2,6 @@
 merge) run locally (kfp.local.SubprocessRunner): shards=3 gives the artifacts and metrics of shards=1
 byte for byte, and a passk shard that fails once is retried alone (KFP's `set_retry`, which the local
 runner honours per task) while the other shards run once."""
-from __future__ import annotations
 
 import json
 import logging
