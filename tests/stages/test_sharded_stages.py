@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from kfp_sink import MetricsSink
 
-from toolorch.core.config import Config
+from toolorch.core.config import Config, save_config
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import write_jsonl
 from toolorch.core.records import Task, ToolCall
 from toolorch.stages import as_profile, load_profile, passk, synth_envs, synth_tasks
 from toolorch.stages import eval as eval_stage
+from toolorch.ops.kfp_io import merge_shards, run_shard, run_stage
 from toolorch.stages.shards import FAIL_ONCE_ENV, Shard, ShardError, fail_once_if_asked, read_parts
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "eval"))
@@ -135,3 +137,21 @@ def test_an_injected_failure_hits_one_shard_once(tmp_path, monkeypatch):
         fail_once_if_asked("passk", Shard(1, 3))
     fail_once_if_asked("passk", Shard(1, 3))  # the retry goes through
     assert marker.exists()
+
+
+def test_the_kfp_component_bodies_shard_and_merge_like_the_stage(passk_world, tmp_path):
+    cfg = load_profile(TINY, ["stages.passk.progress=false", "stages.passk.k=2"])
+    config = save_config(cfg, tmp_path, "config.yaml")
+    upstream = {"synth_envs": passk_world / "envs", "synth_tasks": passk_world / "tasks"}
+    run_stage("passk", config, MetricsSink(tmp_path / "whole.json"), upstream, tmp_path / "whole")
+    parts = [tmp_path / f"part{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        sink = MetricsSink(tmp_path / f"part{i}.json")
+        run_shard("passk", config, sink, upstream, part, shard=i, shards=2)
+        assert sink.logged["shard"] == i and sink.logged["records"] > 0
+    merged = MetricsSink(tmp_path / "merged.json")
+    merge_shards("passk", config, merged, parts, tmp_path / "merged")
+    assert _files(tmp_path / "merged") == _files(tmp_path / "whole")
+    assert merged.logged["tasks_in"] == 9 and "pass@1" in merged.logged
+    with pytest.raises(ValueError, match="stage sft does not run in shards"):
+        run_shard("sft", config, merged, {}, tmp_path / "x", shard=0, shards=1)
