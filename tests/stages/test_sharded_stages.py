@@ -14,10 +14,16 @@ from toolorch.core.config import Config, save_config
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import write_jsonl
 from toolorch.core.records import Task, ToolCall
+from toolorch.ops.kfp_io import merge_shards, run_shard, run_stage
 from toolorch.stages import as_profile, load_profile, passk, synth_envs, synth_tasks
 from toolorch.stages import eval as eval_stage
-from toolorch.ops.kfp_io import merge_shards, run_shard, run_stage
-from toolorch.stages.shards import FAIL_ONCE_ENV, Shard, ShardError, fail_once_if_asked, read_parts
+from toolorch.stages.shards import (
+    FAIL_ONCE_ENV,
+    Shard,
+    ShardError,
+    fail_once_if_asked,
+    read_parts,
+)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "eval"))
 from eval_tasks import library_tasks  # the held-out tasks of the unit tests

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from toolorch.core.config import Config
 from toolorch.core.jsonl import write_json
 from toolorch.eval.runner import EvalRow
-from toolorch.stages.shards import PART_META, PART_RECORDS, ShardError, read_parts, write_part
+from toolorch.stages.shards import (
+    PART_META,
+    PART_RECORDS,
+    ShardError,
+    read_parts,
+    write_part,
+)
 
 if TYPE_CHECKING:
     from toolorch.stages.eval import Evaluation
