@@ -4,17 +4,20 @@ A component's typed signature is its interface in the KFP UI: the artifacts of t
 it reads, its output artifact, its Metrics. Which file of an artifact becomes which run()
 keyword comes from the stage's declaration (toolorch.ops.kfp_io.stage_paths), and
 tests/pipelines checks every signature against the declarations. COMPONENTS maps a stage
-name to its component; pipelines/full.py wires the DAG.
+name to the component that writes its output; SHARDS maps a sharded stage to the component
+that runs one shard of it (COMPONENTS' entry then merges the shards' parts); pipelines/full.py
+wires the DAG.
 """
 
 from components.config import resolve_config
-from components.eval import eval_policies
+from components.eval import eval_policies, eval_shard
 from components.grpo import grpo
-from components.passk import passk
+from components.passk import passk, passk_shard
 from components.preflight import preflight
 from components.sft import sft
+from components.shards import shard_indices
 from components.synth_envs import synth_envs
-from components.synth_tasks import synth_tasks
+from components.synth_tasks import synth_tasks, synth_tasks_shard
 from components.validate import validate
 
 COMPONENTS = {
@@ -26,5 +29,6 @@ COMPONENTS = {
     "grpo": grpo,
     "eval": eval_policies,
 }
+SHARDS = {"synth_tasks": synth_tasks_shard, "passk": passk_shard, "eval": eval_shard}
 
-__all__ = ["COMPONENTS", "preflight", "resolve_config"]
+__all__ = ["COMPONENTS", "SHARDS", "preflight", "resolve_config", "shard_indices"]

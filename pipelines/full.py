@@ -14,6 +14,8 @@ weights an artifact that sft trains from (fetched once; KFP's cache serves later
 data stages' outputs go into that DVC remote and the `dvc-publish` artifact holds their pointers;
 `data_from_dvc` (`python -m toolorch.ops.dvc_publish versions dvc.lock`) starts a run from dataset
 versions a workstation pushed there instead of synthesizing them.
+synth-tasks, passk and eval run as `shards` tasks side by side (`dsl.ParallelFor`), a failed shard
+retried alone, and a merge step whose output equals one process's (toolorch.stages.shards).
 """
 
 import sys
@@ -24,13 +26,24 @@ from kfp import compiler, dsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `components` lives beside this folder, not in the package
 
-from components import COMPONENTS, preflight, resolve_config  # noqa: E402
+from components import COMPONENTS, SHARDS, preflight, resolve_config, shard_indices  # noqa: E402
 from components.base_weights import base_weights  # noqa: E402
 from components.dvc_publish import dvc_publish  # noqa: E402
 from components.images import IMAGES  # noqa: E402
 from components.resources import on_cpu, on_h100  # noqa: E402
 
 PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
+# A shard lost to a preempted node or a flaky endpoint is run again alone, the others kept.
+SHARD_RETRY = {"num_retries": 3, "backoff_duration": "15s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
+
+
+def sharded(stage: str, indices, shards, place, config, merge_args: dict,
+            **inputs) -> dsl.PipelineTask:
+    """`stage` as one task per shard (`place` sets each one's resources) and the merge of their parts
+    (`merge_args`: the merge component's own parameters)."""
+    with dsl.ParallelFor(indices) as shard:
+        part = place(SHARDS[stage](config=config, shard=shard, shards=shards, **inputs)).set_retry(**SHARD_RETRY)
+    return COMPONENTS[stage](config=config, parts=dsl.Collected(part.outputs["part"]), **merge_args)
 
 
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
@@ -38,18 +51,21 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
          grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0,
          grpo_queue: str = "toolorch-h100", base_model_uri: str = "", sft_nodes: int = 1, sft_gpus_per_node: int = 1,
-         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = ""):
+         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = "", shards: int = 1):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
     `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in.
-    `grpo_queue`: the Kueue LocalQueue that admits all the grpo job's GPUs at once ('' for none)."""
+    `grpo_queue`: the Kueue LocalQueue that admits all the grpo job's GPUs at once ('' for none).
+    `shards` splits synth-tasks, passk and eval (one pod, or one GPU for eval, per shard)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
     checked = on_cpu(preflight(config=config, timeout_s=preflight_timeout_s), cpu="1", memory="1Gi")
     versions = dict(dvc_remote=dvc_remote, data_from_dvc=data_from_dvc)  # a dataset named there is fetched
     envs = on_cpu(c["synth_envs"](config=config, **versions).after(checked)).outputs["envs"]
-    tasks = on_cpu(c["synth_tasks"](config=config, envs=envs, **versions)).outputs["tasks"]
-    passk = on_cpu(c["passk"](config=config, envs=envs, tasks=tasks, **versions), cpu="8", memory="16Gi").outputs["passk"]
+    indices = on_cpu(shard_indices(shards=shards), cpu="1", memory="1Gi").output
+    tasks = on_cpu(sharded("synth_tasks", indices, shards, on_cpu, config, versions, envs=envs)).outputs["tasks"]
+    passk = on_cpu(sharded("passk", indices, shards, lambda t: on_cpu(t, cpu="8", memory="16Gi"), config, versions,
+                           envs=envs, tasks=tasks)).outputs["passk"]
     validate = on_cpu(c["validate"](config=config, envs=envs, tasks=tasks, passk=passk))
     with dsl.If(dvc_remote != ""):
         on_cpu(dvc_publish(envs=envs, tasks=tasks, passk=passk, remote=dvc_remote).after(validate), cpu="1")
@@ -60,7 +76,8 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
                             namespace=namespace, queue=grpo_queue),
                   cpu="1", memory="2Gi").outputs["model"]
-    on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1)
+    on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, {}, envs=envs, tasks=tasks, sft=sft,
+                   grpo=grpo))
 
 
 def compile_pipeline(path: Path = PIPELINE_YAML) -> Path:

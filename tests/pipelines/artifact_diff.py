@@ -37,6 +37,19 @@ def without_timings(data: Any) -> Any:
     return data
 
 
+def comparable(metrics: dict[str, Any]) -> Any:
+    """Metrics without timings; a path a stage read or wrote counts by its last part only (the two
+    runs keep their files in different folders)."""
+    def unpathed(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: unpathed(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [unpathed(x) for x in v]
+        return v.rsplit("/", 1)[-1] if isinstance(v, str) and "/" in v else v
+
+    return unpathed(without_timings(metrics))
+
+
 def sqlite_contents(path: Path) -> dict[str, Any]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         schema = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()

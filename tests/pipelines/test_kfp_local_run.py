@@ -13,11 +13,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from artifact_diff import tree_differences, without_timings
+from artifact_diff import comparable, tree_differences
 
 from toolorch.ops.kfp_io import markdown_report
 from toolorch.stages import STAGES
@@ -85,19 +84,6 @@ def kfp_local_run(root: Path, **params: Any) -> dict[str, Path]:
     task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
     paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})
     return paths
-
-
-def comparable(metrics: dict[str, Any]) -> Any:
-    """Metrics without timings; a path a stage read or wrote counts by its last part only (the two
-    runs keep their files in different folders)."""
-    def unpathed(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: unpathed(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [unpathed(x) for x in v]
-        return v.rsplit("/", 1)[-1] if isinstance(v, str) and "/" in v else v
-
-    return unpathed(without_timings(metrics))
 
 
 @pytest.mark.slow

@@ -67,6 +67,9 @@ class ExpertConfig(Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     max_tokens: int = Field(512, ge=1)
+    # openai backend, per process (one KFP shard): calls in flight and started per second (None: unlimited)
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    requests_per_s: int | None = Field(None, ge=1)
     # The latency the orchestrator is told to expect (seconds per call); None: a simulated expert's
     # declared mean, else no figure
     latency_s: float | None = Field(None, ge=0)

@@ -5,6 +5,8 @@ helper takes plain paths (an artifact's `.path`) so it also runs, and is tested,
 
     resolve_config("tiny", seed=0, overrides=[], out_path="config.yaml", k=0, group_size=0)
     run_stage("passk", "config.yaml", metrics, {"synth_envs": envs.path, "synth_tasks": tasks.path}, passk.path)
+    run_shard("passk", "config.yaml", metrics, {...}, part.path, shard=1, shards=3)   # one shard's part
+    merge_shards("passk", "config.yaml", metrics, [p.path for p in parts], passk.path)  # the stage's output
 
 A component names the artifacts of the stages it reads by stage name; which file of an
 artifact becomes which run() keyword comes from the stage's declaration (`stage_paths`).
@@ -20,6 +22,7 @@ from typing import Any, Mapping, Protocol
 
 from toolorch.core.config import save_config
 from toolorch.stages import declaration, load_profile
+from toolorch.stages.shards import Shard, fail_once_if_asked
 
 # Pipeline parameter -> config key; an empty value ("" or 0) keeps the profile's value.
 PARAMETER_KEYS = {
@@ -117,16 +120,42 @@ def fetch_base(base: str) -> None:
 
 
 def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
-              output: str | Path) -> dict[str, Any]:
+              output: str | Path, **options: Any) -> dict[str, Any]:
     """Run the stage on the resolved config and the artifacts; log its metrics to `metrics`."""
     cfg = load_profile(config_path)
     if stage == "sft":
         fetch_base(cfg.stages.sft.base)
     with tempfile.TemporaryDirectory() as scratch:
-        result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch))
+        result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch), **options)
+    log_metrics(metrics)
+    return result
+
+
+def run_shard(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
+              part: str | Path, shard: int, shards: int) -> dict[str, Any]:
+    """One shard of a sharded stage (toolorch.stages.shards): its part of the work, as a part artifact."""
+    if declaration(stage).merge is None:
+        raise ValueError(f"stage {stage} does not run in shards")
+    which = Shard(shard, shards)
+    fail_once_if_asked(stage, which)
+    return run_stage(stage, config_path, metrics, upstream, part, shard=which)
+
+
+def merge_shards(stage: str, config_path: str | Path, metrics: MetricsSink, parts: list[str | Path],
+                 output: str | Path) -> dict[str, Any]:
+    """The stage's output artifact from its shards' parts, as one process would have written it."""
+    merge = declaration(stage).merge
+    if merge is None:
+        raise ValueError(f"stage {stage} does not run in shards")
+    result = merge(load_profile(config_path), [Path(p) for p in parts],
+                   **{declaration(stage).output: Path(output), "metrics_path": Path(metrics.path)})
+    log_metrics(metrics)
+    return result
+
+
+def log_metrics(metrics: MetricsSink) -> None:
     for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
         metrics.log_metric(key, value)
-    return result
 
 
 def models_dir(out: str | Path, **checkpoints: str) -> Path:

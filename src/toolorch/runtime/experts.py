@@ -17,6 +17,7 @@ from typing import Protocol
 from toolorch.core.catalog import Catalog, CatalogExpert, SimulatedProfile
 from toolorch.core.records import Task, normalize_answer
 from toolorch.core.seeds import stable_seed
+from toolorch.runtime.endpoint_gate import endpoint_gate
 from toolorch.runtime.openai_chat import (
     EndpointError,
     complete,
@@ -139,12 +140,14 @@ class OpenAIExpert:
         if cfg.api_key_env and not key:  # else every call would be an error observation, and training goes on
             raise ExpertError(f"openai expert '{cfg.name}': its key variable {cfg.api_key_env} is not set")
         self.client = make_client(cfg.base_url, key, cfg.timeout_s)
+        self.gate = endpoint_gate(cfg.base_url, cfg.max_concurrency, cfg.requests_per_s)
 
     def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
         start = time.monotonic()
         try:
             resp = complete(
-                self.client, attempts=self.cfg.max_retries + 1, backoff_s=self.backoff_s, model=self.cfg.model,
+                self.client, attempts=self.cfg.max_retries + 1, backoff_s=self.backoff_s, gate=self.gate,
+                model=self.cfg.model,
                 messages=[{"role": "user", "content": prompt}], max_tokens=self.cfg.max_tokens, temperature=0.0,
             )
         except EndpointError as e:

@@ -1,12 +1,16 @@
 """One chat completion against an OpenAI-compatible endpoint, with bounded retries and backoff.
 
     resp = complete(make_client(url, key, timeout_s=60), attempts=3, model="m", messages=[...])
+    resp = complete(client, attempts=3, gate=endpoint_gate(url, 8, 20), ...)   # bounded per endpoint
     text = reply_text(resp)   # the message's text, valid Unicode whatever the server sent
 """
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
+
+from toolorch.runtime.endpoint_gate import EndpointGate
 
 
 class EndpointError(RuntimeError):
@@ -42,7 +46,9 @@ def reply_text(resp: Any) -> str:
     return valid_unicode(resp.choices[0].message.content or "") if resp.choices else ""
 
 
-def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: Any) -> Any:
+def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, gate: EndpointGate | None = None,
+             **request: Any) -> Any:
+    """The completion, retried with backoff; each attempt passes `gate` (not the sleeps between)."""
     import openai
 
     retryable = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
@@ -50,7 +56,9 @@ def complete(client: Any, *, attempts: int, backoff_s: float = 0.5, **request: A
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            return checked(client.chat.completions.create(**request), client.base_url)
+            with gate or nullcontext():
+                resp = client.chat.completions.create(**request)
+            return checked(resp, client.base_url)
         except UnicodeEncodeError as e:  # our request, before anything was sent (a ValueError too)
             bad = e.object[e.start:e.end] if isinstance(e.object, str) else "?"
             raise EndpointError(f"the request to {client.base_url} cannot be encoded as UTF-8: it holds {bad!r} "

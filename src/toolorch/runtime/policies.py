@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from toolorch.core.records import ToolCall
 from toolorch.runtime.chat import Tools, prompt_ids
+from toolorch.runtime.endpoint_gate import EndpointGate
 from toolorch.runtime.experts import approx_tokens
 from toolorch.runtime.openai_chat import complete, make_client, valid_unicode
 from toolorch.runtime.parsing import hermes_text, render_call
@@ -161,8 +162,10 @@ class OpenAIPolicy:
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None, temperature: float = 0.0,
-                 max_tokens: int = 256, timeout_s: float = 60.0, max_retries: int = 3, seed: int = 0):
+                 max_tokens: int = 256, timeout_s: float = 60.0, max_retries: int = 3, seed: int = 0,
+                 gate: EndpointGate | None = None):
         self.name = f"openai:{model}"
+        self.gate = gate  # shared bound on calls to this endpoint (runtime.endpoint_gate)
         self.model = model
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         self.client = make_client(base_url, key, timeout_s)
@@ -182,7 +185,7 @@ class OpenAIPolicy:
                                    "temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
         if tools:
             request["tools"] = tools
-        resp = complete(self.client, attempts=self.attempts, **request)
+        resp = complete(self.client, attempts=self.attempts, gate=self.gate, **request)
         message = resp.choices[0].message
         calls = [(c.function.name, c.function.arguments or "") for c in message.tool_calls or []
                  if getattr(c, "function", None) is not None]

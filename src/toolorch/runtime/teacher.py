@@ -40,6 +40,7 @@ from toolorch.core.records import (
 )
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.chat import Tools
+from toolorch.runtime.endpoint_gate import endpoint_gate
 from toolorch.runtime.env import Environment
 from toolorch.runtime.experts import Expert
 from toolorch.runtime.policies import (
@@ -78,6 +79,9 @@ class OnlineTeacher(BaseModel):
     max_tokens: int = Field(256, ge=1)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    # per process (one KFP shard): calls in flight and started per second (None: unlimited)
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    requests_per_s: int | None = Field(None, ge=1)
 
 
 # ---------------------------------------------------------------- grounding
@@ -237,7 +241,8 @@ def online_policy(settings: OnlineTeacher, seed: int, sample: int) -> Policy:
     return OpenAIPolicy(settings.base_url, settings.model, api_key_env=settings.api_key_env,
                         temperature=settings.temperature, max_tokens=settings.max_tokens,
                         timeout_s=settings.timeout_s, max_retries=settings.max_retries,
-                        seed=stable_seed(seed, "online-teacher", sample) % (2**31))
+                        seed=stable_seed(seed, "online-teacher", sample) % (2**31),
+                        gate=endpoint_gate(settings.base_url, settings.max_concurrency, settings.requests_per_s))
 
 
 def reverify(task: Task, env: Environment, catalog: Catalog, experts: dict[str, Expert] | None = None) -> str | None:

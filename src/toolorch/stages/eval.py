@@ -36,7 +36,9 @@ from toolorch.eval.oracle import oracle_rows
 from toolorch.eval.report import write_report
 from toolorch.eval.runner import Block, EvalRow, Seen, run_policy
 from toolorch.runtime.env import load_envs
+from toolorch.stages.eval_shards import merge, write_shard
 from toolorch.stages.io import finish
+from toolorch.stages.shards import Shard
 from toolorch.stages.stage import Input, Stage
 
 
@@ -123,19 +125,29 @@ class Evaluation:
     """Runs blocks of (policy x task) episodes and collects their rows."""
 
     def __init__(self, cfg: Config, settings: EvalSettings, tasks: list[Task], lineup: Lineup, seen: Seen,
-                 envs_dir: Path):
+                 envs_dir: Path, shard: Shard | None = None):
         self.cfg, self.settings, self.lineup, self.seen = cfg, settings, lineup, seen
         self.tasks = tasks
         self.aux_tasks = stratified_subsample(tasks, settings.aux_max_tasks, cfg.seed)
         self.envs = load_envs(envs_dir, {t.env for t in tasks})
         self.rows: list[EvalRow] = []
         self.wall_s: dict[str, float] = {}  # run metadata (block/policy -> seconds), not a result
+        self.shard = shard or Shard(0, 1)  # episodes run only on this shard's tasks
+        self.positions: list[tuple[int, int]] = []  # per row: (run, task's place in its block): one process's order
+        self.runs = 0
 
-    def _timed_run(self, key: str, *args: Any, **kwargs: Any) -> list[EvalRow]:
+    def _timed_run(self, key: str, tasks: list[Task], *args: Any, **kwargs: Any) -> list[EvalRow]:
         start = time.monotonic()
-        rows = run_policy(*args, **kwargs)
+        rows = run_policy(self._placed(tasks), *args, **kwargs)
         self.wall_s[key] = self.wall_s.get(key, 0.0) + time.monotonic() - start
         return rows
+
+    def _placed(self, tasks: list[Task]) -> list[Task]:
+        """This shard's part of `tasks`, each row's place in one process's order recorded."""
+        positions = self.shard.positions(tasks, lambda t: t.id)
+        self.runs += 1
+        self.positions += [(self.runs, i) for i in positions]
+        return [tasks[i] for i in positions]
 
     def block(self, name: str, cfg: Config, names: list[str], tasks: list[Task]) -> list[str]:
         """Run `names` (oracle last) in one block; returns the policies that ran."""
@@ -148,7 +160,7 @@ class Evaluation:
                 ran.append(self.lineup.policy_name(policy))
         if "oracle" in names:
             start = time.monotonic()
-            rows += oracle_rows(tasks, self.envs, block, rows, self.seen)
+            rows += oracle_rows(self._placed(tasks), self.envs, block, rows, self.seen)
             self.wall_s[f"{name}/oracle"] = time.monotonic() - start
             ran.append("oracle")
         self.rows += rows
@@ -183,9 +195,12 @@ def run_blocks(ev: Evaluation, names: list[str], sweep: list[str]) -> dict[str, 
 
 
 def run(cfg: Config, tasks_path: Path, envs_dir: Path, models_dir: Path, out_dir: Path, metrics_path: Path,
-        checkpoint: Path | None = None, train_tasks_path: Path | None = None) -> dict[str, Any]:
+        checkpoint: Path | None = None, train_tasks_path: Path | None = None,
+        shard: Shard | None = None) -> dict[str, Any]:
     """Evaluate; `checkpoint` evaluates that one HF folder instead of the configured lineup.
-    `train_tasks_path` (default: train.jsonl beside the tasks) tells seen from unseen worlds."""
+    `train_tasks_path` (default: train.jsonl beside the tasks) tells seen from unseen worlds.
+    With `shard`, episodes run on that shard's tasks only, written as a part for `merge`
+    (toolorch.stages.eval_shards)."""
     settings: EvalSettings = cfg.stages.eval
     tasks = heldout_sample(tasks_path, settings.max_tasks, cfg.seed)
     train_path = Path(train_tasks_path or Path(tasks_path).parent / "train.jsonl")
@@ -196,23 +211,36 @@ def run(cfg: Config, tasks_path: Path, envs_dir: Path, models_dir: Path, out_dir
                     settings.only_expert_search, settings.prompted_base)
     names = [f"hf:{checkpoint}"] if checkpoint else expand(settings.policies, cfg.catalog())
     sweep = names[:1] if checkpoint else settings.sweep_policies
-    ev = Evaluation(cfg, settings, tasks, lineup, seen, envs_dir)
+    ev = Evaluation(cfg, settings, tasks, lineup, seen, envs_dir, shard)
     descriptions = run_blocks(ev, names, sweep)
-    write_jsonl(out_dir / "results.jsonl", ev.rows)
-    metrics = summarize(ev.rows, settings.utility_a, settings.cost_unit_usd, settings.bootstrap_samples, cfg.seed)
+    context = {"tasks": str(tasks_path), "n_tasks": len(tasks), "n_aux_tasks": len(ev.aux_tasks),
+               "seen_from": str(train_path) if seen.envs is not None else None, "block_descriptions": descriptions,
+               "notes": lineup.notes}
+    if settings.benchmarks is not None and ev.shard.index == 0:  # once, beside the first shard's part
+        context["benchmarks"] = run_benchmarks(cfg, settings.benchmarks, lineup, names, out_dir)
+    if shard is not None:
+        return write_shard(ev, context, out_dir, metrics_path)
+    return write_outputs(cfg, settings, ev.rows, context, ev.wall_s, out_dir, metrics_path)
+
+
+def write_outputs(cfg: Config, settings: EvalSettings, rows: list[EvalRow], context: dict[str, Any],
+                  wall_s: dict[str, float], out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """results.jsonl, the metrics and report.md from every row of the run (what the merge calls too)."""
+    write_jsonl(out_dir / "results.jsonl", rows)
+    metrics = summarize(rows, settings.utility_a, settings.cost_unit_usd, settings.bootstrap_samples, cfg.seed)
     simulated = sorted({e.name for e in cfg.experts if e.backend == "simulated"}
                        | {e.name for e in settings.generalisation.add_experts if e.backend == "simulated"})
     metrics.update(
         config={**settings.model_dump(mode="json", exclude={"benchmarks"}), "seed": cfg.seed, "profile": cfg.profile,
-                "tasks": str(tasks_path), "n_tasks": len(tasks), "n_aux_tasks": len(ev.aux_tasks),
-                "seen_from": str(train_path) if seen.envs is not None else None,
-                "simulated_expert_names": simulated, "block_descriptions": descriptions},
+                "tasks": context["tasks"], "n_tasks": context["n_tasks"], "n_aux_tasks": context["n_aux_tasks"],
+                "seen_from": context["seen_from"],
+                "simulated_expert_names": simulated, "block_descriptions": context["block_descriptions"]},
         simulated_experts=bool(simulated),
-        notes=lineup.notes + _trained_note(metrics["policies"]),
-        wall_s={k: round(v, 2) for k, v in ev.wall_s.items()},
+        notes=context["notes"] + _trained_note(metrics["policies"]),
+        wall_s={k: round(v, 2) for k, v in wall_s.items()},
     )
-    if settings.benchmarks is not None:
-        metrics["benchmarks"] = run_benchmarks(cfg, settings.benchmarks, lineup, names, out_dir)
+    if "benchmarks" in context:
+        metrics["benchmarks"] = context["benchmarks"]
     write_report(metrics, out_dir)
     return finish(cfg, out_dir, metrics, metrics_path)
 
@@ -238,6 +266,7 @@ STAGE = Stage(
     outputs={"out_dir": "reports/eval"},
     reads=("episode", "experts"),
     options={"checkpoint": "Evaluate only this HF checkpoint folder (instead of the configured policies)."},
+    merge=merge,
 )
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ its output folder (`--out-dir`):
     stats.json          per-task successes and the pass@1 / pass@k tables
 and its metrics (`--metrics-path`): pass@1 and pass@k overall / per category / per
 difficulty, kept and dropped counts, trajectories per second.
-Same config and seed -> byte-identical data files (only the throughput metric varies).
+Same config and seed -> byte-identical data files (only the throughput metric varies), whether
+one process runs every task or shards split them (`run(..., shard=Shard(i, n))` writes a part,
+`merge` joins the parts; toolorch.stages.shards).
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ from toolorch.runtime.teacher import (
     reverify,
 )
 from toolorch.stages.io import finish, progress_bar
+from toolorch.stages.shards import Shard, ShardError, read_parts, write_part
 from toolorch.stages.stage import Input, Stage
 
 
@@ -232,7 +235,9 @@ def summarize(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
-def run(cfg: Config, envs_dir: Path, tasks_path: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+def run(cfg: Config, envs_dir: Path, tasks_path: Path, out_dir: Path, metrics_path: Path,
+        shard: Shard | None = None) -> dict[str, Any]:
+    """The stage; with `shard`, only that shard's tasks, written as a part for `merge`."""
     settings: PasskSettings = cfg.stages.passk
     envs_dir, tasks_path, out_dir = Path(envs_dir), Path(tasks_path), Path(out_dir)
     tasks = read_jsonl(tasks_path, Task)
@@ -240,11 +245,34 @@ def run(cfg: Config, envs_dir: Path, tasks_path: Path, out_dir: Path, metrics_pa
         tasks = tasks[: settings.max_tasks]
     if not tasks:
         raise PasskError(f"{tasks_path} holds no tasks")
-    envs = load_envs(envs_dir, {t.env for t in tasks})
+    positions = shard.positions(tasks, lambda t: t.id) if shard else list(range(len(tasks)))
+    mine = [tasks[i] for i in positions]
+    envs = load_envs(envs_dir, {t.env for t in mine})
     start = time.perf_counter()
-    results = run_all(cfg, settings, tasks, envs)
+    results = run_all(cfg, settings, mine, envs)
     elapsed = time.perf_counter() - start
+    if shard is not None:
+        records = ((i, {"task": task.model_dump(mode="json"), "kept": [t.model_dump(mode="json") for t in good],
+                        "row": row}) for i, (task, good, row) in zip(positions, results))
+        meta = write_part(out_dir, shard, "passk", records, len(tasks), elapsed)
+        write_json(metrics_path, meta)
+        return meta
+    return write_outputs(cfg, settings, results, elapsed, out_dir, metrics_path)
 
+
+def merge(cfg: Config, part_dirs: list[Path], out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """The shards' parts as one run's outputs, byte for byte (the throughput counts the slowest shard)."""
+    records, metas = read_parts(part_dirs, "passk")
+    if len(records) != metas[0]["total"]:
+        raise ShardError(f"passk: the parts hold {len(records)} of {metas[0]['total']} tasks")
+    results = [(Task.model_validate(r["task"]), [Trajectory.model_validate(t) for t in r["kept"]], r["row"])
+               for r in records]
+    return write_outputs(cfg, cfg.stages.passk, results, max(m["seconds"] for m in metas), Path(out_dir),
+                         metrics_path)
+
+
+def write_outputs(cfg: Config, settings: PasskSettings, results: list[TaskResult], elapsed: float, out_dir: Path,
+                  metrics_path: Path) -> dict[str, Any]:
     rows = [row for _, _, row in results]
     write_jsonl(out_dir / "tasks.jsonl", (task for task, good, _ in results if good))
     n_traj = write_jsonl(out_dir / "trajectories.jsonl", (t for _, good, _ in results for t in good))
@@ -257,9 +285,9 @@ def run(cfg: Config, envs_dir: Path, tasks_path: Path, out_dir: Path, metrics_pa
         f"pass@{settings.k}": stats["overall"][f"pass@{settings.k}"],
         "by_category": stats["by_category"],
         "by_difficulty": stats["by_difficulty"],
-        "trajectories_run": len(tasks) * settings.k,
+        "trajectories_run": len(results) * settings.k,
         "trajectories_kept": n_traj,
-        "trajectories_per_s": round(len(tasks) * settings.k / max(elapsed, 1e-9), 2),
+        "trajectories_per_s": round(len(results) * settings.k / max(elapsed, 1e-9), 2),
         "teacher": settings.teacher,
     }
     return finish(cfg, out_dir, metrics, metrics_path)
@@ -276,6 +304,7 @@ STAGE = Stage(
     inputs={"envs_dir": Input("synth_envs"), "tasks_path": Input("synth_tasks", "train.jsonl")},
     outputs={"out_dir": "data/passk"},
     reads=("episode", "experts"),
+    merge=merge,
 )
 
 if __name__ == "__main__":

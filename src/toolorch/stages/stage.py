@@ -53,6 +53,9 @@ class Stage:
     staged: bool = True  # outputs built aside and moved into place only when the run succeeds
     persist: bool = False  # dvc keeps the output folder across re-runs (it holds state a re-run resumes from)
     dvc_options: tuple[str, ...] = ()  # flags dvc's command adds to the stage's own
+    # merge(cfg, part_dirs, <output keyword>=..., metrics_path=...): a stage whose run() takes
+    # `shard` (toolorch.stages.shards) writes parts that this merges into one run's outputs
+    merge: Callable[..., dict[str, Any]] | None = None
 
     @property
     def command(self) -> str:

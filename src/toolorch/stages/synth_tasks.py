@@ -17,7 +17,9 @@ templates (metrics record which kind each held-out task is). Every kept task is
 re-verified (its gold calls executed again in a fresh session must give its answer, or
 for world-changing tasks reach its final state): one failure fails the stage. Tasks that
 come with imported environments (tau2-bench, `synth_envs.tau2_domains`) join as whole
-held-out environments. The folder is built aside and swapped in.
+held-out environments. The folder is built aside and swapped in. Sharded (KFP), each shard
+drafts and verifies the environments it owns (`run(..., shard=Shard(i, n))`) and `merge`
+deduplicates, splits and writes them as one process would (toolorch.stages.shards).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.gold import verify_tasks
 from toolorch.runtime.preferences import parse_mix, preference_kind
 from toolorch.stages.io import finish
+from toolorch.stages.shards import Shard, read_parts, write_part
 from toolorch.stages.stage import Input, Stage
 from toolorch.synth.domain import synth_seed
 from toolorch.synth.envs import HINTS_FILE, IMPORTED_TASKS, replace_folder
@@ -89,27 +92,64 @@ def imported_tasks(envs: list[Environment]) -> list[Task]:
     return tasks
 
 
-def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path, shard: Shard | None = None) -> dict[str, Any]:
+    """The stage; with `shard`, only the environments that shard owns, written as a part for `merge`."""
     settings: SynthTasksSettings = cfg.stages.synth_tasks
     envs = synthesizable_envs(envs_dir)
-    seed = cfg.seed + settings.seed_offset
+    mine = shard.select(envs, lambda e: e.name) if shard else envs
     start = time.perf_counter()
-    drafted, rejected = synthesize_tasks(envs, cfg.catalog(), settings.tasks_per_template, seed, settings.workers,
+    drafted, rejected = synthesize_tasks(mine, cfg.catalog(), settings.tasks_per_template,
+                                         cfg.seed + settings.seed_offset, settings.workers,
                                          preference_mix=settings.preference_mix)
-    kept, duplicates = dedup(drafted)
-    plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction, synth_seed(seed, "split"))
-    tasks = apply_split(kept, plan)
-    imported = imported_tasks(envs)
-    if imported:  # imported benchmark worlds are whole held-out environments
-        plan = plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
-        tasks += imported
+    imported = imported_tasks(mine)
     synth_s = time.perf_counter() - start
-    failures = verify_tasks(envs, tasks, cfg.catalog(), settings.workers)
+    check_verified(mine, dedup(drafted)[0] + imported, cfg, settings.workers)  # duplicates are per environment
     verify_s = time.perf_counter() - start - synth_s
+    if shard is not None:
+        place = {e.name: i for i, e in enumerate(envs)}
+        records = [((order, place[t.env], i), {"kind": kind, "task": t.model_dump(mode="json")})
+                   for order, (kind, group) in enumerate((("drafted", drafted), ("imported", imported)))
+                   for i, t in enumerate(group)]
+        meta = write_part(Path(out_dir), shard, "synth_tasks", records, total=len(envs), seconds=synth_s + verify_s,
+                          rejected=dict(rejected), synth_seconds=synth_s, verify_seconds=verify_s)
+        write_json(metrics_path, meta)
+        return meta
+    return write_tasks(cfg, settings, drafted, rejected, imported, synth_s, verify_s, Path(out_dir), metrics_path)
+
+
+def merge(cfg: Config, part_dirs: list[Path], out_dir: Path, metrics_path: Path) -> dict[str, Any]:
+    """The shards' parts as one run's outputs, byte for byte (timings: the slowest shard's)."""
+    records, metas = read_parts(part_dirs, "synth_tasks")
+    tasks = {kind: [Task.model_validate(r["task"]) for r in records if r["kind"] == kind]
+             for kind in ("drafted", "imported")}
+    rejected: Counter[str] = Counter()
+    for m in metas:
+        rejected.update(m["rejected"])
+    return write_tasks(cfg, cfg.stages.synth_tasks, tasks["drafted"], rejected, tasks["imported"],
+                       max(m["synth_seconds"] for m in metas), max(m["verify_seconds"] for m in metas),
+                       Path(out_dir), metrics_path)
+
+
+def check_verified(envs: list[Environment], tasks: list[Task], cfg: Config, workers: int) -> None:
+    """Every task's gold calls, executed again in a fresh session, give its answer (or final state)."""
+    failures = verify_tasks(envs, tasks, cfg.catalog(), workers)
     if failures:
         listed = "; ".join(f"{tid}: {why}" for tid, why in failures[:10])
         raise VerificationError(f"{len(failures)}/{len(tasks)} tasks do not re-verify: {listed}")
-    write_outputs(Path(out_dir), tasks, plan)
+
+
+def write_tasks(cfg: Config, settings: SynthTasksSettings, drafted: list[Task], rejected: Counter[str],
+                imported: list[Task], synth_s: float, verify_s: float, out_dir: Path,
+                metrics_path: Path) -> dict[str, Any]:
+    """Deduplicated, split tasks (imported ones held out) with their split plan and metrics."""
+    kept, duplicates = dedup(drafted)
+    plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction,
+                      synth_seed(cfg.seed + settings.seed_offset, "split"))
+    tasks = apply_split(kept, plan)
+    if imported:  # imported benchmark worlds are whole held-out environments
+        plan = plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
+        tasks += imported
+    write_outputs(out_dir, tasks, plan)
     metrics = task_metrics(tasks, plan)
     metrics.update(
         drafted=len(drafted), duplicates_dropped=duplicates, rejected=dict(sorted(rejected.items())),
@@ -162,6 +202,7 @@ STAGE = Stage(
     inputs={"envs_dir": Input("synth_envs")},
     outputs={"out_dir": "data/tasks"},
     reads=("episode", "experts"),
+    merge=merge,
 )
 
 if __name__ == "__main__":
