@@ -83,6 +83,7 @@ class EvalSettings(Settings):
     prompted_base: Optional[str] = None  # None: a random-init tiny model of the default spec
     generalisation: GeneralisationSettings = GeneralisationSettings()
     benchmarks: Optional[BenchmarkSettings] = None  # HLE / FRAMES / tau2-bench adapters; None: none run
+    workers: int = Field(4, ge=1)  # tasks run at once per policy (eval.runner); rows are the same for any number
 
     policies_known = field_validator("policies", "sweep_policies")(known_policies)
 
@@ -133,7 +134,7 @@ class Evaluation:
 
     def _timed_run(self, key: str, *args: Any, **kwargs: Any) -> list[EvalRow]:
         start = time.monotonic()
-        rows = run_policy(*args, **kwargs)
+        rows = run_policy(*args, **kwargs, workers=self.settings.workers)
         self.wall_s[key] = self.wall_s.get(key, 0.0) + time.monotonic() - start
         return rows
 

@@ -19,9 +19,12 @@ kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tas
 in its output folder (`--out-dir`; written in place: it holds the state a re-run resumes from)
     ./            HF checkpoint + config.resolved.yaml
     tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
+    dvclive/      the same scalars as curves, one TSV each (dvc.yaml's plots draw them)
     state/        full training state (torch.distributed.checkpoint) for resume
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
-vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
+vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first. Progress goes to the log
+(step, reward terms, tokens/s, elapsed, ETA; toolorch.core.progress) and, with
+TOOLORCH_METRICS_PORT set, to a Prometheus endpoint on rank 0 (toolorch.train.exporter).
 
 Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
 with the same training config (everything but how the run goes: `RUN_ONLY`); else it exits
@@ -39,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.core.config import Config
 from toolorch.core.errors import UsageError
+from toolorch.core.progress import Progress
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
@@ -46,6 +50,7 @@ from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.checkpoint import config_changes, has_state, saved_config
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
+from toolorch.train.exporter import TrainingExporter, watchers
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
 
@@ -57,6 +62,7 @@ class HeldoutSettings(BaseModel):
     max_tasks: Optional[int] = Field(24, ge=1)
     seeds: list[int] = [0, 1, 2]
     temperature: float = Field(0.7, ge=0)
+    workers: int = Field(4, ge=1)  # runs (policy x seed) at once; the report is the same for any number
 
 
 class GRPOSettings(LoopConfig, SeededByProfile):
@@ -66,6 +72,8 @@ class GRPOSettings(LoopConfig, SeededByProfile):
     resume: bool = True
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
+
+SHOWN = ("reward/", "accuracy", "loss", "kl")  # the scalars a progress line shows
 
 # how a run goes, not what it trains: these may change between a run and its resume
 RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout"}
@@ -120,7 +128,8 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                                 "to skip the check)")
     tasks = heldout_sample(heldout_path, s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
-                       max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
+                       max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code,
+                       workers=s.heldout.workers)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
                           load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg), hc)
@@ -141,10 +150,17 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
-        log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
+        log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
+                        resume=resume and has_state(out_dir / "state"))
+        exporter = TrainingExporter.from_env(dist.main)
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log, resume=resume,
-                          run_config=run_config)
+        try:
+            with Progress("grpo", loop.steps, show=SHOWN, enabled=dist.main, watchers=watchers(exporter)) as progress:
+                completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, out_dir / "state", log,
+                                  resume=resume, run_config=run_config, progress=progress)
+        finally:
+            if exporter is not None:
+                exporter.close()
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:

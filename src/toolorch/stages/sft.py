@@ -11,7 +11,9 @@ is trained on these chats (toolorch.runtime.modeling), anything else is an HF mo
 Chats are tokenized with the model's chat template, packed into rows of `max_len`
 tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes an HF
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
-(`--out-dir`), and its metrics (`--metrics-path`): losses, token counts, throughput.
+(`--out-dir`) with its loss curve (tensorboard/ and dvclive/, drawn by `dvc plots show`), and its
+metrics (`--metrics-path`): losses, token counts, throughput. Progress goes to the log (step, loss,
+tokens/s, elapsed, ETA) and, with TOOLORCH_METRICS_PORT set, to a Prometheus endpoint.
 Seeded: the same data, config and seed give the same weights on CPU.
 """
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pydantic import Field
 
 from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl
+from toolorch.core.progress import Progress
 from toolorch.core.records import Trajectory
 from toolorch.runtime.chat import chat_texts, tokenize_chat
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
-from toolorch.stages.io import finish, progress_bar
+from toolorch.stages.io import finish
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.distributed import default_device
+from toolorch.train.exporter import TrainingExporter, watchers
 from toolorch.train.packing import Sample, pack
+from toolorch.train.scalars import ScalarLog
 from toolorch.train.sft import SFTLoop, train_sft
 
 
@@ -81,6 +86,12 @@ def load_base(settings: SFTSettings, texts: list[str], seed: int, scratch: Path)
     return model, tokenizer
 
 
+def log_step(record: dict[str, Any], scalars: ScalarLog, progress: Progress, rows_per_step: int) -> None:
+    step = record["step"] + 1
+    scalars.write(step, {"loss": record["loss"], "lr": record["lr"], "tokens": record["tokens"]})
+    progress.update(step, {"loss": record["loss"], "lr": record["lr"]}, tokens=record["tokens"], samples=rows_per_step)
+
+
 def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
     settings: SFTSettings = cfg.stages.sft
     torch.set_num_threads(settings.threads)
@@ -91,14 +102,20 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
     samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
+    out_dir = Path(out_dir)
     start = time.perf_counter()
     total = loop.epochs * max(1, -(-len(rows) // loop.rows_per_step))
-    with progress_bar("sft") as bar:
-        job = bar.add_task("sft", total=total, info="")
-        history = train_sft(model, rows, tokenizer.pad_token_id, loop,
-                            log=lambda r: bar.update(job, advance=1, info=f"loss {r['loss']:.3f}"))
+    scalars = ScalarLog(out_dir / "tensorboard", curves=out_dir / "dvclive")
+    exporter = TrainingExporter.from_env(main=True)
+    try:
+        with Progress("sft", total, show=("loss", "lr"), watchers=watchers(exporter)) as progress:
+            history = train_sft(model, rows, tokenizer.pad_token_id, loop,
+                                log=lambda r: log_step(r, scalars, progress, loop.rows_per_step))
+    finally:
+        scalars.close()
+        if exporter is not None:
+            exporter.close()
     seconds = time.perf_counter() - start
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
