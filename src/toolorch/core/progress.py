@@ -72,8 +72,9 @@ class Progress:
     left, so a resumed run (whose first update is step 7 of 10) estimates from its own pace."""
 
     def __init__(self, label: str, total: int, show: Sequence[str] = (), enabled: bool = True,
-                 watchers: Sequence[Watcher] = (), every_s: float | None = None):
-        self.label, self.total, self.show = label, max(1, total), tuple(show)
+                 watchers: Sequence[Watcher] = (), every_s: float | None = None, unit: str = "step"):
+        self.label, self.total, self.show, self.unit = label, max(1, total), tuple(show), unit
+        self.counts_tokens = False
         self.updates = 0
         self.enabled, self.watchers = enabled, list(watchers)
         self.every_s = log_every_s() if every_s is None else every_s
@@ -98,33 +99,34 @@ class Progress:
             self.bar.stop()
 
     def update(self, done: int, scalars: dict[str, float] | None = None, tokens: float = 0, samples: float = 0) -> None:
-        """`done` updates finished so far (the step number after it); `tokens`/`samples` this update processed."""
-        if not self.enabled:
-            return
+        """`done` updates finished so far (the step number after it); `tokens`/`samples` this update
+        processed. Watchers hear every update; lines and the bar only come when `enabled` (rank 0)."""
         now = time.perf_counter()
         self.updates += 1
+        self.counts_tokens = self.counts_tokens or tokens > 0
         self.window_tokens += tokens
         self.window_samples += samples
         window = max(now - self.window_began, 1e-9)
         elapsed = now - self.began
-        per_update = elapsed / self.updates
         numbers = {"step": float(done), "total_steps": float(self.total), "elapsed_s": elapsed,
-                   "eta_s": per_update * max(0, self.total - done),
+                   "eta_s": elapsed / self.updates * max(0, self.total - done),
                    "tokens_per_s": self.window_tokens / window, "samples_per_s": self.window_samples / window,
                    **(scalars or {})}
         for watcher in self.watchers:
             watcher.update(self.label, numbers)
+        if not self.enabled:
+            return
         if self.bar is not None:
             self.bar.update(self.bar_task, completed=done)
-        due = self.last_logged is None or done >= self.total or now - self.last_logged >= self.every_s
-        if due:
+        if self.last_logged is None or done >= self.total or now - self.last_logged >= self.every_s:
             LOG.info(self.line(done, numbers))
             self.last_logged, self.window_began = now, now
             self.window_tokens = self.window_samples = 0.0
 
     def line(self, done: int, numbers: dict[str, float]) -> str:
         shown = " ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(self.show) and self.show)
-        rates = f"{numbers['tokens_per_s']:.0f} tokens/s {numbers['samples_per_s']:.3g} samples/s"
-        parts = [f"{self.label} step {done}/{self.total} ({100 * done / self.total:.0f}%)", shown, rates,
+        rates = f"{numbers['tokens_per_s']:.0f} tokens/s " if self.counts_tokens else ""
+        rates += f"{numbers['samples_per_s']:.3g} samples/s"
+        parts = [f"{self.label} {self.unit} {done}/{self.total} ({100 * done / self.total:.0f}%)", shown, rates,
                  f"elapsed {clock(numbers['elapsed_s'])} ETA {clock(numbers['eta_s'])}"]
         return " | ".join(p for p in parts if p)

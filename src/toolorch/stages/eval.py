@@ -16,6 +16,7 @@ A deployed orchestrator is scored like a checkpoint by naming its endpoint as a 
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -38,6 +39,8 @@ from toolorch.eval.runner import Block, EvalRow, Seen, run_policy
 from toolorch.runtime.env import load_envs
 from toolorch.stages.io import finish
 from toolorch.stages.stage import Input, Stage
+
+LOG = logging.getLogger("toolorch.eval")
 
 
 def known_policies(names: Optional[list[str]]) -> Optional[list[str]]:
@@ -135,7 +138,10 @@ class Evaluation:
     def _timed_run(self, key: str, *args: Any, **kwargs: Any) -> list[EvalRow]:
         start = time.monotonic()
         rows = run_policy(*args, **kwargs, workers=self.settings.workers)
-        self.wall_s[key] = self.wall_s.get(key, 0.0) + time.monotonic() - start
+        seconds = time.monotonic() - start
+        self.wall_s[key] = self.wall_s.get(key, 0.0) + seconds
+        LOG.info("eval %s: %d tasks in %.1f s, accuracy %.3f", key, len(rows), seconds,
+                 sum(r.correct for r in rows) / max(1, len(rows)))
         return rows
 
     def block(self, name: str, cfg: Config, names: list[str], tasks: list[Task]) -> list[str]:

@@ -24,7 +24,7 @@ in its output folder (`--out-dir`; written in place: it holds the state a re-run
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
 vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first. Progress goes to the log
 (step, reward terms, tokens/s, elapsed, ETA; toolorch.core.progress) and, with
-TOOLORCH_METRICS_PORT set, to a Prometheus endpoint on rank 0 (toolorch.train.exporter).
+TOOLORCH_METRICS_PORT set, to a Prometheus endpoint on each node (toolorch.train.exporter).
 
 Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
 with the same training config (everything but how the run goes: `RUN_ONLY`); else it exits
@@ -50,7 +50,7 @@ from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.checkpoint import config_changes, has_state, saved_config
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
-from toolorch.train.exporter import TrainingExporter, watchers
+from toolorch.train.exporter import TrainingExporter, node_main, watchers
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
 
@@ -152,7 +152,7 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
                         resume=resume and has_state(out_dir / "state"))
-        exporter = TrainingExporter.from_env(dist.main)
+        exporter = TrainingExporter.from_env(node_main())
         start = time.perf_counter()
         try:
             with Progress("grpo", loop.steps, show=SHOWN, enabled=dist.main, watchers=watchers(exporter)) as progress:

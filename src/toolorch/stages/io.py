@@ -36,7 +36,7 @@ class progress_bar:
             self.progress.__exit__(*exc)
 
     def add_task(self, label: str, total: int, info: str = "") -> int:
-        self.progress = Progress(label, total, enabled=self.enabled).__enter__()
+        self.progress = Progress(label, total, enabled=self.enabled, unit="task").__enter__()
         return 0
 
     def advance(self, job: int, n: int = 1) -> None:

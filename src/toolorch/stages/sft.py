@@ -106,7 +106,7 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
     start = time.perf_counter()
     total = loop.epochs * max(1, -(-len(rows) // loop.rows_per_step))
     scalars = ScalarLog(out_dir / "tensorboard", curves=out_dir / "dvclive")
-    exporter = TrainingExporter.from_env(main=True)
+    exporter = TrainingExporter.from_env(serves=True)
     try:
         with Progress("sft", total, show=("loss", "lr"), watchers=watchers(exporter)) as progress:
             history = train_sft(model, rows, tokenizer.pad_token_id, loop,

@@ -1,10 +1,15 @@
-"""A training job's progress on a Prometheus endpoint (rank 0 only), scraped through manifests/podmonitor-training.yaml.
+"""A training job's progress on a Prometheus endpoint, one per node (its local rank 0), scraped
+through manifests/podmonitor-training.yaml and drawn by helm/dashboards/training.json.
 
-    exporter = TrainingExporter.from_env(dist.main)      # serves when TOOLORCH_METRICS_PORT is set
-    with Progress("grpo", total, watchers=exporter.watchers) as progress: ...
+    exporter = TrainingExporter.from_env(node_main())     # serves when TOOLORCH_METRICS_PORT is set
+    with Progress("grpo", total, watchers=watchers(exporter)) as progress: ...
     exporter.close()
 
-Series (label `job` is the stage: sft, grpo):
+Every rank sees the same step scalars (rewards are gathered over ranks, token counts summed), so
+each node's endpoint reports the job's numbers and its own GPU memory; with one endpoint per pod
+every scrape target of a multi-node job is up, whichever pod rank 0 landed on.
+
+Series (label `stage`: sft, grpo; `job`, `namespace`, `pod` come from the scrape):
     toolorch_train_step / toolorch_train_total_steps / toolorch_train_eta_seconds
     toolorch_train_tokens_per_second / toolorch_train_samples_per_second
     toolorch_train_reward{term}            the reward terms (outcome, cost, ..., total) of the last step
@@ -27,7 +32,7 @@ VALUES = ("loss", "kl", "entropy", "accuracy", "lr", "grad_norm", "cost_usd", "l
 class TrainingExporter:
     def __init__(self, port: int | None = None, addr: str = "0.0.0.0"):
         self.registry = CollectorRegistry()
-        gauge = lambda name, doc, labels=(): Gauge(name, doc, ("job", *labels), registry=self.registry)  # noqa: E731
+        gauge = lambda name, doc, labels=(): Gauge(name, doc, ("stage", *labels), registry=self.registry)  # noqa: E731
         self.step = gauge("toolorch_train_step", "Optimizer steps done.")
         self.total = gauge("toolorch_train_total_steps", "Optimizer steps the run will take.")
         self.eta = gauge("toolorch_train_eta_seconds", "Estimated seconds to the last step.")
@@ -41,10 +46,10 @@ class TrainingExporter:
             self.server, _ = start_http_server(port, addr=addr, registry=self.registry)
 
     @classmethod
-    def from_env(cls, main: bool) -> TrainingExporter | None:
-        """An exporter serving on $TOOLORCH_METRICS_PORT on rank 0; None elsewhere or when unset."""
+    def from_env(cls, serves: bool) -> TrainingExporter | None:
+        """An exporter serving on $TOOLORCH_METRICS_PORT when `serves`; None otherwise or when unset."""
         raw = os.environ.get(PORT_ENV, "")
-        if not main or not raw:
+        if not serves or not raw:
             return None
         if not raw.isdigit():
             raise ValueError(f"{PORT_ENV}={raw!r} is not a port number")
@@ -69,6 +74,11 @@ class TrainingExporter:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+def node_main() -> bool:
+    """Local rank 0: the process of its node (pod) that serves the endpoint."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 def gpu_memory_bytes() -> float | None:

@@ -39,11 +39,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_exporter_serves_progress_on_rank_0(monkeypatch):
+def test_exporter_serves_progress_over_http(monkeypatch):
     port = _free_port()
     monkeypatch.setenv("TOOLORCH_METRICS_PORT", str(port))
-    assert TrainingExporter.from_env(main=False) is None
-    exporter = TrainingExporter.from_env(main=True)
+    assert TrainingExporter.from_env(serves=False) is None
+    exporter = TrainingExporter.from_env(serves=True)
     try:
         progress = Progress("grpo", total=10, watchers=[exporter], every_s=1e9)
         progress.update(3, {"reward/total": 0.4, "reward/cost": -0.02, "loss": 0.1, "tool_mix/search": 0.5},
@@ -53,17 +53,17 @@ def test_exporter_serves_progress_on_rank_0(monkeypatch):
         exporter.close()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
-    assert samples[("toolorch_train_step", (("job", "grpo"),))] == 3
-    assert samples[("toolorch_train_total_steps", (("job", "grpo"),))] == 10
-    assert samples[("toolorch_train_reward", (("job", "grpo"), ("term", "total")))] == 0.4
-    assert samples[("toolorch_train_reward", (("job", "grpo"), ("term", "cost")))] == -0.02
-    assert samples[("toolorch_train_value", (("job", "grpo"), ("name", "loss")))] == 0.1
-    assert samples[("toolorch_train_tokens_per_second", (("job", "grpo"),))] > 0
-    assert samples[("toolorch_train_samples_per_second", (("job", "grpo"),))] > 0
+    assert samples[("toolorch_train_step", (("stage", "grpo"),))] == 3
+    assert samples[("toolorch_train_total_steps", (("stage", "grpo"),))] == 10
+    assert samples[("toolorch_train_reward", (("stage", "grpo"), ("term", "total")))] == 0.4
+    assert samples[("toolorch_train_reward", (("stage", "grpo"), ("term", "cost")))] == -0.02
+    assert samples[("toolorch_train_value", (("name", "loss"), ("stage", "grpo")))] == 0.1
+    assert samples[("toolorch_train_tokens_per_second", (("stage", "grpo"),))] > 0
+    assert samples[("toolorch_train_samples_per_second", (("stage", "grpo"),))] > 0
     assert not any("tool_mix" in str(key) for key in samples)  # per-tool keys stay out of the label set
 
 
 def test_exporter_port_must_be_a_number(monkeypatch):
     monkeypatch.setenv("TOOLORCH_METRICS_PORT", "http")
     with pytest.raises(ValueError, match="not a port number"):
-        TrainingExporter.from_env(main=True)
+        TrainingExporter.from_env(serves=True)
