@@ -20,6 +20,7 @@ in its output folder (`--out-dir`; written in place: it holds the state a re-run
     ./            HF checkpoint + config.resolved.yaml
     tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
     dvclive/      the same scalars as curves, one TSV each (dvc.yaml's plots draw them)
+    curves/       report.md with charts of those curves (the KFP run's Markdown artifact)
     state/        full training state (torch.distributed.checkpoint) for resume
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
 vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first. Progress goes to the log
@@ -49,6 +50,7 @@ from toolorch.runtime.episode import Runtime
 from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.checkpoint import config_changes, has_state, saved_config
+from toolorch.train.curves import write_curves
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
 from toolorch.train.exporter import TrainingExporter, node_main, watchers
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
@@ -173,10 +175,11 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         save_policy(state, out_dir)
         if log.history:
             metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
+        log.close()
         if dist.main:
+            write_curves(out_dir / "dvclive", out_dir / "curves", "grpo")
             metrics["heldout"] = heldout_check(s, state, Path(sft_dir), Path(heldout_path), Path(envs_dir), cfg)
             finish(cfg, out_dir, metrics, metrics_path)
-        log.close()
         dist.barrier()
         return metrics
     finally:

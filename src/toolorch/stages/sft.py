@@ -11,7 +11,8 @@ is trained on these chats (toolorch.runtime.modeling), anything else is an HF mo
 Chats are tokenized with the model's chat template, packed into rows of `max_len`
 tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes an HF
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
-(`--out-dir`) with its loss curve (tensorboard/ and dvclive/, drawn by `dvc plots show`), and its
+(`--out-dir`) with its loss curve (tensorboard/, dvclive/ drawn by `dvc plots show`, and
+curves/report.md with its charts), and its
 metrics (`--metrics-path`): losses, token counts, throughput. Progress goes to the log (step, loss,
 tokens/s, elapsed, ETA) and, with TOOLORCH_METRICS_PORT set, to a Prometheus endpoint.
 Seeded: the same data, config and seed give the same weights on CPU.
@@ -34,6 +35,7 @@ from toolorch.runtime.chat import chat_texts, tokenize_chat
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
 from toolorch.stages.io import finish
 from toolorch.stages.stage import Input, SeededByProfile, Stage
+from toolorch.train.curves import write_curves
 from toolorch.train.distributed import default_device
 from toolorch.train.exporter import TrainingExporter, watchers
 from toolorch.train.packing import Sample, pack
@@ -116,6 +118,7 @@ def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path)
         if exporter is not None:
             exporter.close()
     seconds = time.perf_counter() - start
+    write_curves(out_dir / "dvclive", out_dir / "curves", "sft")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -55,6 +55,7 @@ class ScalarLog:
             self.writer.close()
         if self.live is not None:
             self.live.end()
+        self.writer = self.live = None
 
 
 def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:
