@@ -1,14 +1,15 @@
-"""sft component: toolorch.stages.sft.run, in this pod on one GPU, as a PyTorchJob across more."""
+"""sft component: toolorch.stages.sft.run, in this pod on one GPU, as a PyTorchJob across more; plus its
+training curves as a Markdown artifact."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.images import IMAGES
 
 
 @dsl.component(base_image=IMAGES["train"], install_kfp_package=False)
 def sft(config: Input[Artifact], passk: Input[Dataset], base: Input[Model], model: Output[Model],
-        metrics: Output[Metrics], image: str = "", nodes: int = 1, gpus_per_node: int = 1, timeout_s: int = 86400):
+        metrics: Output[Metrics], curves: Output[Markdown], image: str = "", nodes: int = 1, gpus_per_node: int = 1, timeout_s: int = 86400):
     """Warm-start the orchestrator on the verified trajectories.
 
     Args:
@@ -18,9 +19,10 @@ def sft(config: Input[Artifact], passk: Input[Dataset], base: Input[Model], mode
         gpus_per_node: torchrun processes and GPUs per replica.
         timeout_s: Give up on the PyTorchJob (and delete it) after this long.
     """
+    import os
     import tempfile
 
-    from toolorch.ops.kfp_io import run_stage, with_overrides
+    from toolorch.ops.kfp_io import markdown_report, run_stage, with_overrides
     from toolorch.ops.pytorchjob import run_launched
     from toolorch.ops.weights import base_overrides
 
@@ -32,3 +34,4 @@ def sft(config: Input[Artifact], passk: Input[Dataset], base: Input[Model], mode
     else:
         run_launched("sft", config_path, metrics, {"passk": passk.path}, model.path, image=image, nodes=nodes,
                      gpus_per_node=gpus_per_node, timeout_s=timeout_s)
+    markdown_report(os.path.join(model.path, "curves"), curves.path)

@@ -5,8 +5,9 @@ dashboards/*.json as a ConfigMap labelled grafana_dashboard: "1").
     python helm/dashboards/generate.py           # rewrite the JSON files
     python helm/dashboards/generate.py --check   # exit 1 if a committed file is stale
 
-Queries name only the gateway's declared series (toolorch_*, src/toolorch/serve/metrics.py)
-and vLLM's own (vllm:*); tests/serve/test_dashboards.py checks every one against those lists.
+Queries name only the gateway's declared series (toolorch_*, src/toolorch/serve/metrics.py),
+vLLM's own (vllm:*) and the training jobs' (toolorch_train_*, src/toolorch/train/exporter.py);
+tests/serve/test_dashboards.py checks every one against those lists.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ RATE = "$__rate_interval"
 GW = 'namespace="$namespace", job="$job"'
 GW_ORCH = GW + ', orchestrator=~"$orchestrator"'
 ENGINE = 'namespace="$namespace", model_name=~"$model_name"'
+# Training jobs' series (manifests/podmonitor-training.yaml): one SFT or GRPO stage, every pod of it.
+TRAIN = 'namespace="$namespace", stage=~"$stage"'
 
 
 def query(expr: str, legend: str = "") -> prometheus.Dataquery:
@@ -202,8 +205,46 @@ def engine() -> dashboard.Dashboard:
                                     "{{model_name}}"))))
 
 
+def training() -> dashboard.Dashboard:
+    """SFT and GRPO jobs; every pod of a job reports the job's numbers (max over pods), and its own GPU memory."""
+    def job_max(metric: str, by: str = "stage", selector: str = TRAIN) -> str:
+        return f"max by ({by}) ({metric}{{{selector}}})"
+
+    return (base("toolorch-training", "toolorch / training", "SFT and GRPO jobs: progress, reward terms, "
+                 "throughput and GPU memory, from the jobs' exporter (local rank 0 of each pod).")
+            .with_variable(variable("namespace", "label_values(toolorch_train_step, namespace)"))
+            .with_variable(variable("stage", 'label_values(toolorch_train_step{namespace="$namespace"}, stage)',
+                                    multi=True))
+            .with_row(dashboard.Row("Progress"))
+            .with_panel(chart("Step", "short", "Optimizer steps done, by stage.",
+                              query(job_max("toolorch_train_step"), "{{stage}}"), kind=stat.Panel))
+            .with_panel(chart("Done", "percentunit", "Share of the run's steps done.",
+                              query(f"{job_max('toolorch_train_step')} / {job_max('toolorch_train_total_steps')}",
+                                    "{{stage}}"), kind=stat.Panel))
+            .with_panel(chart("ETA", "s", "Time to the last step at the pace of the steps so far.",
+                              query(job_max("toolorch_train_eta_seconds"), "{{stage}}"), kind=stat.Panel))
+            .with_row(dashboard.Row("Learning"))
+            .with_panel(chart("Reward terms", "short", "GRPO: mean reward terms of the last step's rollouts "
+                              "(outcome, cost, latency, preference, total).",
+                              query(job_max("toolorch_train_reward", "stage, term"), "{{stage}} {{term}}")))
+            .with_panel(chart("Loss", "short", "SFT: token loss; GRPO: policy loss.",
+                              query(job_max("toolorch_train_value", "stage", TRAIN + ', name="loss"'), "{{stage}}")))
+            .with_panel(chart("Accuracy and KL", "short", "GRPO: rollout accuracy, KL to the SFT model.",
+                              query(job_max("toolorch_train_value", "stage, name", TRAIN + ', name=~"accuracy|kl"'),
+                                    "{{stage}} {{name}}")))
+            .with_row(dashboard.Row("Throughput and memory"))
+            .with_panel(chart("Tokens / s", "short", "Tokens processed per second over the last logged steps "
+                              "(GRPO: sampled; SFT: trained).",
+                              query(job_max("toolorch_train_tokens_per_second"), "{{stage}}")))
+            .with_panel(chart("Samples / s", "short", "Rollouts (GRPO) or packed rows (SFT) per second.",
+                              query(job_max("toolorch_train_samples_per_second"), "{{stage}}")))
+            .with_panel(chart("GPU memory", "bytes", "Allocated CUDA memory of each pod's local rank 0.",
+                              query(job_max("toolorch_train_gpu_memory_bytes", "stage, pod"), "{{stage}} {{pod}}"))))
+
+
 DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
     "gateway": gateway, "orchestration": orchestration, "experts": experts, "engine": engine,
+    "training": training,
 }
 
 

@@ -1,15 +1,18 @@
 """manifests/: core kinds pass kubernetes-validate --strict (1.30); the PyTorchJob template and the
-job the launcher renders from it pass the PyTorchJob schema."""
+job the launcher renders from it pass the PyTorchJob schema; the training PodMonitor passes the
+Prometheus Operator's schema and selects the pods that serve the training exporter."""
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
 
+import json
+
 import jsonschema
 import pytest
 import yaml
-from k8s_schemas import K8S_VERSION, validate_core, validate_pytorchjob
+from k8s_schemas import K8S_VERSION, validate_core, validate_crd, validate_pytorchjob
 
 from toolorch.ops.pytorchjob import job_command, job_manifest
 
@@ -17,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
 DOCS = [(p.name, d) for p in MANIFESTS for d in yaml.safe_load_all(p.read_text()) if d]
 TEMPLATE = ROOT / "manifests" / "pytorchjob-grpo.yaml"
+CUSTOM = {"PyTorchJob", "PodMonitor"}  # custom resources: checked against their own schemas below
+CORE_FILES = [p for p in MANIFESTS if not {d["kind"] for d in yaml.safe_load_all(p.read_text()) if d} <= CUSTOM]
+PODMONITOR_SCHEMA = json.loads((Path(__file__).with_name("assets") / "crd-podmonitor.schema.json").read_text())
 
 
-@pytest.mark.parametrize("name,doc", [d for d in DOCS if d[1]["kind"] != "PyTorchJob"],
+@pytest.mark.parametrize("name,doc", [d for d in DOCS if d[1]["kind"] not in CUSTOM],
                          ids=lambda x: x if isinstance(x, str) else x["kind"])
 def test_core_kinds_validate_strictly(name, doc):
     validate_core(doc)
@@ -27,7 +33,7 @@ def test_core_kinds_validate_strictly(name, doc):
 
 def test_cli_validates_the_folder():
     done = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "-k", K8S_VERSION,
-                           *map(str, MANIFESTS)], capture_output=True, text=True, timeout=120)
+                           *map(str, CORE_FILES)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "passed for resource deployment/minio" in done.stdout + done.stderr
 
@@ -106,3 +112,18 @@ def test_every_manifest_image_is_pinned_to_the_release():
     for image in images:  # third-party images carry a fixed release tag too
         tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
         assert tag and tag != "latest", image
+
+
+def test_training_podmonitor_scrapes_the_pods_that_serve_the_exporter():
+    monitor = next(d for _, d in DOCS if d["kind"] == "PodMonitor")
+    validate_crd(monitor, PODMONITOR_SCHEMA)
+    typo = yaml.safe_load(yaml.safe_dump(monitor))
+    typo["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_crd(typo, PODMONITOR_SCHEMA)
+    pod = yaml.safe_load(TEMPLATE.read_text())["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    container = pod["spec"]["containers"][0]
+    port = next(p for p in container["ports"] if p["name"] == monitor["spec"]["podMetricsEndpoints"][0]["port"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TOOLORCH_METRICS_PORT"] == str(port["containerPort"])

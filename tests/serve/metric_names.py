@@ -4,7 +4,7 @@
     query_problems(expr, known)            # [] when every selector and grouping label exists
 
 Gateway series come from the metric contract (assets/gateway_metrics.txt), vLLM's from a live
-scrape (assets/vllm_metric_names.txt, see vllm_metrics.py). Queries are parsed with
+scrape (assets/vllm_metric_names.txt, see vllm_metrics.py), the training jobs' from their exporter. Queries are parsed with
 promql-parser (a Rust PromQL parser), not matched with regexes, so a name inside a string or
 a function name is never mistaken for a metric.
 """
@@ -46,8 +46,16 @@ def gateway_series(contract: dict[str, tuple[str, set[str]]]) -> dict[str, set[s
     return series
 
 
+def training_series() -> dict[str, set[str]]:
+    """The training jobs' exporter series (toolorch.train.exporter) and their labels, as declared."""
+    from toolorch.train.exporter import TrainingExporter
+
+    collectors = TrainingExporter().registry._collector_to_names
+    return {name: set(c._labelnames) for c, names in collectors.items() for name in names}
+
+
 def known_series() -> dict[str, set[str]]:
-    return {**gateway_series(gateway_contract()), **read_asset()}
+    return {**gateway_series(gateway_contract()), **read_asset(), **training_series()}
 
 
 def parse(expr: str) -> promql_parser.Expr:

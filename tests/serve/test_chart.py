@@ -174,7 +174,7 @@ def test_prometheusrule_carries_the_rules_file():
 def test_dashboards_ship_as_labelled_configmaps():
     files = sorted((CHART_DIR / "dashboards").glob("*.json"))
     maps = {cm["metadata"]["name"]: cm for cm in of_kind(render(), "ConfigMap") if "dashboard" in cm["metadata"]["name"]}
-    assert len(files) == 4 and len(maps) == len(files)
+    assert len(files) == 5 and len(maps) == len(files)  # gateway, orchestration, experts, engine, training
     for path in files:
         cm = maps[f"{PREFIX}-dashboard-{path.stem}"]
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"

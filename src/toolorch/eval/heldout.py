@@ -10,10 +10,18 @@ did training help, and does the policy obey the preference?
   each seed, their mean and spread (max - min), accuracy, cost, latency.
 - preference: the last policy runs the same tasks with a cost-averse and with an
   accuracy-first preference in its prompt; the mean cost of each (over seeds).
+
+A run's tasks are rolled out together (runtime.rollout.run_rollouts: one thread per episode,
+their turns sampled as one batch); up to `workers` runs (policy x seed x preference) go at
+once, so one run's episodes (tools, experts, parsing) proceed while another's batch is sampled.
+The model is used by one batch at a time (a lock around `sample`), and each batch seeds its own
+sampling, so the report is byte-identical to the serial one (workers=1).
 """
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,7 @@ from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
 
 COST_AVERSE = Preference(accuracy=1.0, cost=4.0, latency=0.0)
 ACCURACY_FIRST = Preference(accuracy=1.0, cost=0.0, latency=0.0)
+PREFERENCES = {"cost_averse": COST_AVERSE, "accuracy_first": ACCURACY_FIRST}
 
 
 def heldout_sample(tasks_path: str | Path, max_tasks: int | None, seed: int) -> list[Task]:
@@ -51,12 +60,35 @@ class HeldoutConfig:
     max_new_tokens: int
     reward: RewardConfig
     with_code: bool
+    workers: int = 1  # runs at once
+
+
+class LockedEngine:
+    """An engine whose batches are sampled one at a time (`sample` seeds the global torch RNG)."""
+
+    def __init__(self, engine: HFEngine, lock: threading.Lock):
+        self.engine, self.lock, self.tokenizer = engine, lock, engine.tokenizer
+
+    def sample(self, prompts: list[list[int]], seed: int) -> list[list[int]]:
+        with self.lock:
+            return self.engine.sample(prompts, seed)
 
 
 def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
-               hc: HeldoutConfig, seed: int) -> list[Rollout]:
+               hc: HeldoutConfig, seed: int, lock: threading.Lock | None = None) -> list[Rollout]:
     engine = HFEngine(model, tokenizer, hc.max_new_tokens, hc.temperature)
-    return run_rollouts([(t, envs[t.env]) for t in tasks], runtime, engine, seed=10_007 + seed, with_code=hc.with_code)[0]
+    return run_rollouts([(t, envs[t.env]) for t in tasks], runtime, LockedEngine(engine, lock or threading.Lock()),
+                        seed=10_007 + seed, with_code=hc.with_code)[0]
+
+
+def run_all(runs: dict[Any, tuple[Any, list[Task], int]], tokenizer: Any, envs: dict[str, Environment],
+            runtime: Runtime, hc: HeldoutConfig) -> dict[Any, list[Rollout]]:
+    """key -> (model, tasks, seed) run `hc.workers` at a time; results by key, in `runs`' order."""
+    lock = threading.Lock()
+    with ThreadPoolExecutor(hc.workers) as pool:
+        futures = {key: pool.submit(run_policy, model, tokenizer, tasks, envs, runtime, hc, seed, lock)
+                   for key, (model, tasks, seed) in runs.items()}
+        return {key: f.result() for key, f in futures.items()}
 
 
 def summarize(rollouts: list[Rollout], rewards: list[float]) -> dict[str, float]:
@@ -91,14 +123,13 @@ def policy_report(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, nam
     return report
 
 
-def preference_report(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
-                      hc: HeldoutConfig) -> dict[str, float | bool]:
+def preference_report(runs: dict[tuple[str, int], list[Rollout]]) -> dict[str, float | bool]:
+    """runs: (cost_averse | accuracy_first, seed) -> the trained policy's rollouts under that preference."""
     costs = {}
-    for label, pref in (("cost_averse", COST_AVERSE), ("accuracy_first", ACCURACY_FIRST)):
-        same = [t.model_copy(update={"preference": pref}) for t in tasks]
-        runs = [run_policy(model, tokenizer, same, envs, runtime, hc, s) for s in hc.seeds]
-        costs[label] = float(np.mean([r.trajectory.usage.cost_usd for run in runs for r in run]))
-        costs[f"{label}_accuracy"] = float(np.mean([r.trajectory.correct for run in runs for r in run]))
+    for label in ("cost_averse", "accuracy_first"):
+        mine = [r for (name, _), run in runs.items() if name == label for r in run]
+        costs[label] = float(np.mean([r.trajectory.usage.cost_usd for r in mine]))
+        costs[f"{label}_accuracy"] = float(np.mean([r.trajectory.correct for r in mine]))
     return {**{f"{k}_cost_usd" if not k.endswith("accuracy") else k: v for k, v in costs.items()},
             "cost_averse_cheaper": costs["cost_averse"] < costs["accuracy_first"]}
 
@@ -106,7 +137,13 @@ def preference_report(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[
 def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], envs: dict[str, Environment],
                    runtime: Runtime, hc: HeldoutConfig) -> dict[str, Any]:
     """models: name -> HF model, in order (baseline first, trained last)."""
-    runs = {(name, s): run_policy(m, tokenizer, tasks, envs, runtime, hc, s) for name, m in models.items() for s in hc.seeds}
+    last = list(models.values())[-1]
+    jobs = {(name, s): (m, tasks, s) for name, m in models.items() for s in hc.seeds}
+    for label, pref in PREFERENCES.items():
+        same = [t.model_copy(update={"preference": pref}) for t in tasks]
+        jobs.update({(f"preference:{label}", s): (last, same, s) for s in hc.seeds})
+    done = run_all(jobs, tokenizer, envs, runtime, hc)
+    runs = {key: rollouts for key, rollouts in done.items() if not key[0].startswith("preference:")}
     rewards = rewards_by_run(runs, hc.reward)
     report: dict[str, Any] = {"tasks": len(tasks), "seeds": list(hc.seeds), "temperature": hc.temperature}
     for name in models:
@@ -118,5 +155,6 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
         spread = max(base["reward_spread"], trained["reward_spread"])
         report["reward_margin"] = margin
         report["margin_exceeds_seed_spread"] = bool(margin > spread)
-    report["preference"] = preference_report(models[names[-1]], tokenizer, tasks, envs, runtime, hc)
+    report["preference"] = preference_report({(k.removeprefix("preference:"), s): r for (k, s), r in done.items()
+                                              if k.startswith("preference:")})
     return report

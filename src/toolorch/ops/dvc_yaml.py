@@ -7,8 +7,10 @@ Per stage: its command (`python -m toolorch.stages.<name> --config configs/tiny.
 every path flag spelled out), its deps (the output folders of the stages it reads, the
 metrics of the stages it waits for, and the source it imports: whole layer folders below
 the stages, single files of the stages layer), its params (`seed`, its own section and the
-sections it reads, from the profile file the stages load), its output folder and its
-uncached metrics.
+sections it reads, from the profile file the stages load), its output folder, its full metrics
+JSON (an uncached out) and its headline (`metrics/headline/<stage>.json`, toolorch.stages.headline:
+what `dvc metrics show` and `dvc exp show` print). The plots draw the dvclive curves the training
+stages write (SFT loss, GRPO reward terms) and eval's Pareto chart.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from toolorch.stages import STAGES, declaration, default_paths
+from toolorch.stages.headline import headline_path
 from toolorch.stages.stage import Stage, flag
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -99,16 +102,24 @@ def stage_entry(stage: Stage) -> dict[str, Any]:
         "cmd": cmd,
         "deps": data + source_deps(f"toolorch.stages.{stage.name}"),
         "params": [{PARAMS_FILE: ["seed", *stage.reads, f"stages.{stage.name}"]}],
-        "outs": [{out: {"persist": True}} if stage.persist else out],
-        "metrics": [{str(stage.metrics_path): {"cache": False}}],
+        "outs": [{out: {"persist": True}} if stage.persist else out, {str(stage.metrics_path): {"cache": False}}],
+        "metrics": [{str(headline_path(stage.name, stage.metrics_path)): {"cache": False}}],
     }
+
+
+def curve(stage: str, key: str) -> str:
+    """The dvclive TSV of one scalar (train.scalars.ScalarLog): columns step and the key's last part."""
+    decl = declaration(stage)
+    return str(decl.output_default(decl.output) / "dvclive" / "plots" / "metrics" / f"{key}.tsv")
 
 
 def plots() -> list[Any]:
     """`dvc plots show` (offline: .dvc/config points at dvc_plots/template.html, vega inlined)."""
-    grpo, evaluation = declaration("grpo"), declaration("eval")
+    evaluation = declaration("eval")
+    rewards = {curve("grpo", f"reward/{term}"): term for term in ("total", "outcome", "cost")}
     return [
-        {"grpo_reward": {"template": "linear", "x": "step", "y": {str(grpo.metrics_path): ["reward/total"]}}},
+        {"sft_loss": {"template": "linear", "x": "step", "y": {curve("sft", "loss"): "loss"}}},
+        {"grpo_reward": {"template": "linear", "x": "step", "y": rewards}},
         str(evaluation.output_default(evaluation.output) / "pareto.png"),
     ]
 

@@ -1,4 +1,4 @@
-"""What a KFP component does around a stage: resolve the config, call `run`, log its metrics.
+"""What a KFP component does around a stage: resolve the config, call `run`, log its headline metrics.
 
 The components in `components/` stay a few lines each by calling these helpers; every
 helper takes plain paths (an artifact's `.path`) so it also runs, and is tested, without KFP.
@@ -7,6 +7,7 @@ helper takes plain paths (an artifact's `.path`) so it also runs, and is tested,
     run_stage("passk", "config.yaml", metrics, {"synth_envs": envs.path, "synth_tasks": tasks.path}, passk.path)
     run_shard("passk", "config.yaml", metrics, {...}, part.path, shard=1, shards=3)   # one shard's part
     merge_shards("passk", "config.yaml", metrics, [p.path for p in parts], passk.path)  # the stage's output
+    markdown_report(Path(model.path) / "curves", curves.path)   # sft, grpo: the training curves as Markdown
 
 A component names the artifacts of the stages it reads by stage name; which file of an
 artifact becomes which run() keyword comes from the stage's declaration (`stage_paths`).
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from toolorch.core.config import save_config
+from toolorch.core.progress import configure_logging
 from toolorch.stages import declaration, load_profile
 from toolorch.stages.shards import Shard, fail_once_if_asked
+from toolorch.stages.headline import headline
 
 # Pipeline parameter -> config key; an empty value ("" or 0) keeps the profile's value.
 PARAMETER_KEYS = {
@@ -77,18 +80,13 @@ def with_overrides(config_path: str | Path, overrides: list[str], out_dir: str |
     return save_config(load_profile(config_path, overrides), Path(out_dir), "config.yaml")
 
 
-def flat_numbers(data: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of nested dicts as 'a.b.c' -> value; lists (histories) are left out."""
-    if isinstance(data, bool):
-        return {prefix: float(data)}
-    if isinstance(data, (int, float)):
-        return {prefix: float(data)}
-    if isinstance(data, dict):
-        out: dict[str, float] = {}
-        for k, v in data.items():
-            out.update(flat_numbers(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {}
+def log_headline(stage: str, metrics: MetricsSink) -> dict[str, float]:
+    """Log the stage's headline numbers (toolorch.stages.headline: a few, as `dvc metrics show`
+    prints) from the metrics JSON the stage wrote at `metrics.path`; the whole JSON stays there."""
+    numbers = headline(stage, json.loads(Path(metrics.path).read_text()))
+    for key, value in numbers.items():
+        metrics.log_metric(key, float(value))
+    return numbers
 
 
 def stage_paths(stage: str, upstream: Mapping[str, str | Path], output: str | Path, metrics_path: str | Path,
@@ -121,13 +119,14 @@ def fetch_base(base: str) -> None:
 
 def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
               output: str | Path, **options: Any) -> dict[str, Any]:
-    """Run the stage on the resolved config and the artifacts; log its metrics to `metrics`."""
+    """Run the stage on the resolved config and the artifacts; log its headline to `metrics`."""
+    configure_logging()
     cfg = load_profile(config_path)
     if stage == "sft":
         fetch_base(cfg.stages.sft.base)
     with tempfile.TemporaryDirectory() as scratch:
         result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch), **options)
-    log_metrics(metrics)
+    log_headline(stage, metrics)
     return result
 
 
@@ -149,13 +148,8 @@ def merge_shards(stage: str, config_path: str | Path, metrics: MetricsSink, part
         raise ValueError(f"stage {stage} does not run in shards")
     result = merge(load_profile(config_path), [Path(p) for p in parts],
                    **{declaration(stage).output: Path(output), "metrics_path": Path(metrics.path)})
-    log_metrics(metrics)
+    log_headline(stage, metrics)
     return result
-
-
-def log_metrics(metrics: MetricsSink) -> None:
-    for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
-        metrics.log_metric(key, value)
 
 
 def models_dir(out: str | Path, **checkpoints: str) -> Path:
@@ -170,11 +164,12 @@ def models_dir(out: str | Path, **checkpoints: str) -> Path:
     return out
 
 
-def markdown_report(eval_dir: str | Path, out_path: str | Path) -> Path:
-    """report.md with every PNG it links inlined as a data URI, so the KFP UI shows it whole."""
-    eval_dir, out_path = Path(eval_dir), Path(out_path)
-    text = (eval_dir / "report.md").read_text(encoding="utf-8")
-    for png in sorted(eval_dir.glob("*.png")):
+def markdown_report(folder: str | Path, out_path: str | Path) -> Path:
+    """A folder's report.md (eval's report, a training stage's curves/) with every PNG it links
+    inlined as a data URI, so the KFP UI shows it whole."""
+    folder, out_path = Path(folder), Path(out_path)
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    for png in sorted(folder.glob("*.png")):
         uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
         text = text.replace(f"({png.name})", f"({uri})")
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -311,15 +311,13 @@ def launch_grpo(config_path: str | Path, inputs: Mapping[str, str], outputs: Map
 def run_launched(stage: str, config_path: str | Path, metrics: Any, upstream: Mapping[str, str], output: str,
                  **job: Any) -> str:
     """What a launcher component does: the stage's paths from the artifacts (kfp_io.stage_paths),
-    the launch, then the stage's metrics logged to the KFP Metrics artifact."""
-    import json
+    the launch, then the stage's headline logged to the KFP Metrics artifact."""
     import tempfile
 
-    from toolorch.ops.kfp_io import flat_numbers, stage_paths
+    from toolorch.ops.kfp_io import log_headline, stage_paths
 
     paths = {k: str(v) for k, v in stage_paths(stage, upstream, output, metrics.path, tempfile.mkdtemp()).items()}
     outputs = {k: paths.pop(k) for k in (declaration(stage).output, "metrics_path")}
     mode = launch_stage(stage, config_path, paths, outputs, **job)
-    for key, value in flat_numbers(json.loads(Path(metrics.path).read_text())).items():
-        metrics.log_metric(key, value)
+    log_headline(stage, metrics)
     return mode

@@ -22,8 +22,10 @@ import typer
 from pydantic import ValidationError
 
 from toolorch.core.errors import RunFailed, UsageError
+from toolorch.core.progress import configure_logging
 from toolorch.runtime.openai_chat import EndpointError
 from toolorch.stages import declaration, default_paths, load_profile
+from toolorch.stages.headline import write_headline
 from toolorch.stages.io import staged
 from toolorch.stages.stage import Stage, flag
 
@@ -105,9 +107,11 @@ def stage_command(stage: Stage) -> Callable[..., None]:
     ]
 
     def command(config: Path | None, set_: list[str], debug: bool, **paths: Any) -> None:
+        configure_logging()
         with reported(stage.command, debug):
             cfg = load_profile(config, set_)
             result = execute(stage, cfg, paths)
+            write_headline(stage.name, result, paths["metrics_path"])
         typer.echo(stage.summary(result))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ A deployed orchestrator is scored like a checkpoint by naming its endpoint as a 
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -40,6 +41,8 @@ from toolorch.stages.eval_shards import merge, write_shard
 from toolorch.stages.io import finish
 from toolorch.stages.shards import Shard
 from toolorch.stages.stage import Input, Stage
+
+LOG = logging.getLogger("toolorch.eval")
 
 
 def known_policies(names: Optional[list[str]]) -> Optional[list[str]]:
@@ -85,6 +88,7 @@ class EvalSettings(Settings):
     prompted_base: Optional[str] = None  # None: a random-init tiny model of the default spec
     generalisation: GeneralisationSettings = GeneralisationSettings()
     benchmarks: Optional[BenchmarkSettings] = None  # HLE / FRAMES / tau2-bench adapters; None: none run
+    workers: int = Field(4, ge=1)  # tasks run at once per policy (eval.runner); rows are the same for any number
 
     policies_known = field_validator("policies", "sweep_policies")(known_policies)
 
@@ -138,8 +142,11 @@ class Evaluation:
 
     def _timed_run(self, key: str, tasks: list[Task], *args: Any, **kwargs: Any) -> list[EvalRow]:
         start = time.monotonic()
-        rows = run_policy(self._placed(tasks), *args, **kwargs)
-        self.wall_s[key] = self.wall_s.get(key, 0.0) + time.monotonic() - start
+        rows = run_policy(self._placed(tasks), *args, **kwargs, workers=self.settings.workers)
+        seconds = time.monotonic() - start
+        self.wall_s[key] = self.wall_s.get(key, 0.0) + seconds
+        LOG.info("eval %s: %d tasks in %.1f s, accuracy %.3f", key, len(rows), seconds,
+                 sum(r.correct for r in rows) / max(1, len(rows)))
         return rows
 
     def _placed(self, tasks: list[Task]) -> list[Task]:

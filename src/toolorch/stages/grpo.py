@@ -19,11 +19,15 @@ kl_coef > 0). The held-out check runs on the eval stage's sample of held-out tas
 in its output folder (`--out-dir`; written in place: it holds the state a re-run resumes from)
     ./            HF checkpoint + config.resolved.yaml
     tensorboard/  scalars: reward terms, accuracy, cost, latency, tool mix, KL, ...
+    dvclive/      the same scalars as curves, one TSV each (dvc.yaml's plots draw them)
+    curves/       report.md with charts of those curves (the KFP run's Markdown artifact)
     state/        full training state (torch.distributed.checkpoint) for resume, unless
                   `state_url` puts it elsewhere: an s3:// URL or a shared folder that outlives
                   the pod (the PyTorchJob launcher sets it), every rank writing its own shards
 and its metrics (`--metrics-path`): last-step scalars, history, and the held-out check: SFT
-vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first.
+vs GRPO reward over 3 seeds, cost under cost-averse vs accuracy-first. Progress goes to the log
+(step, reward terms, tokens/s, elapsed, ETA; toolorch.core.progress) and, with
+TOOLORCH_METRICS_PORT set, to a Prometheus endpoint on each node (toolorch.train.exporter).
 
 Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
 with the same training config (everything but how the run goes: `RUN_ONLY`) from the same SFT
@@ -44,13 +48,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolorch.core.config import Config
 from toolorch.core.errors import UsageError
+from toolorch.core.progress import Progress
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
 from toolorch.stages.io import checkpoint_dir, finish, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.checkpoint import clear_state, config_changes, has_state, save_state, saved_config
+from toolorch.train.curves import write_curves
 from toolorch.train.distributed import Dist, close, full_state_dict, init_distributed
+from toolorch.train.exporter import TrainingExporter, node_main, watchers
 from toolorch.train.loop import LoopConfig, TrainState, build_state, train
 from toolorch.train.scalars import ScalarLog
 
@@ -62,6 +69,7 @@ class HeldoutSettings(BaseModel):
     max_tasks: Optional[int] = Field(24, ge=1)
     seeds: list[int] = [0, 1, 2]
     temperature: float = Field(0.7, ge=0)
+    workers: int = Field(4, ge=1)  # runs (policy x seed) at once; the report is the same for any number
 
 
 class GRPOSettings(LoopConfig, SeededByProfile):
@@ -72,6 +80,8 @@ class GRPOSettings(LoopConfig, SeededByProfile):
     state_url: Optional[str] = None  # where the training state lives (default: <out_dir>/state)
     threads: int = Field(2, ge=1)
     heldout: HeldoutSettings = HeldoutSettings()
+
+SHOWN = ("reward/", "accuracy", "loss", "kl")  # the scalars a progress line shows
 
 # how a run goes, not what it trains: these may change between a run and its resume
 RUN_ONLY = {"resume", "stop_after", "checkpoint_every", "threads", "heldout", "state_url"}
@@ -143,7 +153,8 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                                 "to skip the check)")
     tasks = heldout_sample(heldout_path, s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
-                       max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code)
+                       max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code,
+                       workers=s.heldout.workers)
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
                           load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg), hc)
@@ -167,10 +178,17 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
-        log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
+        log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
+                        resume=resume and has_state(state_dir))
+        exporter = TrainingExporter.from_env(node_main())
         start = time.perf_counter()
-        completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, state_dir, log, resume=resume,
-                          run_config=run_config)
+        try:
+            with Progress("grpo", loop.steps, show=SHOWN, enabled=dist.main, watchers=watchers(exporter)) as progress:
+                completed = train(state, tasks, envs, Runtime.from_config(cfg), loop, state_dir, log,
+                                  resume=resume, run_config=run_config, progress=progress)
+        finally:
+            if exporter is not None:
+                exporter.close()
         metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
@@ -181,10 +199,11 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         save_policy(state, out_dir)
         if log.history:
             metrics["last"] = {k: v for k, v in log.history[-1].items() if k != "step"}
+        log.close()
         if dist.main:
+            write_curves(out_dir / "dvclive", out_dir / "curves", "grpo")
             metrics["heldout"] = heldout_check(s, state, Path(sft_dir), Path(heldout_path), Path(envs_dir), cfg)
             finish(cfg, out_dir, metrics, metrics_path)
-        log.close()
         dist.barrier()
         return metrics
     finally:

@@ -1,5 +1,5 @@
 """What stages read and write: environments and tasks checked on the way in, outputs built aside
-and moved into place, the resolved config and metrics beside them; a progress bar meanwhile.
+and moved into place, the resolved config and metrics beside them; progress lines meanwhile.
 
     envs = load_envs(envs_dir, {t.env for t in tasks})   # runtime.env's; a corrupt db.sqlite fails by name
     with staged({"out_dir": Path("out/passk")}) as paths:  # out/.passk.partial until it succeeds
@@ -16,22 +16,34 @@ from typing import Any, Iterator
 from toolorch.core.config import Config, save_config
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_json
+from toolorch.core.progress import Progress
 from toolorch.core.records import Task
 from toolorch.synth.envs import replace_folder
 
 
-def progress_bar(label: str, enabled: bool = True):
-    """A rich progress bar for long work (steps, tasks); transient, so logs stay readable."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+class progress_bar:
+    """Counted progress of long work (tasks done): log lines with rate, elapsed and ETA, and a bar
+    on a terminal (toolorch.core.progress); the calls of rich's Progress the stages make."""
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeRemainingColumn(), disable=not enabled, transient=True)
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled, self.done = label, enabled, 0
+        self.progress: Progress | None = None
+
+    def __enter__(self) -> progress_bar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def add_task(self, label: str, total: int, info: str = "") -> int:
+        self.progress = Progress(label, total, enabled=self.enabled, unit="task").__enter__()
+        return 0
+
+    def advance(self, job: int, n: int = 1) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress.update(self.done, samples=n)
 
 
 def finish(cfg: Config, out_dir: str | Path, metrics: dict[str, Any], metrics_path: str | Path) -> dict[str, Any]:

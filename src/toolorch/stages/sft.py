@@ -13,7 +13,10 @@ model store name (`smollm2-135m-instruct`, `qwen3-8b`: toolorch.runtime.model_st
 Chats are tokenized with the model's chat template, packed into rows of `max_len`
 tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes an HF
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
-(`--out-dir`), and its metrics (`--metrics-path`): losses, token counts, throughput.
+(`--out-dir`) with its loss curve (tensorboard/, dvclive/ drawn by `dvc plots show`, and
+curves/report.md with its charts), and its
+metrics (`--metrics-path`): losses, token counts, throughput. Progress goes to the log (step, loss,
+tokens/s, elapsed, ETA) and, with TOOLORCH_METRICS_PORT set, to a Prometheus endpoint.
 Seeded: the same data, config and seed give the same weights on CPU.
 Under torchrun (WORLD_SIZE > 1) the model is sharded with FSDP2 over all ranks (bf16 compute on
 fp32 master weights with `precision: bf16`, `activation_checkpointing` to fit long rows) and
@@ -31,12 +34,14 @@ from pydantic import Field
 
 from toolorch.core.config import Config
 from toolorch.core.jsonl import read_jsonl
+from toolorch.core.progress import Progress
 from toolorch.core.records import Trajectory
 from toolorch.runtime.chat import chat_texts, tokenize_chat
 from toolorch.runtime.model_store import ModelStoreError, resolve_model
 from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
-from toolorch.stages.io import finish, progress_bar
+from toolorch.stages.io import finish
 from toolorch.stages.stage import Input, SeededByProfile, Stage
+from toolorch.train.curves import write_curves
 from toolorch.train.distributed import (
     Dist,
     checkpoint_activations,
@@ -46,7 +51,9 @@ from toolorch.train.distributed import (
     save_hf,
     shard,
 )
+from toolorch.train.exporter import TrainingExporter, watchers
 from toolorch.train.packing import Sample, pack
+from toolorch.train.scalars import ScalarLog
 from toolorch.train.sft import SFTLoop, train_sft
 
 
@@ -96,6 +103,13 @@ def load_base(settings: SFTSettings, texts: list[str], seed: int, scratch: Path)
     return model, tokenizer
 
 
+def log_step(record: dict[str, Any], scalars: ScalarLog | None, progress: Progress, rows_per_step: int) -> None:
+    step = record["step"] + 1
+    if scalars is not None:  # rank 0 writes the curves
+        scalars.write(step, {"loss": record["loss"], "lr": record["lr"], "tokens": record["tokens"]})
+    progress.update(step, {"loss": record["loss"], "lr": record["lr"]}, tokens=record["tokens"], samples=rows_per_step)
+
+
 def run(cfg: Config, trajectories_path: Path, out_dir: Path, metrics_path: Path) -> dict[str, Any]:
     settings: SFTSettings = cfg.stages.sft
     torch.set_num_threads(settings.threads)
@@ -123,16 +137,25 @@ def train_and_save(cfg: Config, settings: SFTSettings, trajs: list[Trajectory], 
     samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
     rows = pack(samples, settings.max_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
+    out_dir = Path(out_dir)
     start = time.perf_counter()
     total = loop.epochs * max(1, -(-len(rows) // loop.rows_per_step))
-    with progress_bar("sft", enabled=dist.main) as bar:
-        job = bar.add_task("sft", total=total, info="")
-        history = train_sft(model, rows, tokenizer.pad_token_id, loop,
-                            log=lambda r: bar.update(job, advance=1, info=f"loss {r['loss']:.3f}"), dist=dist)
+    scalars = ScalarLog(out_dir / "tensorboard", curves=out_dir / "dvclive") if dist.main else None
+    exporter = TrainingExporter.from_env(serves=dist.main)
+    try:
+        with Progress("sft", total, show=("loss", "lr"), enabled=dist.main, watchers=watchers(exporter)) as progress:
+            history = train_sft(model, rows, tokenizer.pad_token_id, loop, dist=dist,
+                                log=lambda r: log_step(r, scalars, progress, loop.rows_per_step))
+    finally:
+        if scalars is not None:
+            scalars.close()
+        if exporter is not None:
+            exporter.close()
     seconds = time.perf_counter() - start
     weights = full_state_dict(model, dist, rank0_only=True)  # every rank joins the gather
     metrics = sft_metrics(settings, trajs, rows, samples, history, seconds, model)
     if dist.main:
+        write_curves(out_dir / "dvclive", out_dir / "curves", "sft")
         out_dir.mkdir(parents=True, exist_ok=True)
         save_hf(model, weights, out_dir, dist)
         tokenizer.save_pretrained(out_dir)
@@ -154,6 +177,7 @@ def sft_metrics(settings: SFTSettings, trajs: list[Trajectory], rows: list, samp
         "train_seconds": seconds, "trained_tokens_per_s": trained_tokens / max(seconds, 1e-9),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
 
 STAGE = Stage(
     "sft", SFTSettings, run,

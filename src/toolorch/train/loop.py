@@ -19,6 +19,7 @@ import torch
 from pydantic import Field, model_validator
 
 from toolorch.core.catalog import Catalog
+from toolorch.core.progress import Progress
 from toolorch.core.records import Task
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env import Environment
@@ -205,13 +206,15 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
         "lr": state.scheduler.get_last_lr()[0],
         "rollout_tokens_per_s": sampled_total / max(t1 - t0, 1e-9) / dist.world,
         "train_tokens_per_s": stats["tokens"] / max(t2 - t1, 1e-9) / dist.world,
-        "rollout_seconds": t1 - t0, "train_seconds": t2 - t1,
+        "rollout_seconds": t1 - t0, "train_seconds": t2 - t1, "rollout_tokens": sampled_total,
     }
 
 
 def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime, loop: LoopConfig,
-          checkpoint_dir: str | Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None) -> bool:
-    """Run until `loop.steps`; returns False when stopped early by `stop_after`.
+          checkpoint_dir: str | Path, log: ScalarLog, resume: bool = True, run_config: dict | None = None,
+          progress: Progress | None = None) -> bool:
+    """Run until `loop.steps`; returns False when stopped early by `stop_after`. `progress` hears
+    every step (log lines, the Prometheus exporter).
 
     `run_config` (what the run trains with) is saved in every checkpoint; whether a checkpoint
     may be resumed under the current config is the caller's to check (stages.grpo).
@@ -223,6 +226,9 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], ru
     while state.step < loop.steps:
         scalars = one_step(state, tasks, envs, runtime, loop)
         log.write(state.step, scalars)
+        if progress is not None:
+            progress.update(state.step, scalars, tokens=scalars["rollout_tokens"],
+                            samples=loop.tasks_per_step * loop.group_size)
         done_here += 1
         if loop.checkpoint_every and state.step % loop.checkpoint_every == 0:
             save_state(checkpoint_dir, state.model, state.optimizer, state.scheduler, state.step, state.data_position,

@@ -1,7 +1,11 @@
-"""Training scalars: TensorBoard event files (when tensorboard is installed) and a history list.
+"""Training scalars: TensorBoard event files (when tensorboard is installed), dvclive curves and a history list.
 
-    log = ScalarLog(out_dir / "tensorboard", enabled=dist.main)
+    log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive")
     log.write(step, {"reward/total": 0.4, "kl": 0.01})
+
+dvclive writes one TSV per scalar (`<curves>/plots/metrics/reward/total.tsv`: step, total), so a
+scalar that only some steps have (a tool's share of calls) never gives a plot rows of different
+keys; dvc.yaml's plots (toolorch.ops.dvc_yaml) draw them with `dvc plots show`.
 """
 from __future__ import annotations
 
@@ -15,9 +19,17 @@ from toolorch.runtime.rewards import TERMS, RewardTerms
 
 
 class ScalarLog:
-    def __init__(self, folder: str | Path, enabled: bool = True):
+    """`curves`: the dvclive folder (None: no curves); `resume`: append to its curves (a resumed run)."""
+
+    def __init__(self, folder: str | Path, enabled: bool = True, curves: str | Path | None = None,
+                 resume: bool = False):
         self.history: list[dict[str, Any]] = []
         self.writer = None
+        self.live = None
+        if enabled and curves is not None:
+            from dvclive import Live
+
+            self.live = Live(str(curves), resume=resume, report=None, save_dvc_exp=False, dvcyaml=None)
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -32,10 +44,18 @@ class ScalarLog:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, float(value), step)
             self.writer.flush()
+        if self.live is not None:
+            self.live.step = step
+            for key, value in scalars.items():
+                self.live.log_metric(key, float(value))
+            self.live.next_step()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.live is not None:
+            self.live.end()
+        self.writer = self.live = None
 
 
 def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:

@@ -1,0 +1,61 @@
+"""Held-out check and eval runs with many workers give byte-identical results to the serial run
+(sampled HF rollouts, simulated experts, scripted baselines and a greedy HF policy)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from toolorch.core.config import Config
+from toolorch.eval.baselines import cascade_maker, random_maker, shared_maker
+from toolorch.eval.heldout import HeldoutConfig, heldout_report
+from toolorch.eval.runner import Block, run_policy
+from toolorch.runtime.episode import Runtime
+from toolorch.runtime.modeling import TinyModelSpec, build_tiny_model
+from toolorch.runtime.policies import HFPolicy
+from toolorch.runtime.rewards import RewardConfig
+
+SPEC = TinyModelSpec(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                     num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048)
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    """Two random-init tiny chat models (different seeds): they babble, and sample differently."""
+    texts = ["Who wrote Engines?", "Which book came out in 1843?", "How many copies are there?"] * 20
+    root = tmp_path_factory.mktemp("tiny_models")
+    return [build_tiny_model(root / f"m{seed}", texts, SPEC, seed=seed) for seed in (0, 1)]
+
+
+def _short(cfg: Config) -> Config:
+    return cfg.model_copy(update={"episode": cfg.episode.model_copy(update={"max_turns": 3})})
+
+
+def test_heldout_report_is_the_same_with_any_number_of_workers(tiny_dirs, library_env, heldout_tasks, sim_config):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dirs[0])
+    models = {name: AutoModelForCausalLM.from_pretrained(d).eval() for name, d in zip(("sft", "grpo"), tiny_dirs)}
+    runtime = Runtime.from_config(_short(sim_config))
+    reports = []
+    for workers in (1, 3):
+        hc = HeldoutConfig(seeds=(0, 1), temperature=1.0, max_new_tokens=8, reward=RewardConfig(),
+                           with_code=False, workers=workers)
+        reports.append(json.dumps(heldout_report(models, tokenizer, heldout_tasks[:4], {"minilib": library_env},
+                                                 runtime, hc), sort_keys=True))
+    assert reports[0] == reports[1]
+    report = json.loads(reports[0])
+    assert report["tasks"] == 4 and len(report["grpo"]["reward_per_seed"]) == 2
+    assert report["sft"]["reward_per_seed"] != report["grpo"]["reward_per_seed"] or \
+        report["sft"]["cost_usd"] != report["grpo"]["cost_usd"]  # two models really ran
+
+
+def test_eval_rows_are_the_same_with_any_number_of_workers(tiny_dirs, library_env, heldout_tasks, sim_config):
+    block = Block.build("main", _short(sim_config))
+    envs = {"minilib": library_env}
+    hf = HFPolicy(tiny_dirs[0], max_new_tokens=12, seed=0, name="tiny")
+    makers = {"random": random_maker(0, 3), "cascade": cascade_maker(block.runtime.catalog), "tiny": shared_maker(hf)}
+    for name, make in makers.items():
+        serial = [r.model_dump_json() for r in run_policy(heldout_tasks, envs, block, name, make)]
+        concurrent = [r.model_dump_json() for r in run_policy(heldout_tasks, envs, block, name, make, workers=4)]
+        assert serial == concurrent, name
+        assert [json.loads(r)["task_id"] for r in serial] == [t.id for t in heldout_tasks]
