@@ -8,6 +8,7 @@ name to its component; pipelines/full.py wires the DAG.
 """
 
 from components.config import resolve_config
+from components.deploy import deploy
 from components.eval import eval_policies
 from components.grpo import grpo
 from components.passk import passk
@@ -24,6 +25,7 @@ COMPONENTS = {
     "sft": sft,
     "grpo": grpo,
     "eval": eval_policies,
+    "deploy": deploy,
 }
 
 __all__ = ["COMPONENTS", "resolve_config"]

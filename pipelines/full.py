@@ -27,7 +27,7 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
 def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0, preference_mix: str = "",
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
-         grpo_timeout_s: int = 86400):
+         grpo_timeout_s: int = 86400, force_deploy: bool = False):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS)."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
@@ -40,7 +40,9 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
     grpo = on_cpu(c["grpo"](config=config, sft=sft, passk=passk, envs=envs, tasks=tasks, image=IMAGES["train"],
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s),
                   cpu="1", memory="2Gi").outputs["model"]
-    on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1)
+    results = on_h100(c["eval"](config=config, envs=envs, tasks=tasks, sft=sft, grpo=grpo), gpus=1).outputs["results"]
+    on_cpu(c["deploy"](config=config, grpo=grpo, results=results, tasks=tasks, envs=envs, force_deploy=force_deploy),
+           cpu="4", memory="16Gi")
 
 
 def compile_pipeline(path: Path = PIPELINE_YAML) -> Path:
