@@ -10,6 +10,7 @@ wires the DAG.
 """
 
 from components.config import resolve_config
+from components.deploy import deploy
 from components.eval import eval_policies, eval_shard
 from components.grpo import grpo
 from components.passk import passk, passk_shard
@@ -28,6 +29,7 @@ COMPONENTS = {
     "sft": sft,
     "grpo": grpo,
     "eval": eval_policies,
+    "deploy": deploy,
 }
 SHARDS = {"synth_tasks": synth_tasks_shard, "passk": passk_shard, "eval": eval_shard}
 

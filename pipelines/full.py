@@ -51,11 +51,13 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
          seed: int = 0, overrides: list = [], grpo_nodes: int = 2, grpo_gpus_per_node: int = 8,
          grpo_timeout_s: int = 86400, namespace: str = "", preflight_timeout_s: float = 10.0,
          grpo_queue: str = "toolorch-h100", base_model_uri: str = "", sft_nodes: int = 1, sft_gpus_per_node: int = 1,
-         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = "", shards: int = 1):
+         sft_timeout_s: int = 86400, dvc_remote: str = "s3://toolorch-dvc", data_from_dvc: str = "", shards: int = 1,
+         force_deploy: bool = False):
     """Args mirror the config: 0 or '' keeps the profile's value (see toolorch.ops.kfp_io.PARAMETER_KEYS).
     `namespace`: where the grpo PyTorchJob is created; '' is the namespace the pipeline's pods run in.
     `grpo_queue`: the Kueue LocalQueue that admits all the grpo job's GPUs at once ('' for none).
-    `shards` splits synth-tasks, passk and eval (one pod, or one GPU for eval, per shard)."""
+    `shards` splits synth-tasks, passk and eval (one pod, or one GPU for eval, per shard).
+    `force_deploy`: deploy the GRPO checkpoint even when it loses to the best single expert on utility."""
     config = on_cpu(resolve_config(profile=profile, seed=seed, model=model, k=k, group_size=group_size,
                                    preference_mix=preference_mix, overrides=overrides)).outputs["config"]
     c = COMPONENTS
@@ -76,8 +78,10 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
                             namespace=namespace, queue=grpo_queue),
                   cpu="1", memory="2Gi").outputs["model"]
-    on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, {}, envs=envs, tasks=tasks, sft=sft,
-                   grpo=grpo))
+    results = on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, {}, envs=envs, tasks=tasks,
+                             sft=sft, grpo=grpo)).outputs["results"]
+    on_cpu(c["deploy"](config=config, grpo=grpo, results=results, tasks=tasks, envs=envs, force_deploy=force_deploy),
+           cpu="4", memory="16Gi")
 
 
 def compile_pipeline(path: Path = PIPELINE_YAML) -> Path:

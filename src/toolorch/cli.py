@@ -121,13 +121,17 @@ def serve_cmd(
     ledger: Optional[Path] = typer.Option(None, help="SQLite file keeping each API key's spend across restarts."),
     simulated_latency_scale: float = typer.Option(0.0, help="Simulated experts sleep x their declared latency."),
     log_level: str = typer.Option("info", help="debug | info | warning | error"),
+    envs_dir: Optional[Path] = typer.Option(None, help="Worlds of held-out tasks: requests may then carry a `task` "
+                                                       "(eval through the gateway)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the orchestrator and simulated experts "
+                                                  "(default: the profile's)."),
 ) -> None:
     """Serve the orchestrator behind an OpenAI-compatible API (the gateway runs the whole tool loop)."""
     from toolorch.serve.main import ServeArgs, serve
 
     raise typer.Exit(serve(ServeArgs(orchestrator, config, tuple(set_), catalog, host, port, canary_weight,
                                      max_inflight, max_request_s, drain_s, ledger, simulated_latency_scale,
-                                     log_level)))
+                                     log_level, envs_dir, seed)))
 
 
 def _register_stages() -> None:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "configs" / "tiny.yaml"
 SEED = 3
 PREFERENCE_MIX = "cost_averse=3,balanced=1"  # a pipeline parameter; the chain gets it as an override
-ARTIFACTS = ("envs", "tasks", "passk", "sft", "grpo", "eval")
+ARTIFACTS = ("envs", "tasks", "passk", "sft", "grpo", "eval", "deploy")
 SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, tokens, steps and policies
     "episode.max_turns=3",
     "stages.synth_envs.domains=[library,bank,clinic,airline]",
@@ -50,6 +50,8 @@ SMALL = [  # minutes, not the profile's quarter hour: fewer domains, tasks, toke
     "stages.eval.sweep_policies=[]",
     "stages.eval.generalisation.unseen_pricing=false",
     "stages.eval.generalisation.unseen_tool=false",
+    "stages.deploy.force_deploy=true",  # eval compared no single expert: through the gateway smoke test anyway
+    "stages.deploy.smoke_tasks=2",
 ]
 
 
@@ -65,7 +67,7 @@ def stage_chain(out: Path) -> dict[str, Path]:
         assert done.returncode == 0, f"{name}: {done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return {"envs": out / "data" / "envs", "tasks": out / "data" / "tasks", "passk": out / "data" / "passk",
             "sft": out / "models" / "sft", "grpo": out / "models" / "grpo", "eval": out / "reports" / "eval",
-            "metrics": out / "metrics"}
+            "deploy": out / "reports" / "deploy", "metrics": out / "metrics"}
 
 
 def kfp_local_run(root: Path, **params: Any) -> dict[str, Path]:
@@ -79,7 +81,8 @@ def kfp_local_run(root: Path, **params: Any) -> dict[str, Path]:
     [run_dir] = [p for p in root.iterdir() if p.is_dir()]
     out = {"envs": "synth-envs/envs", "tasks": "synth-tasks/tasks", "passk": "passk/passk", "sft": "sft/model",
            "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report",
-           "config": "resolve-config/config", "pointers": "dvc-publish/pointers", "base": "base-weights/weights"}
+           "config": "resolve-config/config", "pointers": "dvc-publish/pointers", "base": "base-weights/weights",
+           "deploy": "deploy/report"}
     paths = {k: run_dir / v for k, v in out.items()}
     task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
     paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})
@@ -96,7 +99,7 @@ def test_local_kfp_run_equals_the_stage_chain(tmp_path, monkeypatch):
     for name in ARTIFACTS:
         assert tree_differences(kfp[name], chain[name]) == [], name
     for part in ("envs/library/db.sqlite", "sft/tokenizer.json", "grpo/tokenizer.json", "grpo/state/meta.pkl",
-                 "eval/report.md", "eval/pareto.png"):
+                 "eval/report.md", "eval/pareto.png", "deploy/smoke.jsonl", "deploy/verdict.json"):
         name, rel = part.split("/", 1)
         assert (kfp[name] / rel).is_file(), f"{part}: not written, so not compared"
     # the pipeline parameters resolve once into the config every stage ran with
@@ -107,6 +110,9 @@ def test_local_kfp_run_equals_the_stage_chain(tmp_path, monkeypatch):
         ours = json.loads(kfp[f"metrics/{stage}"].read_text())
         theirs = json.loads((chain["metrics"] / f"{stage}.json").read_text())
         assert comparable(ours) == comparable(theirs), stage
+    # the deploy step served the GRPO checkpoint through a local gateway: its smoke rows equal in-process eval
+    deployed = json.loads(kfp["metrics/deploy"].read_text())
+    assert deployed["deployed"] and deployed["smoke"]["equal_to_in_process"] and deployed["verdict"]["forced"]
     # the report artifact is the chain's report.md with its Pareto plot inlined
     report = kfp["report"].read_text()
     assert "data:image/png;base64," in report

@@ -34,9 +34,9 @@ EXECUTORS = PIPELINE["deploymentSpec"]["executors"]
 K8S = PLATFORM["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 TASK_OF = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "passk": "passk", "validate": "validate",
-           "sft": "sft", "grpo": "grpo", "eval": "eval-policies"}
+           "sft": "sft", "grpo": "grpo", "eval": "eval-policies", "deploy": "deploy"}
 IMAGE_OF = {"synth_envs": "cpu", "synth_tasks": "cpu", "passk": "cpu", "validate": "cpu", "sft": "train",
-            "grpo": "cpu", "eval": "train"}
+            "grpo": "cpu", "eval": "train", "deploy": "cpu"}
 # stage -> stages whose outputs it reads, or whose success it waits for (sft waits for validate)
 UPSTREAM = {s: {u for i in declaration(s).inputs.values() for u in i.stages} | set(declaration(s).after)
             for s in STAGES}

@@ -6,6 +6,10 @@
                      on vLLM (scripts/serve-orchestrator.sh): played by OpenAIPolicy, greedy, with
                      the in-process checkpoint's token budget per turn, so it scores the same
                      (named openai:<m>; the key, if needed, from TOOLORCH_POLICY_API_KEY)
+    gateway:<url>#<m> a deployed `toolorch serve` (model <m>, default `toolorch`) plays each whole
+                     episode itself and answers with its record (eval.gateway); scored like the
+                     checkpoint it serves (named gateway:<m>). It serves one catalog: it runs in the
+                     blocks of the first catalog it met (main, pareto), not the shifted ones
     only:<expert>    one expert with the basic tools; `only:*` expands to every expert
     random, cascade  scripted routers (see baselines.py)
     prompted         the untrained base model with the tool list in its prompt
@@ -27,6 +31,7 @@ from toolorch.eval.baselines import (
     random_maker,
     shared_maker,
 )
+from toolorch.eval.gateway import GatewayEpisodes, gateway_spec
 from toolorch.runtime.env import Environment
 from toolorch.runtime.policies import HFPolicy, OpenAIPolicy, Policy, openai_spec
 from toolorch.runtime.prompts import INSTRUCTIONS, describe_tool
@@ -51,11 +56,14 @@ def expand(names: list[str], catalog: Catalog) -> list[str]:
         elif name.startswith("openai:"):
             openai_spec(name)  # a malformed URL fails here, before any episode runs
             out.append(name)
+        elif name.startswith("gateway:"):
+            gateway_spec(name)
+            out.append(name)
         elif name.startswith(("only:", "hf:")) or name in (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle"):
             out.append(name)
         else:
             raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | openai:<url>#<model> | "
-                             f"only:<expert> | only:* | random | cascade | prompted | oracle)")
+                             f"gateway:<url>#<model> | only:<expert> | only:* | random | cascade | prompted | oracle)")
     return list(dict.fromkeys(out))
 
 
@@ -81,11 +89,14 @@ class Lineup:
         self.only_expert_search = only_expert_search
         self.prompted_base = prompted_base
         self.notes: list[str] = []
-        self._models: dict[str, Policy | None] = {}
+        self._models: dict[str, Policy | GatewayEpisodes | None] = {}
+        self._gateway_catalogs: dict[str, Catalog] = {}  # the catalog each gateway policy first ran under
 
     def policy_name(self, name: str) -> str:
         if name.startswith("openai:"):
             return f"openai:{openai_spec(name)[1]}"
+        if name.startswith("gateway:"):
+            return f"gateway:{gateway_spec(name)[1]}"
         return Path(name[3:]).name if name.startswith("hf:") else name
 
     def maker(self, name: str, catalog: Catalog, tasks: list[Task], envs: dict[str, Environment]) -> PolicyMaker | None:
@@ -98,15 +109,20 @@ class Lineup:
             return random_maker(self.seed, self.random_max_calls)
         if name == "cascade":
             return cascade_maker(catalog)
+        if name.startswith("gateway:") and self._gateway_catalogs.setdefault(name, catalog) != catalog:
+            note = f"{self.policy_name(name)}: a gateway serves one catalog; not run under a shifted one"
+            if note not in self.notes:
+                self.notes.append(note)
+            return None
         model = self._model(name, tasks, envs)
         return shared_maker(model) if model is not None else None
 
-    def _model(self, name: str, tasks: list[Task], envs: dict[str, Environment]) -> Policy | None:
+    def _model(self, name: str, tasks: list[Task], envs: dict[str, Environment]) -> Policy | GatewayEpisodes | None:
         if name not in self._models:
             self._models[name] = self._load(name, tasks, envs)
         return self._models[name]
 
-    def _load(self, name: str, tasks: list[Task], envs: dict[str, Environment]) -> Policy | None:
+    def _load(self, name: str, tasks: list[Task], envs: dict[str, Environment]) -> Policy | GatewayEpisodes | None:
         if name in CHECKPOINTS:
             folder = self.models_dir / name
             if not is_checkpoint(folder):
@@ -122,6 +138,8 @@ class Lineup:
             return self._hf(self._prompted_dir(tasks, envs), "prompted")
         if name.startswith("openai:"):
             return OpenAIPolicy.from_spec(name, max_tokens=self.max_new_tokens, seed=self.seed)
+        if name.startswith("gateway:"):
+            return GatewayEpisodes.from_spec(name, seed=self.seed, max_new_tokens=self.max_new_tokens)
         raise ValueError(f"policy '{name}' is not a model")
 
     def _hf(self, folder: Path, name: str) -> Policy:

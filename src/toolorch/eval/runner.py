@@ -20,6 +20,7 @@ from typing import Any
 from toolorch.core.config import Config
 from toolorch.core.records import Preference, Record, Task, Trajectory
 from toolorch.eval.baselines import PolicyMaker
+from toolorch.eval.gateway import GatewayEpisodes
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.experts import Expert
@@ -142,7 +143,11 @@ def run_policy(tasks: list[Task], envs: dict[str, Environment], block: Block, po
             task = task.model_copy(update={"preference": swept_preference(task.preference, cost_weight)})
         with envs[task.env].session() as session:
             toolbox = block.runtime.toolbox(session)
-            traj = block.runtime.run(task, LockedPolicy(make(task, toolbox), lock), toolbox)
+            player = make(task, toolbox)
+            if isinstance(player, GatewayEpisodes):  # a deployed gateway plays the whole episode itself
+                traj = player.play(task, toolbox, block.runtime.limits)
+            else:
+                traj = block.runtime.run(task, LockedPolicy(player, lock), toolbox)
             return to_row(traj, task, toolbox, block.name, policy, seen, cost_weight)
 
     with ThreadPoolExecutor(workers) as pool:

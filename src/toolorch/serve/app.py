@@ -25,8 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
 from toolorch.core.records import Preference, Task
+from toolorch.runtime.env.world import Environment
 from toolorch.serve.budget import RequestBudget
-from toolorch.serve.contract import ChatRequest, Options, resolve_preference
+from toolorch.serve.contract import ChatRequest, Options, Sampling, resolve_preference
 from toolorch.serve.errors import ApiError
 from toolorch.serve.gateway import Gateway
 from toolorch.serve.metrics import NO_VARIANT
@@ -102,15 +103,23 @@ class Exchange:
                            "model_not_found", "model")
         return pinned
 
-    def options(self, body: ChatRequest) -> tuple[Options, str]:
+    def options(self, body: ChatRequest, orch: Orchestrator) -> tuple[Options, str]:
         gw, limits = self.gw, self.gw.served.limits
-        preference, profile = resolve_preference(body.preference, gw.tool_names(), Preference())
+        if body.task is not None:  # a held-out task: its own preference, counted apart from users' profiles
+            preference, profile = body.task.preference, "task"
+        else:
+            preference, profile = resolve_preference(body.preference, gw.tool_names(), Preference())
+        if body.max_turn_tokens is not None and body.max_turn_tokens > orch.max_new_tokens:
+            raise ApiError(400, f"max_turn_tokens: at most {orch.max_new_tokens} (what orchestrator '{orch.name}' "
+                                "was started with)", "invalid_value", "max_turn_tokens")
         max_latency = min(body.max_latency_s or gw.settings.max_request_s, gw.settings.max_request_s)
+        sampling = Sampling(temperature=body.temperature, seed=body.seed, max_turn_tokens=body.max_turn_tokens)
         options = Options(preference=preference, profile=profile,
                           max_cost_usd=body.max_cost_usd or limits.budget_usd, max_latency_s=max_latency,
                           max_turns=body.max_turns or limits.max_turns,
                           max_tokens=body.max_completion_tokens or body.max_tokens or limits.max_tokens,
-                          include_trace=body.include_trace)
+                          include_trace=body.include_trace, sampling=sampling,
+                          task=body.task.id if body.task is not None else None)
         return options, profile
 
     def admit(self) -> None:
@@ -125,14 +134,15 @@ class Exchange:
         self.admitted = True
 
 
-async def run_request(gw: Gateway, task: Task, orch: Orchestrator, options: Options, run: RequestRun) -> Outcome:
-    session = await gw.open_session()
+async def run_request(gw: Gateway, task: Task, world: Environment | None, orch: Orchestrator, options: Options,
+                      run: RequestRun) -> Outcome:
+    session = await gw.open_session(world)
     try:
         assert gw.services is not None
         tools = GatewayToolbox(gw.toolbox(session), gw.external, gw.services, run)
         limits = gw.served.limits.model_copy(update={"max_turns": options.max_turns, "max_tokens": options.max_tokens,
                                                      "budget_usd": options.max_cost_usd})
-        return await orchestrate(task, orch, gw.catalog.orchestrator, tools, limits, run)
+        return await orchestrate(task, orch, gw.catalog.orchestrator, tools, limits, run, options.sampling)
     finally:
         await gw.close_session(session)
 
@@ -196,8 +206,9 @@ def build_app(gw: Gateway) -> FastAPI:
             body = ChatRequest.parse(await request.body())
             orch = ex.choose(body.model)
             ex.variant = orch.name
-            options, profile = ex.options(body)
+            options, profile = ex.options(body, orch)
             question = body.question()
+            world = gw.eval_world(body.task) if body.task is not None else gw.world
             gw.metrics.preference_requests.labels(profile).inc()
             ex.admit()
             budget = RequestBudget(options.max_cost_usd)
@@ -216,9 +227,9 @@ def build_app(gw: Gateway) -> FastAPI:
         loop = asyncio.get_running_loop()
         run = RequestRun(ex.request_id, key.name, budget, loop.time() + options.max_latency_s, gw.ledger,
                          gw.metrics, ex.started)
-        task = Task(id=ex.request_id, env=gw.world.name if gw.world else "gateway", question=question, answer="",
-                    preference=options.preference, split="heldout")
-        work = asyncio.create_task(run_request(gw, task, orch, options, run))
+        task = body.task or Task(id=ex.request_id, env=gw.world.name if gw.world else "gateway", question=question,
+                                 answer="", preference=options.preference, split="heldout")
+        work = asyncio.create_task(run_request(gw, task, world, orch, options, run))
         meta = Meta.now(ex.request_id, body.model, orch.name)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

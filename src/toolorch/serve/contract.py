@@ -5,11 +5,19 @@
 
 Extras: `preference` (a profile name from runtime.preferences.PROFILES, or an object with
 `profile` and/or `accuracy`/`cost`/`latency` weights and `allow`/`deny`/`prefer` tool lists),
-`max_cost_usd`, `max_latency_s`, `max_turns`, `include_trace`. `max_tokens` (or
-`max_completion_tokens`) caps the orchestrator's own output tokens over the whole task.
-Unknown fields (`tools`, `response_format`, ...) are a 400 naming them rather than silently
-ignored; `temperature`, `top_p` and `seed` are accepted and not applied (the served
-orchestrator samples as it was started).
+`max_cost_usd`, `max_latency_s`, `max_turns`, `max_turn_tokens`, `include_trace`. `max_tokens` (or
+`max_completion_tokens`) caps the orchestrator's own output tokens over the whole task;
+`max_turn_tokens` caps one orchestrator turn (at most what the orchestrator was started with).
+`temperature` and `seed` set the orchestrator's sampling for this request (turn k of an `hf:`
+orchestrator samples with seed + k, as runtime.policies.HFPolicy counts its calls); `top_p` is
+accepted and not applied. Unknown fields (`tools`, `response_format`, ...) are a 400 naming them
+rather than silently ignored.
+
+`task` (held-out eval through the gateway): a task record as synth-tasks writes it. The gateway
+runs it as in-process eval does: the tools of its world (`task.env`, a folder of the gateway's
+`--envs-dir`), its preference, its question (the user message must be that question), its gold
+answer for the simulated experts only; the reply carries the episode record
+(`toolorch.trajectory`), which eval scores with its own reward code.
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from toolorch.core.records import Preference
+from toolorch.core.records import Preference, Task
 from toolorch.runtime.preferences import PROFILES
 from toolorch.serve.errors import ApiError
 
@@ -78,7 +86,9 @@ class ChatRequest(Strict):
     max_cost_usd: float | None = Field(None, gt=0)
     max_latency_s: float | None = Field(None, gt=0)
     max_turns: int | None = Field(None, ge=1, le=100)
+    max_turn_tokens: int | None = Field(None, ge=1)
     include_trace: bool = False
+    task: Task | None = None
 
     @field_validator("preference", mode="before")
     @classmethod
@@ -107,6 +117,12 @@ class ChatRequest(Strict):
         last = users[-1]
         earlier = [f"{m.role}: {m.text()}" for m in self.messages[:last] if m.text().strip()]
         task = self.messages[last].text()
+        if self.task is not None and (earlier or task != self.task.question):
+            raise ApiError(400, "messages: with `task`, the one user message must be the task's question",
+                           "invalid_value", "messages")
+        if self.task is not None and self.preference is not None:
+            raise ApiError(400, "preference: a `task` carries its own preference; give one or the other",
+                           "invalid_value", "preference")
         return task if not earlier else "Earlier in this conversation:\n" + "\n".join(earlier) + "\n\n" + task
 
 
@@ -119,6 +135,14 @@ def validation_error(e: ValidationError) -> ApiError:
     return ApiError(400, f"{param or 'body'}: {msg}", "invalid_value", param)
 
 
+class Sampling(Strict):
+    """How the orchestrator samples for one request; None: as it was started."""
+
+    temperature: float | None = None
+    seed: int | None = None
+    max_turn_tokens: int | None = None
+
+
 class Options(Strict):
     """The per-request contract in effect (echoed as `toolorch.options`)."""
 
@@ -129,6 +153,8 @@ class Options(Strict):
     max_turns: int
     max_tokens: int
     include_trace: bool
+    sampling: Sampling
+    task: str | None = None  # the held-out task's id (eval through the gateway): the reply carries its episode
 
 
 def resolve_preference(given: PreferenceIn | None, tools: list[str], default: Preference) -> tuple[Preference, str]:

@@ -6,7 +6,9 @@
 `LiveSimulatedExpert` stands in for a profile's `backend: simulated` experts when the gateway is
 started from a profile (a workstation): it answers as the simulated expert server does
 (serve.sim_experts: nothing answered, said so, the declared profile's token and latency draws
-seeded by the prompt), in process; the latency is slept x `latency_scale`, 0 by default.
+seeded by the prompt), in process; the latency is slept x `latency_scale`, 0 by default. For a
+held-out task (eval through the gateway: the task comes with its gold answer) it draws exactly
+what the runtime's SimulatedExpert draws for that task in in-process eval.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typing import Protocol
 import httpx2
 
 from toolorch.core.catalog import CatalogExpert
-from toolorch.runtime.experts import ExpertReply, approx_tokens
+from toolorch.core.records import Task
+from toolorch.runtime.experts import ExpertReply, SimulatedExpert, approx_tokens
 from toolorch.serve.http import ClientShards
 from toolorch.serve.errors import upstream_message
 from toolorch.serve.resilience import UpstreamError, retry_after
@@ -28,7 +31,9 @@ from toolorch.serve.sim_experts import simulated_reply
 class AsyncExpert(Protocol):
     name: str
 
-    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply: ...
+    async def ask(self, prompt: str, timeout_s: float, request_id: str, task: Task | None = None) -> ExpertReply:
+        """`task`: the request's task; only a simulated expert reads it (its gold answer, if any)."""
+        ...
 
 
 async def post_chat(client: ClientShards, url: str, body: dict, headers: dict[str, str], timeout_s: float,
@@ -64,7 +69,7 @@ class HttpExpert:
         key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
         self.auth = {"Authorization": f"Bearer {key}"} if key else {}
 
-    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply:
+    async def ask(self, prompt: str, timeout_s: float, request_id: str, task: Task | None = None) -> ExpertReply:
         start = time.monotonic()
         body = {"model": self.cfg.model or self.cfg.name, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": self.cfg.max_tokens, "temperature": 0.0}
@@ -83,9 +88,12 @@ class LiveSimulatedExpert:
         self.max_tokens = cfg.max_tokens  # capped as the simulated server caps them
         self.seed = seed
         self.latency_scale = latency_scale
+        self.graded = SimulatedExpert(cfg, seed)
 
-    async def ask(self, prompt: str, timeout_s: float, request_id: str) -> ExpertReply:
-        reply = simulated_reply(self.name, self.profile, self.seed, prompt)  # the simulated server's draw
+    async def ask(self, prompt: str, timeout_s: float, request_id: str, task: Task | None = None) -> ExpertReply:
+        graded = task is not None and task.answer != ""  # a user's question has no gold answer
+        # the in-process simulator's draw for a held-out task (uncapped, as eval counts it); else the server's
+        reply = self.graded.ask(prompt, task) if graded else simulated_reply(self.name, self.profile, self.seed, prompt)
         wait_s = reply.latency_s * self.latency_scale
         if wait_s > timeout_s:
             await asyncio.sleep(timeout_s)
@@ -93,6 +101,8 @@ class LiveSimulatedExpert:
                                 timeout=True)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
+        if graded:
+            return reply
         return ExpertReply(reply.text, reply.tokens_in, min(reply.tokens_out, self.max_tokens), reply.latency_s)
 
 

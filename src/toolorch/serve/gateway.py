@@ -15,11 +15,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolorch.core.records import Task
 from toolorch.runtime.env.world import EnvSession, Environment
 from toolorch.runtime.tools import Toolbox
 from toolorch.serve.budget import Ledger
 from toolorch.serve.catalog_file import Served
 from toolorch.serve.corpus import documents_world, load_world
+from toolorch.serve.errors import ApiError
 from toolorch.serve.experts import build_async_expert
 from toolorch.serve.http import ClientShards
 from toolorch.serve.keys import Keyring
@@ -50,6 +52,7 @@ class Settings:
     breaker_reset_s: float = 10.0  # after this long, one trial call
     ledger_path: Path | None = None  # per-key spend survives restarts here; None: memory only
     simulated_latency_scale: float = 0.0  # in-process simulated experts: x their declared latency
+    envs_dir: Path | None = None  # the worlds held-out tasks name (eval through the gateway); None: no eval
 
 
 class Gateway:
@@ -80,6 +83,7 @@ class Gateway:
         self.services: Services | None = None
         self._shared_toolbox: Toolbox | None = None
         self._prober: asyncio.Task | None = None
+        self._eval_worlds: dict[str, Environment] = {}
 
     def _world(self) -> Environment | None:
         tools, root = self.served.tools, self.served.root
@@ -148,10 +152,24 @@ class Gateway:
             names = [t.name for t in self.world.spec.tools] + names
         return names
 
-    async def open_session(self) -> EnvSession | None:
-        if self.world is None:
+    def eval_world(self, task: Task) -> Environment:
+        """The world a held-out task names, from --envs-dir (loaded once); a 400 naming the field if none."""
+        envs_dir = self.settings.envs_dir
+        if envs_dir is None:
+            raise ApiError(400, "task: this gateway runs no held-out tasks (start it with --envs-dir)",
+                           "invalid_value", "task")
+        if task.env not in self._eval_worlds:
+            folder = envs_dir / task.env
+            if "/" in task.env or task.env in ("", ".", "..") or not (folder / "env.json").is_file():
+                raise ApiError(400, f"task.env: no world '{task.env}' in the gateway's environments",
+                               "invalid_value", "task.env")
+            self._eval_worlds[task.env] = load_world(folder)
+        return self._eval_worlds[task.env]
+
+    async def open_session(self, world: Environment | None) -> EnvSession | None:
+        if world is None:
             return None
-        return await asyncio.get_running_loop().run_in_executor(self.pool, self.world.session)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, world.session)
 
     async def close_session(self, session: EnvSession | None) -> None:
         if session is not None:

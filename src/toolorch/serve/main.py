@@ -1,6 +1,7 @@
 """`toolorch serve`: build the gateway from a profile or a catalog file and run it under uvicorn.
 
     toolorch serve --config configs/tiny.yaml --orchestrator hf:<checkpoint dir> --port 8000
+    toolorch serve --config configs/tiny.yaml --orchestrator hf:models/grpo --envs-dir data/envs  # + eval requests
     toolorch serve --catalog catalog.yaml --orchestrator openai:http://engine:8000/v1#orchestrator \\
         --host 0.0.0.0 --port 8080
     toolorch serve --catalog catalog.yaml --orchestrator default=openai:http://a:8000/v1#orch \\
@@ -36,26 +37,33 @@ class ServeArgs:
     ledger: Path | None = None
     simulated_latency_scale: float = 0.0
     log_level: str = "info"
+    envs_dir: Path | None = None  # worlds of held-out tasks: eval through the gateway
+    seed: int | None = None  # None: the profile's seed (--config), else 0
 
 
 class ServeError(ValueError):
     """A gateway that cannot start; the message says why (file, field, flag)."""
 
 
-def served_from(args: ServeArgs) -> Served:
+def served_from(args: ServeArgs) -> tuple[Served, int]:
+    """What to serve, and the seed of its policies and simulated experts (the profile's, as eval's)."""
     if (args.config is None) == (args.catalog is None):
         raise ServeError("give exactly one of --config (a profile) or --catalog (a serving catalog file)")
     if args.catalog is not None:
-        return load_catalog_file(args.catalog)
+        return load_catalog_file(args.catalog), args.seed or 0
     from toolorch.core.config import load_config
 
-    return from_profile(load_config(args.config, list(args.overrides)))
+    cfg = load_config(args.config, list(args.overrides))
+    return from_profile(cfg), cfg.seed if args.seed is None else args.seed
 
 
 def build_gateway(args: ServeArgs) -> Gateway:
     try:
-        served = served_from(args)
-        settings = Settings(served=served, orchestrators=parse_variants(args.orchestrators),
+        if args.envs_dir is not None and not args.envs_dir.is_dir():
+            raise ServeError(f"--envs-dir {args.envs_dir}: not a folder")
+        served, seed = served_from(args)
+        settings = Settings(served=served, orchestrators=parse_variants(args.orchestrators), seed=seed,
+                            envs_dir=args.envs_dir,
                             canary_weight=args.canary_weight, max_inflight=args.max_inflight,
                             max_request_s=args.max_request_s, engine_threads=args.max_inflight,
                             ledger_path=args.ledger, simulated_latency_scale=args.simulated_latency_scale)

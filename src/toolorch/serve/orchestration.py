@@ -1,8 +1,8 @@
 """One request's orchestration: the episode loop driven asynchronously, and what it answers.
 
-    outcome = await orchestrate(gateway, body, options, key, request_id, variant, run)
+    outcome = await orchestrate(task, orchestrator, price, tools, limits, run, options.sampling)
 
-The task is the user's messages; the loop is runtime.episode's (`arun_episode`), with the
+The task is the user's messages (or, for eval through the gateway, a held-out task record); the loop is runtime.episode's (`arun_episode`), with the
 served orchestrator writing the turns (`EnginePolicy`) and the gateway's toolbox running the
 calls. Each turn first reserves its worst case (prompt bytes x input price + the policy's
 max new tokens x output price); a budget or deadline that runs out mid-task ends the episode
@@ -19,6 +19,7 @@ from toolorch.core.catalog import EpisodeLimits, Price
 from toolorch.core.records import Task, Trajectory
 from toolorch.runtime.episode import Halt, arun_episode
 from toolorch.runtime.policies import Generation, answer_from_observation
+from toolorch.serve.contract import Sampling
 from toolorch.serve.errors import ApiError
 from toolorch.serve.orchestrators import Orchestrator
 from toolorch.serve.run import RequestRun, Step
@@ -32,9 +33,11 @@ DENIED = "error: the user does not allow"
 class EnginePolicy:
     """The served orchestrator behind the async driver: reserves, respects the deadline, times."""
 
-    def __init__(self, orchestrator: Orchestrator, price: Price, run: RequestRun):
+    def __init__(self, orchestrator: Orchestrator, price: Price, run: RequestRun, sampling: Sampling):
         self.name = orchestrator.name
         self.orch = orchestrator
+        self.policy = orchestrator.for_request(run.request_id, sampling)
+        self.max_new_tokens = sampling.max_turn_tokens or orchestrator.max_new_tokens
         self.price = price
         self.run = run
 
@@ -43,13 +46,13 @@ class EnginePolicy:
         if self.run.left_s() <= 0:
             return self.run.halt_latency()
         prompt = sum(worst_prompt_tokens(m["content"]) for m in messages)
-        hold = self.run.reserve(self.price.cost(prompt, self.orch.max_new_tokens))
+        hold = self.run.reserve(self.price.cost(prompt, self.max_new_tokens))
         if isinstance(hold, Halt):
             return hold
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
-            gen = await self.run.upstream(asyncio.wait_for(self.orch.generate(messages, tools, self.run.request_id),
+            gen = await self.run.upstream(asyncio.wait_for(self.orch.generate(self.policy, messages, tools),
                                                             self.run.left_s()))
         except asyncio.TimeoutError:
             return self.run.halt_latency()  # the reservation is charged when the request ends
@@ -105,8 +108,8 @@ def trace_steps(traj: Trajectory, run: RequestRun) -> list[Step]:
 
 
 async def orchestrate(task: Task, orchestrator: Orchestrator, price: Price, tools: GatewayToolbox,
-                      limits: EpisodeLimits, run: RequestRun) -> Outcome:
-    policy = EnginePolicy(orchestrator, price, run)
+                      limits: EpisodeLimits, run: RequestRun, sampling: Sampling) -> Outcome:
+    policy = EnginePolicy(orchestrator, price, run, sampling)
     try:
         traj = await arun_episode(task, policy, tools, limits)
     except BaseException:

@@ -33,6 +33,7 @@ from toolorch.runtime.policies import (
     Policy,
     openai_spec,
 )
+from toolorch.serve.contract import Sampling
 from toolorch.serve.errors import ApiError
 from toolorch.serve.http import ClientShards
 
@@ -73,14 +74,28 @@ class Orchestrator:
     ready: bool = True
     failures: int = 0  # readiness probes failed in a row
 
-    async def generate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                       request_id: str) -> Generation:
-        if self.pool is None:
-            return self.policy.generate(messages, tools)
+    def for_request(self, request_id: str, sampling: Sampling) -> Policy:
+        """The policy one request's turns are written by: the served one with the request's sampling
+        (temperature, seed, per-turn tokens; what it does not give stays as started). A copy: the
+        model and the engine client are shared, the settings and the turn count are the request's."""
         policy = self.policy
-        if isinstance(policy, OpenAIPolicy):  # the request id travels to the engine too
+        if isinstance(policy, HFPolicy):
+            policy = copy.copy(policy)
+            policy.calls = 0  # turn k samples with seed + k, whatever other requests ran before
+            policy.temperature = pick(sampling.temperature, policy.temperature)
+            policy.seed = pick(sampling.seed, policy.seed)
+            policy.max_new_tokens = pick(sampling.max_turn_tokens, policy.max_new_tokens)
+        elif isinstance(policy, OpenAIPolicy):
             policy = copy.copy(policy)
             policy.client = self.policy.client.with_options(default_headers={"x-request-id": request_id})
+            policy.temperature = pick(sampling.temperature, policy.temperature)
+            policy.seed = pick(sampling.seed, policy.seed)
+            policy.max_tokens = pick(sampling.max_turn_tokens, policy.max_tokens)
+        return policy
+
+    async def generate(self, policy: Policy, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Generation:
+        if self.pool is None:
+            return policy.generate(messages, tools)
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, policy.generate, messages, tools)
         except EndpointError as e:
@@ -99,6 +114,10 @@ class Orchestrator:
         self.failures = 0 if ok else self.failures + 1
         self.ready = ok or (self.ready and self.failures < 2)
         return self.ready
+
+
+def pick(given: Any, default: Any) -> Any:
+    return default if given is None else given
 
 
 def engine_error(message: str) -> ApiError:

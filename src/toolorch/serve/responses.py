@@ -50,6 +50,8 @@ def toolorch_object(meta: Meta, outcome: Outcome, options: Options) -> dict[str,
         "turns": len(traj.turns), "stop_reason": traj.stop_reason,
         "options": options.model_dump(mode="json"),
     }
+    if options.task is not None:  # eval through the gateway scores this record with its own reward code
+        out["trajectory"] = traj.model_dump(mode="json")
     if options.include_trace:
         out["trace"] = {
             "steps": [s.model_dump(mode="json") for s in outcome.steps],

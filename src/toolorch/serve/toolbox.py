@@ -167,7 +167,7 @@ class GatewayToolbox:
             if isinstance(hold, Halt):
                 self.run.tools[id(call)] = ToolRecord(kind, expert=asked, status="halted", error="budget")
                 return hold
-            result = await self._ask(expert, question, hold)
+            result = await self._ask(expert, question, hold, task)
             if isinstance(result, Exception):
                 failure, reason = result, "breaker_open" if isinstance(result, BreakerOpen) else result.outcome
                 self.s.metrics.tool_calls.labels(kind, expert, reason).inc()
@@ -190,13 +190,13 @@ class GatewayToolbox:
         return Observation(tool=call.name, content=f"error: {failure}", error=True,
                            usage=Usage(cost_usd=spec.cost_usd, latency_s=spec.latency_s))
 
-    async def _ask(self, expert: str, question: str, hold: Hold) -> tuple[Any, int] | Exception:
+    async def _ask(self, expert: str, question: str, hold: Hold, task: Task) -> tuple[Any, int] | Exception:
         cfg = self.catalog.expert(expert)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
             return await call_upstream(
-                lambda timeout: self.s.experts[expert].ask(question, timeout, self.run.request_id), name=expert,
+                lambda timeout: self.s.experts[expert].ask(question, timeout, self.run.request_id, task), name=expert,
                 breakers=self.s.breakers, attempts=cfg.max_retries + 1, deadline=self.run.deadline,
                 per_try_s=cfg.timeout_s, waiting=self.run.upstream)
         except (UpstreamError, BreakerOpen) as e:

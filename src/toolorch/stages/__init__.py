@@ -23,7 +23,7 @@ from toolorch.core.config import Config, StageSections, load_config, resolved
 from toolorch.core.errors import UsageError
 from toolorch.stages.stage import Input, Stage
 
-STAGES = ["synth_envs", "synth_tasks", "passk", "validate", "sft", "grpo", "eval"]
+STAGES = ["synth_envs", "synth_tasks", "passk", "validate", "sft", "grpo", "eval", "deploy"]
 
 
 def declaration(name: str) -> Stage:

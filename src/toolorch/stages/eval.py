@@ -12,7 +12,8 @@ policy, task); every number in the metrics and report.md is computed from it by
 Blocks: `main` (every policy), `pareto` (the trained policy under a swept cost weight),
 `unseen_pricing` and `unseen_tool` (shifted configs). Settings: `stages.eval` (EvalSettings).
 A deployed orchestrator is scored like a checkpoint by naming its endpoint as a policy
-(eval.lineup), e.g. `--set 'stages.eval.policies=[grpo, "openai:http://127.0.0.1:8000/v1#orchestrator"]'`.
+(eval.lineup), e.g. `--set 'stages.eval.policies=[grpo, "openai:http://127.0.0.1:8000/v1#orchestrator"]'`;
+a deployed gateway (`toolorch serve ... --envs-dir data/envs`) likewise as `gateway:http://127.0.0.1:8000/v1`.
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def known_policies(names: Optional[list[str]]) -> Optional[list[str]]:
     expert of the profile is checked when the lineup is expanded)."""
     for name in names or []:
         known = (*SCRIPTED, *CHECKPOINTS, "prompted", "oracle")
-        if not name.startswith(("only:", "hf:", "openai:")) and name not in known:
+        if not name.startswith(("only:", "hf:", "openai:", "gateway:")) and name not in known:
             raise ValueError(f"unknown policy '{name}' (grpo | sft | hf:<dir> | openai:<url>#<model> | "
+                             "gateway:<url>#<model> | "
                              "only:<expert> | only:* | "
                              "random | cascade | prompted | oracle)")
     return names
