@@ -37,13 +37,13 @@ PIPELINE_YAML = ROOT / "pipelines" / "full.yaml"
 SHARD_RETRY = {"num_retries": 3, "backoff_duration": "15s", "backoff_factor": 2.0, "backoff_max_duration": "300s"}
 
 
-def sharded(stage: str, indices, shards, place, config, merge_args: dict,
+def sharded(stage: str, indices, shards, place, config, merge_args: dict | None = None,
             **inputs) -> dsl.PipelineTask:
     """`stage` as one task per shard (`place` sets each one's resources) and the merge of their parts
     (`merge_args`: the merge component's own parameters)."""
     with dsl.ParallelFor(indices) as shard:
         part = place(SHARDS[stage](config=config, shard=shard, shards=shards, **inputs)).set_retry(**SHARD_RETRY)
-    return COMPONENTS[stage](config=config, parts=dsl.Collected(part.outputs["part"]), **merge_args)
+    return COMPONENTS[stage](config=config, parts=dsl.Collected(part.outputs["part"]), **(merge_args or {}))
 
 
 @dsl.pipeline(name="toolorch-full", description="Synthesize data, train and evaluate a ToolOrchestra orchestrator.")
@@ -78,7 +78,7 @@ def full(profile: str = "tiny", model: str = "", k: int = 0, group_size: int = 0
                             nodes=grpo_nodes, gpus_per_node=grpo_gpus_per_node, timeout_s=grpo_timeout_s,
                             namespace=namespace, queue=grpo_queue),
                   cpu="1", memory="2Gi").outputs["model"]
-    results = on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, {}, envs=envs, tasks=tasks,
+    results = on_cpu(sharded("eval", indices, shards, lambda t: on_h100(t, gpus=1), config, envs=envs, tasks=tasks,
                              sft=sft, grpo=grpo)).outputs["results"]
     on_cpu(c["deploy"](config=config, grpo=grpo, results=results, tasks=tasks, envs=envs, force_deploy=force_deploy),
            cpu="4", memory="16Gi")
