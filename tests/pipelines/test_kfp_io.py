@@ -80,7 +80,7 @@ def test_profile_lookup(tmp_path, monkeypatch):
 def test_kfp_metrics_get_the_headline_not_every_number(tmp_path):
     """The committed full metrics of every stage (hundreds of numbers) give a dozen headline numbers in all."""
     logged = {}
-    for stage in STAGES:
+    for stage in [s for s in STAGES if s != "deploy"]:  # the committed run predates the deploy step
         sink = MetricsSink(ROOT / "metrics" / f"{stage}.json")
         log_headline(stage, sink)
         logged[stage] = sink.logged

@@ -170,13 +170,13 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
     try:
         loop = s.model_copy(update={"seed": cfg.seed})
         out_dir = Path(out_dir)
+        tasks = read_tasks(Path(tasks_path), "training")
+        envs = load_envs(envs_dir, {t.env for t in tasks})
+        checkpoint_dir(sft_dir, "SFT")  # bad inputs are named before the checkpoint is fingerprinted
         inputs = {"sft": input_fingerprint(Path(sft_dir)), "tasks": input_fingerprint(Path(tasks_path))}
         resume, run_config = s.resume and not fresh, training_config(cfg, s, inputs)
         state_dir = s.state_url or out_dir / "state"
         prepare_state_dir(state_dir, run_config, resume, dist, restart_on_change)
-        tasks = read_tasks(Path(tasks_path), "training")
-        envs = load_envs(envs_dir, {t.env for t in tasks})
-        checkpoint_dir(sft_dir, "SFT")
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
                         resume=resume and has_state(state_dir))

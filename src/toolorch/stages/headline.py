@@ -24,6 +24,7 @@ HEADLINES: dict[str, dict[str, str]] = {
     "sft": {"loss": "loss_last", "tok/s": "trained_tokens_per_s"},
     "grpo": {"reward": "last.reward/total", "margin": "heldout.reward_margin", "tok/s": "last.rollout_tokens_per_s"},
     "eval": {"accuracy": "policies.grpo.accuracy", "cost_usd": "policies.grpo.cost_usd"},
+    "deploy": {"deployed": "deployed"},
 }
 
 
