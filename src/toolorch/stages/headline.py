@@ -1,7 +1,7 @@
 """The headline numbers of each stage: what `dvc metrics show` and the KFP run's Metrics print.
 
     headline("sft", metrics)                    # {"loss": 0.0027, "tok/s": 5120.3}
-    write_headline("sft", metrics, Path("metrics/sft.json"))   # -> metrics/headline/sft.json
+    write_headline("sft", metrics, metrics_path)   # metrics/<stage>.json -> metrics/headline/<stage>.json
 
 A stage's metrics JSON holds everything (histories, per-category tables: tens of KB); the
 headline keeps about a dozen numbers over the whole pipeline, under short names shared across

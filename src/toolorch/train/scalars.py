@@ -27,9 +27,7 @@ class ScalarLog:
         self.writer = None
         self.live = None
         if enabled and curves is not None:
-            from dvclive import Live
-
-            self.live = Live(str(curves), resume=resume, report=None, save_dvc_exp=False, dvcyaml=None)
+            self.live = _curves(curves, resume)
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -83,3 +81,17 @@ def rollout_record(terms: RewardTerms, traj: Any, user: str) -> dict[str, Any]:
     return {"terms": terms.as_dict(), "correct": traj.correct, "cost_usd": traj.usage.cost_usd,
             "latency_s": traj.usage.latency_s, "turns": len(traj.turns),
             "tools": [t.call.name for t in traj.turns if t.call is not None], "user": user}
+
+
+def _curves(folder: str | Path, resume: bool):
+    """dvclive's curve writer without its repository hooks. dvc.yaml declares the plots
+    (toolorch.ops.dvc_yaml) and experiments are `dvc exp run`'s business, so the hooks add nothing;
+    and they harm: in a git checkout without DVC they run `dvc init`, in one without commits they
+    raise (dvclive 3.49, pinned)."""
+    from dvclive import Live
+
+    class Curves(Live):
+        def _init_dvc(self) -> None:
+            pass
+
+    return Curves(str(folder), resume=resume, report=None, save_dvc_exp=False, dvcyaml=None)

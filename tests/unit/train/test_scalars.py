@@ -1,10 +1,12 @@
 """Training scalars: means over rollout records, tool mix, and cost per kind of user."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from toolorch.runtime.rewards import TERMS
-from toolorch.train.scalars import rollout_scalars
+from toolorch.train.scalars import ScalarLog, rollout_scalars
 
 
 def _record(user: str, cost: float, correct: bool, tools: list[str]) -> dict:
@@ -24,3 +26,22 @@ def test_scalars_split_cost_by_user_and_share_tool_calls():
     assert out["tool_mix/answer"] == pytest.approx(0.75) and out["tool_mix/search"] == pytest.approx(0.25)
     assert out["accuracy"] == pytest.approx(2 / 3) and out["reward/total"] == pytest.approx(2 / 3)
     assert rollout_scalars([]) == {}
+
+
+@pytest.mark.parametrize("commit", [False, True])
+def test_curves_leave_a_git_checkout_alone(tmp_path, monkeypatch, commit):
+    """In a git checkout (with or without commits, never `dvc init`ed) the curves are written and
+    the checkout stays as it was: no .dvc folder, no dvc.yaml."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    if commit:
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                        "--allow-empty", "-m", "start"], check=True)
+    monkeypatch.chdir(tmp_path)
+    log = ScalarLog(tmp_path / "tb", curves=tmp_path / "curves")
+    log.write(1, {"reward/total": 0.25})
+    log.write(2, {"reward/total": 0.5, "tool_mix/search": 1.0})
+    log.close()
+    rows = (tmp_path / "curves" / "plots" / "metrics" / "reward" / "total.tsv").read_text().splitlines()
+    assert rows[1:] == ["1\t0.25", "2\t0.5"]
+    assert (tmp_path / "curves" / "plots" / "metrics" / "tool_mix" / "search.tsv").read_text().splitlines()[1:] == ["2\t1.0"]
+    assert not (tmp_path / ".dvc").exists() and not (tmp_path / "dvc.yaml").exists()
