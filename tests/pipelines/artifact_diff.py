@@ -12,10 +12,15 @@ those files are compared by what they hold instead:
     state/step-*/meta.pkl    the step, data position, LR schedule, torch RNG and config; not the
                              state of Python's global `random`, which the grpo stage neither seeds
                              nor draws from: every process starts it from os.urandom
+    dvclive/                 a curve that is a duration or a rate (its TSV, its key in metrics.json)
+    curves/                  report.md with the last value of such curves masked; a chart that
+                             draws one of them is not compared (the TSVs it draws are)
 """
 from __future__ import annotations
 
+import json
 import pickle
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -90,6 +95,23 @@ def _sqlite_difference(a: Path, b: Path) -> str | None:
     return None if a.read_bytes() == b.read_bytes() else "same tables, different bytes"
 
 
+def curve_report(path: Path) -> str:
+    """report.md with the last value of each timing curve masked ("rollout_seconds 1.23" -> "rollout_seconds *")."""
+    return re.sub(r"([\w./-]+) (-?[\d.]+(?:e[+-]?\d+)?)",
+                  lambda m: f"{m.group(1)} *" if is_timing(m.group(1)) else m.group(0), path.read_text())
+
+
+def _chart_difference(a: Path, b: Path) -> str | None:
+    """A chart of curves/ (drawn from dvclive/ beside it by toolorch.train.curves, one per folder of
+    curves, "scalars" for the top level): bytes, unless it draws a timing curve."""
+    metrics = a.parent.parent / "dvclive" / "plots" / "metrics"
+    drawn = [t for t in metrics.rglob("*.tsv")
+             if (t.parent.relative_to(metrics).as_posix().replace("/", "_").strip(".") or "scalars") == a.stem]
+    if any(is_timing(t.stem) for t in drawn):
+        return None
+    return None if a.read_bytes() == b.read_bytes() else "bytes differ"
+
+
 def _same_by(read: Callable[[Path], Any]) -> Callable[[Path, Path], str | None]:
     return lambda a, b: None if read(a) == read(b) else "contents differ"
 
@@ -103,6 +125,14 @@ def _compare(rel: str) -> Callable[[Path, Path], str | None]:
         return _same_by(checkpoint_index)
     if "state/step-" in rel and rel.endswith("/meta.pkl"):
         return _same_by(checkpoint_meta)
+    if "dvclive/plots/metrics/" in rel and is_timing(Path(rel).stem):
+        return lambda a, b: None
+    if rel.endswith("dvclive/metrics.json"):
+        return _same_by(lambda p: without_timings(json.loads(p.read_text())))
+    if rel.endswith("curves/report.md"):
+        return _same_by(curve_report)
+    if "curves/" in rel and rel.endswith(".png"):
+        return _chart_difference
     return lambda a, b: None if a.read_bytes() == b.read_bytes() else "bytes differ"
 
 

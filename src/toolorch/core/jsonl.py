@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
@@ -88,8 +89,16 @@ def _json_line(record: BaseModel, path: Path, n: int) -> str:
 
 
 def write_json(path: str | Path, obj: object) -> None:
+    """Atomically, through a temp file of this call's own: processes that write the same file at
+    once (the ranks of a torchrun job) never rename each other's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide metrics from other readers
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

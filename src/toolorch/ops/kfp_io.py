@@ -120,24 +120,33 @@ def fetch_base(base: str) -> None:
 def run_stage(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
               output: str | Path, **options: Any) -> dict[str, Any]:
     """Run the stage on the resolved config and the artifacts; log its headline to `metrics`."""
+    result = _execute(stage, config_path, metrics.path, upstream, output, **options)
+    log_headline(stage, metrics)
+    return result
+
+
+def _execute(stage: str, config_path: str | Path, metrics_path: str | Path, upstream: Mapping[str, str | Path],
+             output: str | Path, **options: Any) -> dict[str, Any]:
     configure_logging()
     cfg = load_profile(config_path)
     if stage == "sft":
         fetch_base(cfg.stages.sft.base)
     with tempfile.TemporaryDirectory() as scratch:
-        result = declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics.path, scratch), **options)
-    log_headline(stage, metrics)
-    return result
+        return declaration(stage).run(cfg, **stage_paths(stage, upstream, output, metrics_path, scratch), **options)
 
 
 def run_shard(stage: str, config_path: str | Path, metrics: MetricsSink, upstream: Mapping[str, str | Path],
               part: str | Path, shard: int, shards: int) -> dict[str, Any]:
-    """One shard of a sharded stage (toolorch.stages.shards): its part of the work, as a part artifact."""
+    """One shard of a sharded stage (toolorch.stages.shards): its part of the work, as a part
+    artifact; `metrics` gets the part's own numbers (the headline is the merge's)."""
     if declaration(stage).merge is None:
         raise ValueError(f"stage {stage} does not run in shards")
     which = Shard(shard, shards)
     fail_once_if_asked(stage, which)
-    return run_stage(stage, config_path, metrics, upstream, part, shard=which)
+    meta = _execute(stage, config_path, metrics.path, upstream, part, shard=which)
+    for key in ("shard", "shards", "records", "total"):
+        metrics.log_metric(key, float(meta[key]))
+    return meta
 
 
 def merge_shards(stage: str, config_path: str | Path, metrics: MetricsSink, parts: list[str | Path],
