@@ -82,7 +82,8 @@ def kfp_local_run(root: Path, **params: Any) -> dict[str, Path]:
     out = {"envs": "synth-envs/envs", "tasks": "synth-tasks/tasks", "passk": "passk/passk", "sft": "sft/model",
            "grpo": "grpo/model", "eval": "eval-policies/results", "report": "eval-policies/report",
            "config": "resolve-config/config", "pointers": "dvc-publish/pointers", "base": "base-weights/weights",
-           "deploy": "deploy/report"}
+           "deploy": "deploy/report", "checks": "validate/report", "sft_curves": "sft/curves",
+           "grpo_curves": "grpo/curves"}
     paths = {k: run_dir / v for k, v in out.items()}
     task_of = {"synth_envs": "synth-envs", "synth_tasks": "synth-tasks", "eval": "eval-policies"}
     paths.update({f"metrics/{s}": run_dir / task_of.get(s, s) / "metrics" for s in STAGES})
@@ -118,3 +119,9 @@ def test_local_kfp_run_equals_the_stage_chain(tmp_path, monkeypatch):
     report = kfp["report"].read_text()
     assert "data:image/png;base64," in report
     assert report == markdown_report(chain["eval"], tmp_path / "report.md").read_text()
+    # the run page's views: the data checks as one offline HTML page, the training curves inlined
+    checks = kfp["checks"].read_text()
+    assert "Data checks: all suites passed" in checks and "<script" not in checks
+    for stage, curve in (("sft", "loss"), ("grpo", "reward")):
+        page = kfp[f"{stage}_curves"].read_text()
+        assert f"# {stage}: training curves" in page and curve in page and "data:image/png;base64," in page

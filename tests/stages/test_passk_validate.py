@@ -373,5 +373,7 @@ def test_validate_cli_exits_nonzero_and_names_the_failure(world, passk_run, tmp_
         "--docs-dir", str(tmp_path / "docs"), "--metrics-path", str(tmp_path / "validate.json")])
     assert result.exit_code == 1, result.output
     assert "validate: error: data validation failed" in result.output
-    assert "expect_column_values_to_be_unique(id)" in result.output
+    assert "expect_column_values_to_be_unique(id) [id=" in result.output  # the duplicated task, by id
+    page = (tmp_path / "docs" / "report.html").read_text()  # the offline page, also without Data Docs
+    assert "expect_column_values_to_be_unique(id)" in page and "<script" not in page
     assert json.loads((tmp_path / "validate.json").read_text())["success"] is False  # the report is kept

@@ -8,10 +8,12 @@ import pytest
 from toolorch.core.records import CATEGORIES
 from toolorch.synth.data_checks import (
     CheckSettings,
+    ValidationFailed,
     category_share_frame,
     environment_frames,
     question_key,
     read_records,
+    report_html,
     run_suites,
     split_frame,
     suite_expectations,
@@ -125,3 +127,19 @@ def test_each_failure_is_named_by_expectation_and_column():
     assert list(failed) == ["expect_column_values_to_not_be_in_set(template) where env_heldout==False"]
     assert failed[list(failed)[0]]["examples"] == ["t1"]
     assert results["tasks"].failure_names()[0].startswith("tasks: expect_")
+
+
+def test_a_failure_names_its_failing_rows_and_the_page_shows_them_offline():
+    frames = _clean_frames()
+    frames["tasks"]["reverify_error"] = None
+    frames["tasks"].loc[1, ["reverifies", "reverify_error"]] = [False, "gold calls give 'Ada', not 'Ada Byron'"]
+    results = run_suites(frames, _expectations())
+    tasks = {r.name: r for r in results}["tasks"]
+    failure = {f["expectation"]: f for f in tasks.failed}["expect_column_values_to_be_in_set(reverifies)"]
+    task_id = frames["tasks"].loc[1, "id"]
+    assert failure["rows"] == [{"id": task_id, "reverify_error": "gold calls give 'Ada', not 'Ada Byron'"}]
+    message = str(ValidationFailed(tasks.failure_names(), tasks.failure_rows()))
+    assert f"tasks: expect_column_values_to_be_in_set(reverifies) [id={task_id}, reverify_error=gold calls" in message
+    page = report_html(results)
+    assert "FAILED" in page and f"id={task_id}" in page and "not &#x27;Ada Byron&#x27;" in page
+    assert "<script" not in page and "http" not in page  # nothing to fetch: renders offline

@@ -6,7 +6,8 @@ Great Expectations gates over environments, tasks and trajectories.
     toolorch validate --config configs/tiny.yaml --set stages.validate.write_data_docs=false
 
 Reads the environments, the train and held-out tasks, and passk's kept tasks and
-trajectories (`--envs-dir`, `--train-path`, ...), and runs six suites (see
+trajectories (`--envs-dir`, `--train-path`, ...), writes report.html (one offline page: each
+suite's verdict, each failed expectation's rows by task id) beside GE's Data Docs, and runs six suites (see
 toolorch.synth.data_checks): environments and their tables in range
 (worlds imported from benchmarks, e.g. tau2, keep their own shape and skip the ranges);
 kept and held-out tasks well-formed, unique and re-verified by executing their gold
@@ -42,6 +43,7 @@ from toolorch.synth.data_checks import (
     category_share_frame,
     environment_frames,
     read_records,
+    report_html,
     run_suites,
     split_frame,
     suite_expectations,
@@ -136,6 +138,8 @@ def run(cfg: Config, envs_dir: Path, train_path: Path, heldout_path: Path, kept_
     settings = settings.model_copy(update={"heldout_envs": declared_heldout_envs(settings, heldout_path)})
     frames, expectations = build_frames(cfg, settings, envs_dir, train, heldout, kept, trajectories)
     results = run_suites(frames, expectations, docs_dir if settings.write_data_docs else None)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    (docs_dir / "report.html").write_text(report_html(results), encoding="utf-8")
 
     tasks = frames["tasks"]
     unverified = tasks[~tasks["reverifies"]]
@@ -153,7 +157,7 @@ def run(cfg: Config, envs_dir: Path, train_path: Path, heldout_path: Path, kept_
     }
     finish(cfg, docs_dir, metrics, metrics_path)
     if not metrics["success"]:
-        raise ValidationFailed(metrics["failing_expectations"])
+        raise ValidationFailed(metrics["failing_expectations"], {k: v for r in results for k, v in r.failure_rows().items()})
     return metrics
 
 

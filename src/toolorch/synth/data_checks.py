@@ -12,6 +12,7 @@ with progress bars and analytics off and Data Docs written to an explicit folder
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -30,6 +31,10 @@ from toolorch.core.records import CATEGORIES
 
 ANSWER_TYPES = ["string", "number", "list", "bool"]
 SUITES = ("environments", "env_tables", "tasks", "task_balance", "split", "trajectories")
+# The columns that name a row of each suite's frame (and, for tasks, why it failed to re-verify):
+# a failed expectation reports its failing rows by these (GE's unexpected_index_column_names).
+ROW_KEYS = {"environments": ["env"], "env_tables": ["env", "table"], "tasks": ["id", "reverify_error"],
+            "task_balance": ["category"], "split": ["id"], "trajectories": ["task_id", "policy"]}
 
 
 class CheckSettings(BaseModel):
@@ -54,11 +59,14 @@ class CheckSettings(BaseModel):
 
 
 class ValidationFailed(RunFailed):
-    """At least one suite failed; the message lists each failing expectation by name and column."""
+    """At least one suite failed; the message lists each failing expectation by name and column,
+    with its first failing rows (`rows`: name -> "id=t7, reverify_error=..."), where it has rows."""
 
-    def __init__(self, failures: list[str]):
+    def __init__(self, failures: list[str], rows: dict[str, str] | None = None):
         self.failures = failures
-        super().__init__("data validation failed:\n  " + "\n  ".join(failures))
+        rows = rows or {}
+        super().__init__("data validation failed:\n  " + "\n  ".join(
+            f"{name} [{rows[name]}]" if name in rows else name for name in failures))
 
 
 @dataclass
@@ -70,6 +78,17 @@ class SuiteResult:
 
     def failure_names(self) -> list[str]:
         return [f"{self.name}: {f['expectation']}" for f in self.failed]
+
+    def failure_rows(self) -> dict[str, str]:
+        """failure name -> its first failing rows by their keys (ROW_KEYS), for failures that have rows."""
+        out = {}
+        for name, f in zip(self.failure_names(), self.failed):
+            rows = f.get("rows", [])[:3]
+            if rows:
+                more = (f.get("unexpected_count") or 0) - len(rows)
+                out[name] = "; ".join(", ".join(f"{k}={v}" for k, v in row.items()) for row in rows) + \
+                    (f" and {more} more" if more > 0 else "")
+        return out
 
 
 # ---------------------------------------------------------------- reading
@@ -274,6 +293,10 @@ def _failure(result: Any) -> dict[str, Any]:
     failure = {"expectation": expectation_name(result.expectation_config),
                "unexpected_count": info.get("unexpected_count"),
                "examples": [_plain(v) for v in (info.get("partial_unexpected_list") or [])[:5]]}
+    keys = info.get("unexpected_index_column_names") or []
+    rows = [{k: _plain(row.get(k)) for k in keys} for row in (info.get("partial_unexpected_index_list") or [])[:10]]
+    if rows:
+        failure["rows"] = rows
     if "observed_value" in info:
         failure["observed_value"] = _plain(info["observed_value"])
     if result.exception_info and result.exception_info.get("raised_exception"):
@@ -327,9 +350,44 @@ def run_suites(frames: dict[str, pd.DataFrame], expectations: dict[str, list[Any
         batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
         suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations[name]))
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        run = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        keys = [c for c in ROW_KEYS.get(name, []) if c in frame.columns]
+        run = definition.run(batch_parameters={"dataframe": frame},
+                             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": keys})
         failed = [_failure(r) for r in run.results if not r.success]
         results.append(SuiteResult(name, bool(run.success), len(run.results), failed))
     if docs_dir is not None:
         context.build_data_docs(site_names=["toolorch"])
     return results
+
+
+def report_html(results: list[SuiteResult]) -> str:
+    """One self-contained page of the validation (no scripts, no external styles: it renders
+    offline, in the KFP UI's HTML viewer): each suite's verdict, each failed expectation with its
+    failing rows by key. GE's own Data Docs site (beside it) loads its styles from CDNs."""
+    def cell(value: Any) -> str:
+        return f"<td>{html.escape(str(value))}</td>"
+
+    ok = all(r.success for r in results)
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>toolorch data checks</title><style>",
+             "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}",
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}",
+             ".pass{color:#176f2c}.fail{color:#b00020}</style></head><body>",
+             f"<h1 class='{'pass' if ok else 'fail'}'>Data checks: {'all suites passed' if ok else 'FAILED'}</h1>",
+             "<table><tr><th>suite</th><th>verdict</th><th>expectations</th><th>failed</th></tr>"]
+    for r in results:
+        verdict = f"<td class='{'pass' if r.success else 'fail'}'>{'pass' if r.success else 'fail'}</td>"
+        parts.append(f"<tr>{cell(r.name)}{verdict}{cell(r.evaluated)}{cell(len(r.failed))}</tr>")
+    parts.append("</table>")
+    for r in results:
+        if not r.failed:
+            continue
+        parts += [f"<h2 class='fail'>{html.escape(r.name)}</h2>",
+                  "<table><tr><th>expectation</th><th>failing rows</th><th>rows by key</th><th>observed</th></tr>"]
+        for f in r.failed:
+            rows = "<br>".join(html.escape(", ".join(f"{k}={v}" for k, v in row.items())) for row in f.get("rows", []))
+            observed = f.get("observed_value", f.get("examples", f.get("error", "")))
+            parts.append(f"<tr>{cell(f['expectation'])}{cell(f.get('unexpected_count'))}<td>{rows}</td>"
+                         f"{cell(observed)}</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -45,3 +45,20 @@ def test_curves_leave_a_git_checkout_alone(tmp_path, monkeypatch, commit):
     assert rows[1:] == ["1\t0.25", "2\t0.5"]
     assert (tmp_path / "curves" / "plots" / "metrics" / "tool_mix" / "search.tsv").read_text().splitlines()[1:] == ["2\t1.0"]
     assert not (tmp_path / ".dvc").exists() and not (tmp_path / "dvc.yaml").exists()
+
+
+def test_the_curves_report_charts_each_folder_and_states_the_last_values(tmp_path):
+    from toolorch.train.curves import write_curves
+
+    log = ScalarLog(tmp_path / "tb", curves=tmp_path / "live")
+    for step in (1, 2, 3):
+        log.write(step, {"reward/total": step / 10, "reward/outcome": step / 5, "kl": 0.01 * step, "lr": 0.001})
+    log.close()
+    report = write_curves(tmp_path / "live", tmp_path / "curves", "grpo").read_text()
+    assert report.startswith("# grpo: training curves")
+    assert report.index("## reward") < report.index("## Other scalars")  # the reward chart leads
+    assert "![reward](reward.png)" in report and "![scalars](scalars.png)" in report
+    assert "Last step: outcome 0.6, total 0.3." in report and "kl 0.03" in report
+    assert {p.name for p in (tmp_path / "curves").glob("*.png")} == {"reward.png", "scalars.png"}
+    empty = write_curves(tmp_path / "nothing", tmp_path / "none", "sft").read_text()
+    assert "No scalars were logged" in empty
