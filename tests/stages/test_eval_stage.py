@@ -69,9 +69,10 @@ def test_stage_writes_outputs_and_every_number_is_recomputable(tmp_path, library
     assert held["grouping"] == "train_overlap"
     assert held["policies"]["oracle"]["seen_env_seen_template"]["n"] == 3  # the author_of_title tasks
     assert held["policies"]["oracle"]["seen_env_unseen_template"]["n"] == 5
+    assert metrics["paired"] == {} and "no trained policy" in metrics["routing"]["note"]  # grpo was skipped
 
     recomputed = _recomputed(metrics, out / "results.jsonl")
-    for key in ("policies", "pareto", "generalisation", "verdict"):
+    for key in ("policies", "pareto", "generalisation", "paired", "routing", "verdict"):
         assert recomputed[key] == metrics[key], key
 
     report = (out / "report.md").read_text()

@@ -4,8 +4,23 @@
 
 Utility per task is `u = a * correct - (1 - a) * cost_usd / cost_unit_usd`: cost is
 measured in units of `cost_unit_usd` dollars (cents by default) so that the two terms
-are of comparable size. Intervals are 95% percentile bootstraps over tasks, seeded
-per (block, policy, point) so they do not depend on evaluation order.
+are of comparable size.
+
+Intervals are 95% BCa bootstraps (bias-corrected and accelerated, `scipy.stats.bootstrap`)
+of a mean over tasks (a policy's rows taken in task-id order), seeded per (block, policy, metric),
+paired margins per (baseline, metric), so they do not depend on evaluation order. Where BCa is
+undefined (one task, or every value equal) the interval is the mean itself.
+
+`paired` holds the trained policy's margins over every other main-block policy: the mean of
+per-task differences (trained - baseline) over the tasks both scored, with a BCa interval and
+whether it lies entirely above or below zero. Pairing by task removes the spread of task
+difficulty that two independent intervals would carry.
+
+`routing` holds RouteLLM's routing metrics (Ong et al. 2024) of the trained policy between the
+weakest (W) and strongest (S) single expert: a point's PGR (performance gap recovered,
+(acc - acc(W)) / (acc(S) - acc(W))) against its strong share (the share of its expert calls
+that went to S), the area under that curve (APGR) and the smallest strong share reaching
+PGR 0.5 / 0.8 (CPT(50%), CPT(80%)).
 """
 from __future__ import annotations
 
@@ -13,7 +28,9 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 import numpy as np
+from scipy import stats
 
+from toolorch.core.records import ANSWER_TOOL, expert_tool_name
 from toolorch.core.seeds import stable_seed
 from toolorch.eval.runner import EvalRow
 
@@ -21,6 +38,9 @@ GENERALISATION_BLOCKS = ("unseen_pricing", "unseen_tool")
 BASELINES = ("random", "cascade", "prompted", "oracle")
 FRONTIER_COST_SHARE = 0.3  # the trained policy should match the strongest expert at <= 30% of its cost
 METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility")
+PAIRED_METRICS = ("accuracy", "cost_usd", "utility")
+CPT_LEVELS = {"cpt50": 0.5, "cpt80": 0.8}
+EXPERT_TOOL_PREFIX = expert_tool_name("")  # "ask_": every expert's tool is named ask_<expert>
 
 
 def is_baseline(policy: str) -> bool:
@@ -39,12 +59,19 @@ def metric_arrays(rows: list[EvalRow], a: float, unit: float) -> dict[str, np.nd
     }
 
 
-def bootstrap_ci(values: np.ndarray, samples: int, seed: int) -> list[float]:
-    """95% percentile interval of the mean of `values` (resampled with replacement)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(samples, len(values)))
-    lo, hi = np.percentile(values[idx].mean(axis=1), [2.5, 97.5])
-    return [float(lo), float(hi)]
+def bca_ci(values: np.ndarray, samples: int, seed: int) -> list[float]:
+    """95% BCa interval of the mean of `values`; [mean, mean] where BCa is undefined."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        # One task, or nothing varies: every resample's mean is the mean, and BCa's acceleration
+        # is 0/0 (scipy would warn and return NaN). The mean, not values[0], so lo <= mean <= hi
+        # holds to the last bit.
+        mean = float(values.mean())
+        return [mean, mean]
+    # `rng=`: `random_state=` is its transitional alias under SPEC 7 (the same draws in scipy 1.17),
+    # which warns once scipy sets the alias's end version
+    res = stats.bootstrap((values,), np.mean, n_resamples=samples, confidence_level=0.95, method="BCa",
+                          rng=np.random.default_rng(seed))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
 def tool_mix(rows: list[EvalRow]) -> dict[str, float]:
@@ -63,6 +90,8 @@ def small_stats(rows: list[EvalRow], a: float, unit: float) -> dict[str, Any]:
 
 
 def policy_stats(rows: list[EvalRow], a: float, unit: float, samples: int, seed: int) -> dict[str, Any]:
+    # in task order: the resamples (and the float sums) then do not depend on the order rows were saved in
+    rows = sorted(rows, key=lambda r: r.task_id)
     arrays = metric_arrays(rows, a, unit)
     by_category: dict[str, list[EvalRow]] = defaultdict(list)
     for r in rows:
@@ -72,7 +101,7 @@ def policy_stats(rows: list[EvalRow], a: float, unit: float, samples: int, seed:
         **{m: float(arrays[m].mean()) for m in METRICS},
         "calls_per_task": float(np.mean([sum(r.tool_counts.values()) for r in rows])),
         "tool_mix": tool_mix(rows),
-        "ci95": {m: bootstrap_ci(arrays[m], samples, stable_seed(seed, m)) for m in METRICS},
+        "ci95": {m: bca_ci(arrays[m], samples, stable_seed(seed, m)) for m in METRICS},
         "by_category": {c: small_stats(by_category[c], a, unit) for c in sorted(by_category)},
     }
 
@@ -149,6 +178,172 @@ def generalisation(rows: list[EvalRow], a: float, unit: float, samples: int, see
     return out
 
 
+def one_per_task(rows: list[EvalRow], policy: str) -> dict[str, EvalRow]:
+    """A policy's rows by task id; two rows for one task would make the pairing ambiguous."""
+    by_task: dict[str, EvalRow] = {}
+    for r in rows:
+        if r.task_id in by_task:
+            raise ValueError(f"{policy}: more than one main-block row for task {r.task_id!r}; "
+                             "paired margins need one row per (policy, task)")
+        by_task[r.task_id] = r
+    return by_task
+
+
+def margin(diffs: np.ndarray, samples: int, seed: int) -> dict[str, Any]:
+    """Mean of per-task differences, its BCa interval, and whether that excludes zero."""
+    # BCa of the difference array: resampling tasks and taking mean(d) is what paired=True on the
+    # two arrays would do with mean(x) - mean(y), and the constant-difference check stays one line.
+    lo, hi = bca_ci(diffs, samples, seed)
+    # an end that is zero but for rounding (a resample of +0.05s and -0.45s summing to -5e-17) is zero
+    tol = 1e-9 * float(np.abs(diffs).max())
+    return {"mean": float(diffs.mean()), "ci95": [lo, hi], "above_zero": lo > tol, "below_zero": hi < -tol}
+
+
+def paired_margins(rows: list[EvalRow], trained: str | None, a: float, unit: float, samples: int,
+                   seed: int) -> dict[str, dict[str, Any]]:
+    """The trained policy minus every other main-block policy, task by task (matched by task id)."""
+    if trained is None:
+        return {}
+    by_policy = {p: one_per_task(g, p) for (p,), g in group((r for r in rows if r.block == "main"), "policy").items()}
+    mine = by_policy[trained]
+    out: dict[str, dict[str, Any]] = {}
+    for baseline, theirs in sorted(by_policy.items()):
+        if baseline == trained:
+            continue
+        shared = sorted(mine.keys() & theirs.keys())
+        if not shared:
+            out[baseline] = {"n": 0, **{m: None for m in PAIRED_METRICS}}
+            continue
+        ours = metric_arrays([mine[t] for t in shared], a, unit)
+        base = metric_arrays([theirs[t] for t in shared], a, unit)
+        out[baseline] = {"n": len(shared), **{
+            m: margin(ours[m] - base[m], samples, stable_seed(seed, "paired", baseline, m)) for m in PAIRED_METRICS}}
+    return out
+
+
+def single_experts(policies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {p: s for p, s in policies.items() if p.startswith("only:")}
+
+
+def strongest_expert(policies: dict[str, dict[str, Any]]) -> str | None:
+    """The most accurate `only:` policy; of equally accurate ones, the cheapest."""
+    experts = single_experts(policies)
+    return max(experts, key=lambda p: (experts[p]["accuracy"], -experts[p]["cost_usd"])) if experts else None
+
+
+def weakest_expert(policies: dict[str, dict[str, Any]]) -> str | None:
+    """The least accurate `only:` policy; of equally accurate ones, the cheapest."""
+    experts = single_experts(policies)
+    return min(experts, key=lambda p: (experts[p]["accuracy"], experts[p]["cost_usd"])) if experts else None
+
+
+def is_expert_route(route: str) -> bool:
+    # `answer` without a model string stays `answer`: still a call addressed to an expert
+    return route.startswith(EXPERT_TOOL_PREFIX) or route == ANSWER_TOOL
+
+
+def strong_share(rows: list[EvalRow], strong_tool: str) -> float:
+    """Share of the rows' expert calls that went to the strong expert (0 without expert calls).
+
+    Counted on routes (`tool_counts`), where `answer(model=m)` counts as a call to m like
+    `ask_m`: `mix_counts` keys every `answer` call as `answer`, whatever model wrote it.
+    """
+    experts = sum(n for r in rows for route, n in r.tool_counts.items() if is_expert_route(route))
+    strong = sum(r.tool_counts.get(strong_tool, 0) for r in rows)
+    return strong / experts if experts else 0.0
+
+
+def pgr(accuracy: float, weak: float, strong: float) -> float:
+    """Performance gap recovered: 0 at the weakest expert's accuracy, 1 at the strongest's."""
+    return (accuracy - weak) / (strong - weak)
+
+
+def best_per_share(curve: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(share, PGR) sorted by share, one point per share: the best PGR reached at that share
+    (of two routers spending the same share on S, the better one is the attainable curve)."""
+    best: dict[float, float] = {}
+    for x, y in curve:
+        best[x] = max(y, best.get(x, y))
+    return sorted(best.items())
+
+
+def apgr(curve: list[tuple[float, float]]) -> float:
+    """Area under the piecewise-linear PGR curve over strong share, the curve clipped to [0, 1].
+
+    `curve`: (share, PGR) sorted by share, from share 0 to 1. Segments are split where they cross
+    PGR 0 or 1 first, so the clipped area is exact (clipping only the points would not be).
+    """
+    xs, ys = [curve[0][0]], [curve[0][1]]
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        for level in sorted((lv for lv in (0.0, 1.0) if min(y0, y1) < lv < max(y0, y1)), reverse=y1 < y0):
+            xs.append(x0 + (level - y0) / (y1 - y0) * (x1 - x0))
+            ys.append(level)
+        xs.append(x1)
+        ys.append(y1)
+    y = np.clip(ys, 0.0, 1.0)
+    return float(np.sum(np.diff(xs) * (y[1:] + y[:-1]) / 2))
+
+
+def cpt(curve: list[tuple[float, float]], target: float) -> float | None:
+    """Smallest strong share at which the piecewise-linear curve reaches PGR `target` (None: never)."""
+    if curve[0][1] >= target:
+        return curve[0][0]
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if y0 < target <= y1:
+            return x0 + (target - y0) / (y1 - y0) * (x1 - x0)
+    return None
+
+
+def trained_points(rows: list[EvalRow], trained: str) -> list[tuple[str, float | None, list[EvalRow]]]:
+    """(label, cost weight, rows) of the trained policy's main-block point and each swept point."""
+    out: list[tuple[str, float | None, list[EvalRow]]] = [
+        (trained, None, [r for r in rows if r.block == "main" and r.policy == trained])]
+    swept = group((r for r in rows if r.block == "pareto" and r.policy == trained), "cost_weight")
+    out += [(f"{trained} (cost weight {w:g})", w, g) for (w,), g in sorted(swept.items())]
+    return out
+
+
+def routing_gap(policies: dict[str, dict[str, Any]], trained: str | None, strong: str | None,
+                weak: str | None) -> str | None:
+    """Why PGR is undefined for this run, or None when it is defined."""
+    if trained is None:
+        return "no trained policy was evaluated: there is no routing curve"
+    if strong is None or weak is None:
+        return "no single-expert (only:) policy was evaluated: PGR needs a weakest and a strongest expert"
+    if policies[strong]["accuracy"] == policies[weak]["accuracy"]:
+        return (f"the strongest ({strong}) and weakest ({weak}) single experts are equally accurate "
+                f"({policies[strong]['accuracy']:.3f}): PGR divides by their gap, which is zero")
+    return None
+
+
+def routing(rows: list[EvalRow], policies: dict[str, dict[str, Any]], trained: str | None) -> dict[str, Any]:
+    """RouteLLM's PGR / APGR / CPT of the trained policy's points between W (share 0) and S (share 1)."""
+    strong, weak = strongest_expert(policies), weakest_expert(policies)
+    out: dict[str, Any] = {"strongest": strong, "weakest": weak, "points": [], "apgr": None,
+                           **{k: None for k in CPT_LEVELS}}
+    reason = routing_gap(policies, trained, strong, weak)
+    if reason is not None:
+        out["note"] = reason
+        return out
+    acc_s, acc_w = policies[strong]["accuracy"], policies[weak]["accuracy"]
+    strong_tool = expert_tool_name(strong.removeprefix("only:"))
+    points = [{"label": f"{weak} (anchor)", "cost_weight": None, "n": policies[weak]["n"], "accuracy": acc_w,
+               "strong_share": 0.0, "pgr": 0.0, "anchor": True}]
+    for label, w, g in trained_points(rows, trained):
+        acc = float(np.mean([r.correct for r in g]))
+        points.append({"label": label, "cost_weight": w, "n": len(g), "accuracy": acc,
+                       "strong_share": strong_share(g, strong_tool), "pgr": pgr(acc, acc_w, acc_s), "anchor": False})
+    points.append({"label": f"{strong} (anchor)", "cost_weight": None, "n": policies[strong]["n"],
+                   "accuracy": acc_s, "strong_share": 1.0, "pgr": 1.0, "anchor": True})
+    points.sort(key=lambda p: (p["strong_share"], p["pgr"]))
+    curve = best_per_share([(p["strong_share"], p["pgr"]) for p in points])
+    out.update(points=points, apgr=apgr(curve), **{k: cpt(curve, level) for k, level in CPT_LEVELS.items()})
+    out["note"] = (f"strong share: calls to {strong_tool} (or answer with model "
+                   f"{strong.removeprefix('only:')}) over all expert calls (ask_*, answer); anchors: {weak} at "
+                   f"(0, 0), {strong} at (1, 1); APGR clips PGR to [0, 1]")
+    return out
+
+
 def trained_policy(policies: dict[str, Any]) -> str | None:
     for name in ("grpo", "sft"):
         if name in policies:
@@ -160,8 +355,8 @@ def verdict(policies: dict[str, dict[str, Any]], points: list[dict[str, Any]]) -
     """Does the trained policy match the strongest expert at <= 30% of its cost, and dominate
     the prompted router and the cascade? Computed, never asserted."""
     trained = trained_policy(policies)
-    experts = {p: s for p, s in policies.items() if p.startswith("only:")}
-    strongest = max(experts, key=lambda p: (experts[p]["accuracy"], -experts[p]["cost_usd"])) if experts else None
+    experts = single_experts(policies)
+    strongest = strongest_expert(policies)
     out: dict[str, Any] = {"trained": trained, "strongest_expert": strongest, "reaches_strongest_at_30pct": None,
                            "dominates": {}, "missing": []}
     if trained is None:
@@ -198,12 +393,16 @@ def verdict(policies: dict[str, dict[str, Any]], points: list[dict[str, Any]]) -
 
 def summarize(rows: list[EvalRow], utility_a: float = 0.5, cost_unit_usd: float = 0.01,
               bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """policies (main block), pareto points, generalisation blocks and the verdict."""
+    """policies (main block), pareto points, generalisation blocks, the trained policy's paired
+    margins and routing metrics, and the verdict."""
     policies = block_policies(rows, "main", utility_a, cost_unit_usd, bootstrap_samples, seed)
     points = pareto_points(rows, policies)
+    trained = trained_policy(policies)
     return {
         "policies": policies,
         "pareto": points,
         "generalisation": generalisation(rows, utility_a, cost_unit_usd, bootstrap_samples, seed),
+        "paired": paired_margins(rows, trained, utility_a, cost_unit_usd, bootstrap_samples, seed),
+        "routing": routing(rows, policies, trained),
         "verdict": verdict(policies, points),
     }

@@ -81,8 +81,8 @@ def _ci(ci: list[float], fmt: str) -> str:
 
 
 def policy_table(policies: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [("| policy | n | accuracy [95% CI] | mean cost USD [95% CI] | mean latency s | turns "
-              "| utility [95% CI] | tool mix |"),
+    lines = [("| policy | n | accuracy [95% BCa CI] | mean cost USD [95% BCa CI] | mean latency s | turns "
+              "| utility [95% BCa CI] | tool mix |"),
              "|---|---|---|---|---|---|---|---|"]
     for name, s in policies.items():
         mix = ", ".join(f"{k} {v:.0%}" for k, v in s["tool_mix"].items()) or "none"
@@ -90,6 +90,42 @@ def policy_table(policies: dict[str, dict[str, Any]]) -> list[str]:
             f"| {name} | {s['n']} | {s['accuracy']:.3f} {_ci(s['ci95']['accuracy'], '.3f')} "
             f"| {s['cost_usd']:.5f} {_ci(s['ci95']['cost_usd'], '.5f')} | {s['latency_s']:.1f} | {s['turns']:.2f} "
             f"| {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} | {mix} |")
+    return lines
+
+
+def _margin(m: dict[str, Any] | None, fmt: str) -> str:
+    if m is None:
+        return "-"
+    mark = " ↑" if m["above_zero"] else " ↓" if m["below_zero"] else ""  # the interval excludes zero
+    return f"{format(m['mean'], '+' + fmt)} {_ci(m['ci95'], '+' + fmt)}{mark}"
+
+
+def paired_section(paired: dict[str, dict[str, Any]], trained: str | None) -> list[str]:
+    if not paired:
+        return ["No trained policy was evaluated next to baselines: no paired margins."]
+    lines = [f"Per-task differences, {trained} minus each baseline, over the tasks both scored (matched by "
+             "task id); mean and 95% BCa interval. ↑ / ↓: the interval lies entirely above / below zero.", "",
+             "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] |",
+             "|---|---|---|---|---|"]
+    for name, m in paired.items():
+        lines.append(f"| {name} | {m['n']} | {_margin(m['accuracy'], '.3f')} | {_margin(m['cost_usd'], '.5f')} "
+                     f"| {_margin(m['utility'], '.3f')} |")
+    return lines
+
+
+def _share(x: float | None) -> str:
+    return "never" if x is None else f"{x:.1%}"
+
+
+def routing_section(r: dict[str, Any]) -> list[str]:
+    if r["apgr"] is None:
+        return [f"APGR, CPT(50%), CPT(80%): not computed ({r['note']})."]
+    lines = [f"**APGR** {r['apgr']:.3f}, **CPT(50%)** {_share(r['cpt50'])}, **CPT(80%)** {_share(r['cpt80'])} "
+             f"(strong: {r['strongest']}, weak: {r['weakest']}). PGR = (accuracy − weak) / (strong − weak); "
+             f"{r['note']}.", "",
+             "| point | n | strong share | accuracy | PGR |", "|---|---|---|---|---|"]
+    for p in r["points"]:
+        lines.append(f"| {p['label']} | {p['n']} | {p['strong_share']:.1%} | {p['accuracy']:.3f} | {p['pgr']:.3f} |")
     return lines
 
 
@@ -165,12 +201,15 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
                   "Numbers measure routing, not model quality.", ""]
     lines += [
         (f"Utility per task: u = a·correct − (1 − a)·cost, with a = {cfg['utility_a']:g} and cost in units of "
-         f"${cfg['cost_unit_usd']:g} (cost_usd / {cfg['cost_unit_usd']:g}). Intervals: 95% percentile bootstrap "
+         f"${cfg['cost_unit_usd']:g} (cost_usd / {cfg['cost_unit_usd']:g}). Intervals: 95% BCa bootstrap "
          f"over tasks, {cfg['bootstrap_samples']} resamples, seed {cfg['seed']}. Every number below is recomputed "
          f"from `results.jsonl` by `toolorch.eval.metrics.summarize`."), "",
         "## Policies", "", *policy_table(summary["policies"]), "",
+        "## Trained policy vs baselines (paired)", "",
+        *paired_section(summary["paired"], summary["verdict"]["trained"]), "",
         "## Per category", "", *category_table(summary["policies"]), "",
         "## Accuracy vs cost", "", "![Pareto plot](pareto.png)", "", *pareto_table(summary["pareto"]), "",
+        "## Routing (RouteLLM: PGR, APGR, CPT)", "", *routing_section(summary["routing"]), "",
         "## Generalisation", "", *generalisation_section(summary["generalisation"], cfg.get("block_descriptions", {})), "",
     ]
     if summary.get("notes"):

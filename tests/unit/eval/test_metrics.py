@@ -1,35 +1,60 @@
-"""summarize(): every number from rows, bootstrap intervals, Pareto front and the verdict."""
+"""summarize(): every number from rows, BCa intervals, paired margins, routing metrics, Pareto front,
+the verdict, and report.md's tables of them."""
 from __future__ import annotations
+
+import random
+import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from toolorch.core.records import Task
 from toolorch.core.splits import stratified_subsample
-from toolorch.eval.metrics import bootstrap_ci, dominates, summarize
+from toolorch.eval.metrics import apgr, bca_ci, cpt, dominates, summarize
+from toolorch.eval.report import write_report
 from toolorch.eval.runner import EvalRow
 
 
 def row(policy: str, task: str, correct: bool, cost: float, block: str = "main", category: str = "lookup",
-        mix: dict | None = None, cost_weight: float | None = None, **extra) -> EvalRow:
+        mix: dict | None = None, cost_weight: float | None = None, tools: dict | None = None, **extra) -> EvalRow:
+    """`mix`: the row's mix_counts, also its tool_counts unless `tools` (routes) differ."""
     mix = mix or {}
     return EvalRow(block=block, policy=policy, task_id=task, env=extra.pop("env", "minilib"), category=category,
                    difficulty=1, preference="accuracy=1,cost=0,latency=0", correct=correct, stop_reason="answer",
-                   cost_usd=cost, latency_s=2.0, turns=2, tool_counts=dict(mix), mix_counts=dict(mix),
-                   cost_weight=cost_weight, **extra)
+                   cost_usd=cost, latency_s=2.0, turns=2, tool_counts=dict(tools if tools is not None else mix),
+                   mix_counts=dict(mix), cost_weight=cost_weight, **extra)
 
 
 def rows_for(policy: str, outcomes: list[tuple[bool, float]], **kw) -> list[EvalRow]:
     return [row(policy, f"t{i}", c, cost, **kw) for i, (c, cost) in enumerate(outcomes)]
 
 
-def test_bootstrap_contains_mean_and_is_seeded():
+def test_bca_contains_mean_and_is_seeded():
     values = np.random.default_rng(3).random(40)
-    lo, hi = bootstrap_ci(values, 500, seed=7)
+    lo, hi = bca_ci(values, 500, seed=7)
     assert lo <= values.mean() <= hi and lo < hi
-    assert bootstrap_ci(values, 500, seed=7) == [lo, hi]
-    assert bootstrap_ci(values, 500, seed=8) != [lo, hi]
-    assert bootstrap_ci(np.array([1.0, 1.0]), 100, seed=0) == [1.0, 1.0]
+    assert bca_ci(values, 500, seed=7) == [lo, hi]
+    assert bca_ci(values, 500, seed=8) != [lo, hi]
+
+
+def test_bca_corrects_the_percentile_interval_on_a_skewed_sample():
+    values = np.random.default_rng(0).lognormal(sigma=1.5, size=30)  # long right tail
+    lo, hi = bca_ci(values, 2000, seed=5)
+    same_draws = stats.bootstrap((values,), np.mean, n_resamples=2000, method="percentile",
+                                 rng=np.random.default_rng(5)).confidence_interval
+    assert lo <= values.mean() <= hi
+    # same resamples, so the shift is BCa's correction alone: towards the tail, both ends
+    assert lo > same_draws.low + 1e-3 and hi > same_draws.high + 1e-3
+
+
+@pytest.mark.parametrize("values", [[0.25] * 7, [0.1] * 3, [3.0], [1.0, 1.0]])
+def test_bca_of_degenerate_samples_is_the_mean_without_warnings(values):
+    arr = np.array(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lo, hi = bca_ci(arr, 200, seed=0)
+    assert lo == hi == arr.mean() and not np.isnan(lo)
 
 
 def test_policy_numbers_are_means_of_rows():
@@ -98,6 +123,132 @@ def test_heldout_env_and_template_splits():
     assert h["grouping"] == "train_overlap"
     assert e["unseen_env"]["n"] == 1 and e["seen_env_unseen_template"]["accuracy"] == 0.0
     assert e["seen_env_seen_template"]["accuracy"] == 1.0 and set(e["by_env"]) == {"seen", "new"}
+
+
+def lineup(**grpo_kw) -> list[EvalRow]:
+    """Strong expert right on t0..t7 of t0..t9, weak on t0..t3, grpo on all but t0 at a third of frontier's cost."""
+    return (rows_for("only:frontier", [(True, 0.03)] * 8 + [(False, 0.03)] * 2, mix={"ask_frontier": 1})
+            + rows_for("only:mini", [(True, 0.001)] * 4 + [(False, 0.001)] * 6, mix={"ask_mini": 1})
+            + rows_for("grpo", [(False, 0.01)] + [(True, 0.01)] * 9, mix={"ask_mini": 1}, **grpo_kw))
+
+
+def test_paired_margins_are_means_of_per_task_differences():
+    rows = lineup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the constant accuracy difference vs only:mini must not warn
+        paired = summarize(rows, utility_a=0.5, cost_unit_usd=0.01, bootstrap_samples=300)["paired"]
+    assert set(paired) == {"only:frontier", "only:mini"}
+    mini = paired["only:mini"]
+    # grpo is right where mini is wrong on t4..t9 and both are right on t1..t3; on t0 mini wins
+    assert mini["n"] == 10 and mini["accuracy"]["mean"] == pytest.approx((6 - 1) / 10)
+    assert mini["cost_usd"]["mean"] == pytest.approx(0.009)
+    assert mini["cost_usd"]["ci95"] == pytest.approx([0.009, 0.009])  # the same difference on every task
+    assert mini["cost_usd"]["above_zero"] and not mini["cost_usd"]["below_zero"]
+    # utility: 0.5 * d_correct - 0.5 * d_cost / 0.01
+    assert mini["utility"]["mean"] == pytest.approx(0.5 * 0.5 - 0.5 * 0.9)
+    frontier = paired["only:frontier"]
+    assert frontier["cost_usd"]["below_zero"] and frontier["cost_usd"]["mean"] == pytest.approx(-0.02)
+    assert frontier["accuracy"]["mean"] == pytest.approx((2 - 1) / 10)
+    # utility differences of +0.05, -0.45, -0.95: a resample can sum to zero but for rounding, which is no margin
+    assert mini["utility"]["ci95"][1] == pytest.approx(0, abs=1e-12) and not mini["utility"]["below_zero"]
+    lo, hi = frontier["accuracy"]["ci95"]
+    assert lo <= 0.1 <= hi and not frontier["accuracy"]["above_zero"]  # one task's edge on ten is no margin
+
+
+def test_paired_margin_where_trained_wins_every_task_is_above_zero():
+    base = rows_for("cascade", [(False, 0.02), (False, 0.05), (False, 0.01), (False, 0.04), (False, 0.02)])
+    grpo = rows_for("grpo", [(True, 0.01), (True, 0.02), (True, 0.005), (True, 0.01), (True, 0.03)])
+    m = summarize(base + grpo, utility_a=0.5, cost_unit_usd=0.01, bootstrap_samples=300)["paired"]["cascade"]
+    assert m["n"] == 5
+    assert m["accuracy"] == {"mean": 1.0, "ci95": [1.0, 1.0], "above_zero": True, "below_zero": False}
+    d_cost = np.array([-0.01, -0.03, -0.005, -0.03, 0.01])
+    assert m["cost_usd"]["mean"] == pytest.approx(d_cost.mean())
+    d_utility = 0.5 * 1 - 0.5 * d_cost / 0.01  # 1.0, 2.0, 0.75, 2.0, 0.0
+    lo, hi = m["utility"]["ci95"]
+    assert m["utility"]["mean"] == pytest.approx(d_utility.mean()) and lo <= d_utility.mean() <= hi
+    assert m["utility"]["above_zero"] and not m["utility"]["below_zero"] and 0 < lo < hi
+
+
+def test_paired_rows_are_matched_by_task_id_not_order():
+    rows = lineup()
+    shuffled = rows[:10] + rows[20:]
+    mini = rows[10:20]
+    random.Random(4).shuffle(mini)
+    assert [r.task_id for r in mini] != [r.task_id for r in rows[10:20]]
+    # a task only one policy scored is left out of the pair
+    extra = row("grpo", "t99", True, 0.0)
+    a = summarize(rows, bootstrap_samples=200)["paired"]
+    b = summarize(shuffled + mini + [extra], bootstrap_samples=200)["paired"]
+    assert a["only:mini"] == b["only:mini"] and b["only:mini"]["n"] == 10
+
+
+def test_duplicate_task_rows_name_the_policy():
+    rows = lineup() + [row("only:mini", "t3", False, 0.001, mix={"ask_mini": 1})]
+    with pytest.raises(ValueError, match=r"only:mini: more than one main-block row for task 't3'"):
+        summarize(rows, bootstrap_samples=50)
+
+
+def test_apgr_and_cpt_of_hand_built_curves():
+    line = [(0.0, 0.0), (0.25, 0.25), (1.0, 1.0)]
+    assert apgr(line) == pytest.approx(0.5)
+    assert cpt(line, 0.5) == pytest.approx(0.5) and cpt(line, 0.8) == pytest.approx(0.8)
+    # up to PGR 1 at share 0.5, flat after: 0.25 + 0.5
+    knee = [(0.0, 0.0), (0.5, 1.0), (1.0, 1.0)]
+    assert apgr(knee) == pytest.approx(0.75) and cpt(knee, 0.8) == pytest.approx(0.4)
+    # clipped for the area only: a dip to -1 at share 0.5 counts as 0 between 0.25 and 0.75
+    dip = [(0.0, 1.0), (0.5, -1.0), (1.0, 1.0)]
+    assert apgr(dip) == pytest.approx(0.25) and cpt(dip, 0.5) == 0.0
+    assert cpt([(0.0, 0.0), (1.0, 0.6)], 0.8) is None
+
+
+def test_routing_metrics_of_the_trained_sweep():
+    # grpo's main point: t0..t4 ask frontier through `answer`, t5..t9 ask mini; accuracy 0.9
+    main = [row("grpo", f"t{i}", i != 0, 0.01, mix={"answer": 1},
+                tools={"ask_frontier": 1} if i < 5 else {"ask_mini": 1}) for i in range(10)]
+    # the cost-weight-1 point asks only mini (and a db tool, no expert) and scores like mini
+    cheap = [row("grpo", f"t{i}", i < 4, 0.001, block="pareto", cost_weight=1.0, mix={"ask_mini": 1, "db": 1})
+             for i in range(10)]
+    r = summarize(lineup()[:20] + main + cheap, bootstrap_samples=50)["routing"]
+    assert r["strongest"] == "only:frontier" and r["weakest"] == "only:mini"
+    curve = [(p["label"], p["strong_share"], p["pgr"]) for p in r["points"]]
+    assert curve == [("only:mini (anchor)", 0.0, 0.0), ("grpo (cost weight 1)", 0.0, 0.0),
+                     ("grpo", 0.5, pytest.approx(1.25)), ("only:frontier (anchor)", 1.0, 1.0)]
+    # (0, 0) -> (0.5, 1.25) -> (1, 1); clipped at 1 from share 0.4: 0.4 * 1 / 2 + 0.6
+    assert r["apgr"] == pytest.approx(0.8)
+    assert r["cpt50"] == pytest.approx(0.2) and r["cpt80"] == pytest.approx(0.32)
+    assert "ask_frontier" in r["note"]
+
+
+def test_routing_is_undefined_when_experts_are_equally_accurate():
+    rows = (rows_for("only:frontier", [(True, 0.03), (False, 0.03)], mix={"ask_frontier": 1})
+            + rows_for("only:mini", [(False, 0.001), (True, 0.001)], mix={"ask_mini": 1})
+            + rows_for("grpo", [(True, 0.01), (True, 0.01)], mix={"ask_mini": 1}))
+    r = summarize(rows, bootstrap_samples=50)["routing"]
+    assert r["strongest"] == "only:mini" and r["weakest"] == "only:mini"  # ties go to the cheaper
+    assert r["apgr"] is None and r["cpt50"] is None and r["cpt80"] is None and r["points"] == []
+    assert "equally accurate" in r["note"]
+    assert "no trained policy" in summarize(rows[:4], bootstrap_samples=50)["routing"]["note"]
+
+
+def test_summary_is_deterministic():
+    rows = lineup()
+    assert summarize(rows, bootstrap_samples=200, seed=3) == summarize(list(reversed(rows)), bootstrap_samples=200,
+                                                                         seed=3)
+
+
+def test_report_shows_paired_margins_and_routing(tmp_path):
+    summary = summarize(lineup(), bootstrap_samples=200)
+    summary.update(config={"utility_a": 0.5, "cost_unit_usd": 0.01, "bootstrap_samples": 200, "seed": 0},
+                   simulated_experts=False)
+    text = write_report(summary, tmp_path).read_text()
+    assert "| accuracy [95% BCa CI] |" in text and "95% BCa bootstrap" in text
+    paired = text.split("## Trained policy vs baselines (paired)")[1].split("##")[0]
+    assert "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] |" in paired
+    mini = summary["paired"]["only:mini"]
+    assert f"| only:mini | 10 | {mini['accuracy']['mean']:+.3f} [" in paired
+    assert "| +0.00900 [+0.00900, +0.00900] ↑ |" in paired
+    r = summary["routing"]
+    assert f"**APGR** {r['apgr']:.3f}, **CPT(50%)** {r['cpt50']:.1%}, **CPT(80%)** {r['cpt80']:.1%}" in text
 
 
 def test_stratified_subsample_keeps_category_shares():
