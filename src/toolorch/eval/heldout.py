@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl
+from toolorch.core.progress import Progress
 from toolorch.core.records import Preference, Task
 from toolorch.core.splits import stratified_subsample
 from toolorch.runtime.env import Environment
@@ -83,11 +84,17 @@ def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, En
 
 def run_all(runs: dict[Any, tuple[Any, list[Task], int]], tokenizer: Any, envs: dict[str, Environment],
             runtime: Runtime, hc: HeldoutConfig) -> dict[Any, list[Rollout]]:
-    """key -> (model, tasks, seed) run `hc.workers` at a time; results by key, in `runs`' order."""
+    """key -> (model, tasks, seed) run `hc.workers` at a time; results by key, in `runs`' order.
+    The check takes minutes: each finished run is a progress update (log lines with the ETA)."""
     lock = threading.Lock()
-    with ThreadPoolExecutor(hc.workers) as pool:
+    episodes = sum(len(tasks) for _, tasks, _ in runs.values())
+    with ThreadPoolExecutor(hc.workers) as pool, Progress("held-out check", episodes, unit="episode") as progress:
         futures = {key: pool.submit(run_policy, model, tokenizer, tasks, envs, runtime, hc, seed, lock)
                    for key, (model, tasks, seed) in runs.items()}
+        done = 0
+        for f in as_completed(futures.values()):
+            done += len(f.result())
+            progress.update(done, samples=len(f.result()))
         return {key: f.result() for key, f in futures.items()}
 
 
