@@ -65,3 +65,26 @@ def test_timings_are_dropped_at_any_depth():
     metrics = {"loss": 1.0, "train_seconds": 3.0, "per": {"tokens_per_s": 9.0, "n": 2},
                "history": [{"step": 1, "rollout_seconds": 0.1}]}
     assert without_timings(metrics) == {"loss": 1.0, "per": {"n": 2}, "history": [{"step": 1}]}
+
+
+def _curves(root: Path, total: float, seconds: float) -> Path:
+    """dvclive curves and their report, as the training stages write them (toolorch.train.curves)."""
+    from toolorch.train.curves import write_curves
+    from toolorch.train.scalars import ScalarLog
+
+    log = ScalarLog(root / "tensorboard", curves=root / "dvclive")
+    for step in (1, 2):
+        log.write(step, {"reward/total": total * step, "train_seconds": seconds * step, "kl": 0.01})
+    log.close()
+    write_curves(root / "dvclive", root / "curves", "grpo")
+    return root
+
+
+def test_curves_differ_only_by_what_they_measure_not_how_long_it_took(tmp_path):
+    ours, theirs = _curves(tmp_path / "a", 0.5, 1.25), _curves(tmp_path / "b", 0.5, 7.5)
+    assert (ours / "curves" / "report.md").read_bytes() != (theirs / "curves" / "report.md").read_bytes()
+    assert tree_differences(ours, theirs) == []
+    changed = _curves(tmp_path / "c", 0.25, 1.25)
+    assert set(tree_differences(ours, changed)) == {
+        "curves/reward.png: bytes differ", "curves/report.md: contents differ", "dvclive/metrics.json: contents differ",
+        "dvclive/plots/metrics/reward/total.tsv: bytes differ", "tensorboard/events.out.tfevents.*: contents differ"}
