@@ -44,7 +44,7 @@ from toolorch.eval.runner import Block, EvalRow, run_policy
 from toolorch.runtime.env import load_envs
 from toolorch.serve.process import local_gateway
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
-from toolorch.stages.io import finish
+from toolorch.stages.io import finish, model_files
 from toolorch.stages.stage import Input, Stage
 
 MANIFEST = "checkpoint.sha256.json"
@@ -71,11 +71,11 @@ class DeploySettings(BaseModel):
 
 
 def file_digests(model_dir: Path) -> dict[str, str]:
-    """sha256 of every file a server loads, by relative path (the training state is not served)."""
+    """sha256 of every file a server loads, by relative path (not the training state, curves or logs)."""
     out = {}
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+    for path in model_files(model_dir):
         rel = path.relative_to(model_dir).as_posix()
-        if rel.split("/")[0] != "state" and rel != MANIFEST:
+        if rel != MANIFEST:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 

@@ -52,7 +52,7 @@ from toolorch.core.progress import Progress
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
-from toolorch.stages.io import checkpoint_dir, finish, read_tasks
+from toolorch.stages.io import checkpoint_dir, finish, model_files, read_tasks
 from toolorch.stages.stage import Input, SeededByProfile, Stage
 from toolorch.train.checkpoint import clear_state, config_changes, has_state, save_state, saved_config
 from toolorch.train.curves import write_curves
@@ -100,10 +100,11 @@ def training_config(cfg: Config, s: GRPOSettings, inputs: dict[str, str] | None 
 
 
 def input_fingerprint(path: Path, sample: int = 1 << 20) -> str:
-    """A quick identity of a file or folder: each file's name, size and first and last MiB.
-    Retrained weights differ there; reading whole 16 GB shards on every rank would not be quick."""
+    """A quick identity of a file or a checkpoint folder (its model files, not the run's curves and
+    logs): each file's name, size and first and last MiB. Retrained weights differ there; reading
+    whole 16 GB shards on every rank would not be quick."""
     digest = hashlib.sha256()
-    files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+    files = model_files(path) if Path(path).is_dir() else [Path(path)]
     for file in files:
         size = file.stat().st_size
         digest.update(f"{file.relative_to(path) if file != Path(path) else file.name}:{size}:".encode())

@@ -69,6 +69,19 @@ def checkpoint_dir(folder: str | Path, what: str) -> Path:
     return folder
 
 
+# What sft and grpo write beside the model: the state a run resumes from and the run's curves and
+# logs, whose bytes depend on the run (timings, event-file names), not on the model.
+TRAINING_RECORDS = ("state", "tensorboard", "dvclive", "curves")
+
+
+def model_files(folder: str | Path) -> list[Path]:
+    """A checkpoint folder's files that make the model (weights, config, tokenizer, ...), sorted;
+    not its TRAINING_RECORDS: two runs that trained the same model give the same files."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).parts[0] not in TRAINING_RECORDS)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
