@@ -312,7 +312,7 @@ def test_run_episode_survives_model_text_with_a_lone_surrogate(shop_env, shop_ta
         as_json = CliRunner().invoke(app, [*args, "--json"])
         printed = CliRunner().invoke(app, args)
     assert as_json.exit_code == 0, as_json.output
-    traj = json.loads(as_json.output)
+    traj = json.loads(as_json.stdout)  # the trajectory is stdout; log lines go to stderr
     assert [t["text"] for t in traj["turns"]] == [f"thinking \ufffd {call}", "<answer>12.5 \ufffd</answer>"]
     assert traj["turns"][0]["observation"]["content"] == "12.5" and traj["stop_reason"] == "answer"
     assert printed.exit_code == 0, printed.output
