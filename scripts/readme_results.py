@@ -4,7 +4,8 @@
     python scripts/readme_results.py --check   # exit 1 when the README and the metrics disagree
 
 Reads metrics/grpo.json (the held-out check) and metrics/eval.json (the eval stage's main block,
-its BCa intervals and the trained policy's paired margins), both written by `dvc repro`.
+its BCa intervals, the trained policy's paired margins and the routing headroom), both written by
+`dvc repro`, and metrics/seeds.json when present (the per-seed table of `python -m toolorch.ops.seeds`).
 tests/unit/test_readme_results.py runs the check.
 """
 from __future__ import annotations
@@ -86,14 +87,54 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
                       f"CPT(80%) {share(routing['cpt80'])}."]
     elif routing.get("note"):
         lines += ["", f"Routing metrics: none ({routing['note']})."]
+    headroom = ev.get("headroom")
+    if headroom:
+        m = headroom["margin"]
+        lines += ["", f"Routing headroom: sending each category to its best single expert (chosen on these tasks) "
+                      f"would score utility {headroom['router_utility']:.3f} against {headroom['best_single_expert']}'s "
+                      f"{headroom['best_single_utility']:.3f}, a paired margin of {m['mean']:+.3f} {_ci(m['ci95'])}."]
     lines += ["", f"Verdict: {ev['verdict']['sentence']}"]
+    return lines
+
+
+def seeds_table(seeds: dict[str, Any]) -> list[str]:
+    lines = [f"Pipeline seeds {', '.join(map(str, seeds['seeds']))} (`metrics/seeds.json`): each seed runs the whole "
+             "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
+             "under its own user, averaged over 3 sampling seeds) and the eval's utility.", "",
+             "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert utility "
+             "| preference cost ratio | sweep cost by cost weight | category router − best single expert |",
+             "|---|---|---|---|---|---|---|"]
+    for r in seeds["rows"]:
+        m0, m1, m2 = r["grpo_minus_sft_reward"], r["grpo_minus_sft_utility"], r["grpo_minus_best_expert_utility"]
+        bound = r["router_bound_minus_best_expert_utility"]
+        bound_cell = f"{bound['mean']:+.3f} {_ci(bound['ci95'])}" if bound else "-"
+        sweep = " → ".join(f"{w}: {_usd(c)}" for w, c in r["sweep_cost_usd"].items()) or "-"
+        lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}) "
+                     f"| {m1['mean']:+.3f} {_ci(m1['ci95'])} (n={r['n']}) "
+                     f"| {m2['mean']:+.3f} {_ci(m2['ci95'])} ({r['best_single_expert']}) "
+                     f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} |")
+    s = seeds["summary"]
+    lines += ["", "Mean over seeds (min, max): GRPO − SFT held-out reward "
+                  f"{s['grpo_minus_sft_reward']['mean']:+.3f} ({s['grpo_minus_sft_reward']['min']:+.3f}, "
+                  f"{s['grpo_minus_sft_reward']['max']:+.3f}); GRPO − SFT utility "
+                  f"{s['grpo_minus_sft_utility']['mean']:+.3f} ({s['grpo_minus_sft_utility']['min']:+.3f}, "
+                  f"{s['grpo_minus_sft_utility']['max']:+.3f}); GRPO − best single expert "
+                  f"{s['grpo_minus_best_expert_utility']['mean']:+.3f} ({s['grpo_minus_best_expert_utility']['min']:+.3f}, "
+                  f"{s['grpo_minus_best_expert_utility']['max']:+.3f}); preference cost ratio "
+                  f"{s['preference_cost_ratio']['mean']:.2f}x ({s['preference_cost_ratio']['min']:.2f}x, "
+                  f"{s['preference_cost_ratio']['max']:.2f}x).",
+              "", "Holds at every seed: " + "; ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}"
+                                                      for k, v in seeds["holds"].items()) + "."]
     return lines
 
 
 def render(metrics_dir: Path) -> str:
     grpo = json.loads((metrics_dir / "grpo.json").read_text())
     ev = json.loads((metrics_dir / "eval.json").read_text())
-    return "\n".join([BEGIN, *heldout_table(grpo), "", *eval_table(ev), END])
+    parts = [BEGIN, *heldout_table(grpo), "", *eval_table(ev)]
+    if (metrics_dir / "seeds.json").exists():
+        parts += ["", *seeds_table(json.loads((metrics_dir / "seeds.json").read_text()))]
+    return "\n".join([*parts, END])
 
 
 def replaced(readme: str, block: str) -> str:

@@ -68,14 +68,15 @@ def clock(seconds: float) -> str:
 
 
 class Progress:
-    """`total`: the step the work ends at; the ETA is the time per update seen here times the steps
-    left, so a resumed run (whose first update is step 7 of 10) estimates from its own pace."""
+    """`total`: the step the work ends at; the ETA is the time per unit done here times the units
+    left. `start`: where the work begins (a resumed run's step), so a run resumed at step 6 of 10
+    estimates from its own pace, and an update may finish many units at once (a batch of episodes)."""
 
     def __init__(self, label: str, total: int, show: Sequence[str] = (), enabled: bool = True,
-                 watchers: Sequence[Watcher] = (), every_s: float | None = None, unit: str = "step"):
+                 watchers: Sequence[Watcher] = (), every_s: float | None = None, unit: str = "step", start: int = 0):
         self.label, self.total, self.show, self.unit = label, max(1, total), tuple(show), unit
+        self.start = start
         self.counts_tokens = False
-        self.updates = 0
         self.enabled, self.watchers = enabled, list(watchers)
         self.every_s = log_every_s() if every_s is None else every_s
         self.began = self.window_began = time.perf_counter()
@@ -98,18 +99,21 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def resumed_at(self, done: int) -> None:
+        """The work resumes at `done`: the ETA counts only what is done from here."""
+        self.start = done
+
     def update(self, done: int, scalars: dict[str, float] | None = None, tokens: float = 0, samples: float = 0) -> None:
         """`done` updates finished so far (the step number after it); `tokens`/`samples` this update
         processed. Watchers hear every update; lines and the bar only come when `enabled` (rank 0)."""
         now = time.perf_counter()
-        self.updates += 1
         self.counts_tokens = self.counts_tokens or tokens > 0
         self.window_tokens += tokens
         self.window_samples += samples
         window = max(now - self.window_began, 1e-9)
         elapsed = now - self.began
         numbers = {"step": float(done), "total_steps": float(self.total), "elapsed_s": elapsed,
-                   "eta_s": elapsed / self.updates * max(0, self.total - done),
+                   "eta_s": elapsed / max(done - self.start, 1) * max(0, self.total - done),
                    "tokens_per_s": self.window_tokens / window, "samples_per_s": self.window_samples / window,
                    **(scalars or {})}
         for watcher in self.watchers:

@@ -7,7 +7,8 @@ did training help, and does the policy obey the preference?
 - reward: every policy runs every held-out task once per seed (sampling); a task's
   reward group is all of its runs (every policy, every seed), so the efficiency terms
   of all policies are normalised on one scale. Reported per policy: the mean reward of
-  each seed, their mean and spread (max - min), accuracy, cost, latency.
+  each seed, their mean and spread (max - min), accuracy, cost, latency; and the last policy's
+  margin over the first paired by task (`reward_margin_paired`: a BCa interval).
 - preference: the last policy runs the same tasks with a cost-averse and with an
   accuracy-first preference in its prompt; the mean cost of each (over seeds).
 
@@ -32,7 +33,9 @@ from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.progress import Progress
 from toolorch.core.records import Preference, Task
+from toolorch.core.seeds import stable_seed
 from toolorch.core.splits import stratified_subsample
+from toolorch.eval.metrics import margin
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.rewards import EpisodeOutcome, RewardConfig, group_rewards
@@ -130,6 +133,20 @@ def policy_report(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, nam
     return report
 
 
+def paired_reward_margin(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, base: str, trained: str,
+                         seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Trained minus base, task by task: each policy's reward on a task averaged over the sampling
+    seeds, the mean of the differences and its 95% BCa interval (toolorch.eval.metrics.margin)."""
+    by_task: dict[str, dict[str, list[float]]] = {base: defaultdict(list), trained: defaultdict(list)}
+    for name in (base, trained):
+        for s in seeds:
+            for rollout, reward in zip(runs[(name, s)], rewards[(name, s)]):
+                by_task[name][rollout.task.id].append(reward)
+    tasks = sorted(by_task[base].keys() & by_task[trained].keys())
+    diffs = np.array([np.mean(by_task[trained][t]) - np.mean(by_task[base][t]) for t in tasks])
+    return {"n": len(tasks), **margin(diffs, 1000, stable_seed(0, "heldout", base, trained))}
+
+
 def preference_report(runs: dict[tuple[str, int], list[Rollout]]) -> dict[str, float | bool]:
     """runs: (cost_averse | accuracy_first, seed) -> the trained policy's rollouts under that preference."""
     costs = {}
@@ -158,10 +175,11 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
     names = list(models)
     if len(names) >= 2:
         base, trained = report[names[0]], report[names[-1]]
-        margin = trained["reward"] - base["reward"]
+        gain = trained["reward"] - base["reward"]
         spread = max(base["reward_spread"], trained["reward_spread"])
-        report["reward_margin"] = margin
-        report["margin_exceeds_seed_spread"] = bool(margin > spread)
+        report["reward_margin"] = gain
+        report["margin_exceeds_seed_spread"] = bool(gain > spread)
+        report["reward_margin_paired"] = paired_reward_margin(runs, rewards, names[0], names[-1], hc.seeds)
     report["preference"] = preference_report({(k.removeprefix("preference:"), s): r for (k, s), r in done.items()
                                               if k.startswith("preference:")})
     return report

@@ -21,6 +21,13 @@ weakest (W) and strongest (S) single expert: a point's PGR (performance gap reco
 (acc - acc(W)) / (acc(S) - acc(W))) against its strong share (the share of its expert calls
 that went to S), the area under that curve (APGR) and the smallest strong share reaching
 PGR 0.5 / 0.8 (CPT(50%), CPT(80%)).
+
+`headroom` asks how much any router could gain over the best single expert on these tasks:
+the category router sends each task to the single expert with the highest mean utility on
+its category (chosen on the same tasks, so an optimistic bound for a router that reads the
+category perfectly), and its paired margin over the best single expert. When that margin's
+interval holds zero, routing between these experts cannot beat the best of them measurably;
+only what the orchestrator does itself (tools, fewer calls) can.
 """
 from __future__ import annotations
 
@@ -102,7 +109,9 @@ def policy_stats(rows: list[EvalRow], a: float, unit: float, samples: int, seed:
         "calls_per_task": float(np.mean([sum(r.tool_counts.values()) for r in rows])),
         "tool_mix": tool_mix(rows),
         "ci95": {m: bca_ci(arrays[m], samples, stable_seed(seed, m)) for m in METRICS},
-        "by_category": {c: small_stats(by_category[c], a, unit) for c in sorted(by_category)},
+        # the tool mix per category: does the policy use tools where they are cheaper than an expert?
+        "by_category": {c: {**small_stats(by_category[c], a, unit), "tool_mix": tool_mix(by_category[c])}
+                        for c in sorted(by_category)},
     }
 
 
@@ -344,6 +353,26 @@ def routing(rows: list[EvalRow], policies: dict[str, dict[str, Any]], trained: s
     return out
 
 
+def routing_headroom(rows: list[EvalRow], a: float, unit: float, samples: int, seed: int) -> dict[str, Any] | None:
+    """The category router's utility and its paired margin over the best single expert (None
+    without two single experts scored on the same tasks)."""
+    main = group((r for r in rows if r.block == "main" and r.policy.startswith("only:")), "policy")
+    by_expert = {p: one_per_task(g, p) for (p,), g in main.items()}
+    if len(by_expert) < 2:
+        return None
+    tasks = sorted(set.intersection(*(set(t) for t in by_expert.values())))
+    if not tasks:
+        return None
+    utility = {p: metric_arrays([by_task[t] for t in tasks], a, unit)["utility"] for p, by_task in by_expert.items()}
+    best = max(sorted(utility), key=lambda p: utility[p].mean())
+    categories = np.array([by_expert[best][t].category for t in tasks])
+    choice = {c: max(sorted(utility), key=lambda p: utility[p][categories == c].mean()) for c in sorted(set(categories))}
+    routed = np.array([utility[choice[c]][i] for i, c in enumerate(categories)])
+    return {"n": len(tasks), "best_single_expert": best, "best_single_utility": float(utility[best].mean()),
+            "category_choice": choice, "router_utility": float(routed.mean()),
+            "margin": margin(routed - utility[best], samples, stable_seed(seed, "headroom"))}
+
+
 def trained_policy(policies: dict[str, Any]) -> str | None:
     for name in ("grpo", "sft"):
         if name in policies:
@@ -394,7 +423,7 @@ def verdict(policies: dict[str, dict[str, Any]], points: list[dict[str, Any]]) -
 def summarize(rows: list[EvalRow], utility_a: float = 0.5, cost_unit_usd: float = 0.01,
               bootstrap_samples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """policies (main block), pareto points, generalisation blocks, the trained policy's paired
-    margins and routing metrics, and the verdict."""
+    margins and routing metrics, the routing headroom, and the verdict."""
     policies = block_policies(rows, "main", utility_a, cost_unit_usd, bootstrap_samples, seed)
     points = pareto_points(rows, policies)
     trained = trained_policy(policies)
@@ -404,5 +433,6 @@ def summarize(rows: list[EvalRow], utility_a: float = 0.5, cost_unit_usd: float 
         "generalisation": generalisation(rows, utility_a, cost_unit_usd, bootstrap_samples, seed),
         "paired": paired_margins(rows, trained, utility_a, cost_unit_usd, bootstrap_samples, seed),
         "routing": routing(rows, policies, trained),
+        "headroom": routing_headroom(rows, utility_a, cost_unit_usd, bootstrap_samples, seed),
         "verdict": verdict(policies, points),
     }

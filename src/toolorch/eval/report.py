@@ -129,6 +129,18 @@ def routing_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def headroom_section(h: dict[str, Any] | None) -> list[str]:
+    if h is None:
+        return ["Not computed: it needs two or more single-expert (only:) policies scored on the same tasks."]
+    choice = ", ".join(f"{c} → {p}" for c, p in h["category_choice"].items())
+    return [f"The category router sends each task to the single expert with the best mean utility on its category "
+            f"({choice}; chosen on these tasks: an optimistic bound for routing by category). Its utility "
+            f"{h['router_utility']:.3f} against the best single expert's ({h['best_single_expert']}) "
+            f"{h['best_single_utility']:.3f}: paired margin {_margin(h['margin'], '.3f')} over {h['n']} tasks. "
+            "Where this interval holds zero, routing between these experts cannot beat the best of them "
+            "measurably; only what the orchestrator does itself (tools, fewer calls) can."]
+
+
 def category_table(policies: dict[str, dict[str, Any]]) -> list[str]:
     cats = sorted({c for s in policies.values() for c in s["by_category"]})
     lines = ["| policy | " + " | ".join(f"{c} (n) acc / cost" for c in cats) + " |",
@@ -138,6 +150,12 @@ def category_table(policies: dict[str, dict[str, Any]]) -> list[str]:
         for c in cats:
             cs = s["by_category"].get(c)
             cells.append(f"({cs['n']}) {cs['accuracy']:.2f} / {cs['cost_usd']:.5f}" if cs else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Tool mix per category (share of the policy's calls: db, search, code tools or an expert):", "",
+              "| policy | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+    for name, s in policies.items():
+        cells = [", ".join(f"{k} {v:.0%}" for k, v in s["by_category"][c]["tool_mix"].items()) or "-"
+                 if c in s["by_category"] else "-" for c in cats]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -210,6 +228,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
         "## Per category", "", *category_table(summary["policies"]), "",
         "## Accuracy vs cost", "", "![Pareto plot](pareto.png)", "", *pareto_table(summary["pareto"]), "",
         "## Routing (RouteLLM: PGR, APGR, CPT)", "", *routing_section(summary["routing"]), "",
+        "## Routing headroom", "", *headroom_section(summary.get("headroom")), "",
         "## Generalisation", "", *generalisation_section(summary["generalisation"], cfg.get("block_descriptions", {})), "",
     ]
     if summary.get("notes"):

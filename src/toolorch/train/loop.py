@@ -222,6 +222,8 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], ru
     if resume and has_state(checkpoint_dir):
         state.step, state.data_position = load_state(checkpoint_dir, state.model, state.optimizer, state.scheduler)
         sync_engine(state)
+        if progress is not None:
+            progress.resumed_at(state.step)
     done_here = 0
     while state.step < loop.steps:
         scalars = one_step(state, tasks, envs, runtime, loop)

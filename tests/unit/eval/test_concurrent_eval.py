@@ -47,6 +47,10 @@ def test_heldout_report_is_the_same_with_any_number_of_workers(tiny_dirs, librar
     assert report["tasks"] == 4 and len(report["grpo"]["reward_per_seed"]) == 2
     # episodes really ran: every policy's orchestrator tokens cost something
     assert report["sft"]["cost_usd"] > 0 and report["grpo"]["cost_usd"] > 0
+    # every task ran at every seed: the paired margin's mean is the difference of the policies' means
+    paired = report["reward_margin_paired"]
+    assert paired["n"] == 4 and paired["mean"] == pytest.approx(report["reward_margin"])
+    assert paired["ci95"][0] <= paired["mean"] <= paired["ci95"][1]
 
 
 def test_eval_rows_are_the_same_with_any_number_of_workers(tiny_dirs, library_env, heldout_tasks, sim_config):

@@ -67,7 +67,8 @@ def test_policy_numbers_are_means_of_rows():
     assert s["utility"] == pytest.approx(0.6 - 0.6)
     assert s["tool_mix"] == {"ask_frontier": 0.8, "db": 0.2}
     assert s["by_category"]["document"] == {"n": 1, "accuracy": 0.0, "cost_usd": 0.03,
-                                            "utility": pytest.approx(-0.6)}
+                                            "utility": pytest.approx(-0.6),
+                                            "tool_mix": {"ask_frontier": 0.5, "db": 0.5}}
     for metric, (lo, hi) in s["ci95"].items():
         assert lo <= s[metric] <= hi, metric
 
@@ -249,6 +250,42 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
     assert "| +0.00900 [+0.00900, +0.00900] ↑ |" in paired
     r = summary["routing"]
     assert f"**APGR** {r['apgr']:.3f}, **CPT(50%)** {r['cpt50']:.1%}, **CPT(80%)** {r['cpt80']:.1%}" in text
+    assert "| grpo | ask_mini 100% |" in text.split("Tool mix per category")[1]
+    h = summary["headroom"]
+    assert f"{h['router_utility']:.3f} against the best single expert's ({h['best_single_expert']})" in text
+
+
+def specialists(reasoning_gap: float) -> list[EvalRow]:
+    """Two experts on 20 lookup and 20 reasoning tasks: `cheap` (a cent a call) right on every
+    lookup and on none of the reasoning; `strong` (reasoning_gap cents) right on all of them."""
+    rows = []
+    for i in range(40):
+        category = "lookup" if i < 20 else "reasoning"
+        rows.append(row("only:cheap", f"t{i:02d}", category == "lookup", 0.01, category=category))
+        rows.append(row("only:strong", f"t{i:02d}", True, 0.01 * reasoning_gap, category=category))
+    return rows
+
+
+def test_headroom_routes_each_category_to_its_best_expert():
+    # strong at 1.2 cents scores 0.5 - 0.6 = -0.1 on every task, cheap 0 on lookups and -0.5 on
+    # reasoning (mean -0.25): strong is the best single expert, yet cheap is better on lookups
+    h = summarize(specialists(1.2), bootstrap_samples=300)["headroom"]
+    assert h["category_choice"] == {"lookup": "only:cheap", "reasoning": "only:strong"}
+    assert h["best_single_expert"] == "only:strong" and h["best_single_utility"] == pytest.approx(-0.1)
+    assert h["router_utility"] == pytest.approx((20 * 0.0 + 20 * -0.1) / 40)
+    assert h["margin"]["mean"] == pytest.approx(h["router_utility"] - h["best_single_utility"])
+    assert h["margin"]["above_zero"]
+
+
+def test_headroom_is_zero_when_one_expert_is_best_everywhere():
+    # strong at 5 cents: its correct answers never pay for its price, so cheap is best on both categories
+    h = summarize(specialists(5.0), bootstrap_samples=300)["headroom"]
+    assert set(h["category_choice"].values()) == {"only:cheap"} and h["best_single_expert"] == "only:cheap"
+    assert h["margin"]["mean"] == 0 and not h["margin"]["above_zero"]
+
+
+def test_headroom_needs_two_experts():
+    assert summarize(rows_for("only:frontier", [(True, 0.01)] * 3), bootstrap_samples=100)["headroom"] is None
 
 
 def test_stratified_subsample_keeps_category_shares():

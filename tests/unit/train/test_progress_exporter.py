@@ -27,6 +27,22 @@ def test_progress_logs_first_last_and_on_cadence(caplog, monkeypatch):
     assert "lr" not in lines[1]
 
 
+def test_eta_counts_units_not_updates(caplog, monkeypatch):
+    # a batch of 60 episodes finished 35 s in: 660 left at 35/60 s each; a run resumed at step 6
+    # of 10 whose first step took 5 s: 3 left at 5 s each
+    clock = iter([0.0, 35.0, 100.0, 105.0])
+    monkeypatch.setattr("toolorch.core.progress.time.perf_counter", lambda: next(clock))
+    caplog.set_level(logging.INFO, logger="toolorch.progress")
+    with Progress("held-out check", total=720, unit="episode") as progress:
+        progress.update(60, samples=60)
+    with Progress("grpo", total=10) as progress:
+        progress.resumed_at(6)
+        progress.update(7)
+    first, resumed = (r.getMessage() for r in caplog.records)
+    assert first.startswith("held-out check episode 60/720 (8%)") and first.endswith("ETA 0:06:25")
+    assert resumed.endswith("elapsed 0:00:05 ETA 0:00:15")
+
+
 def test_progress_cadence_rejects_a_bad_setting(monkeypatch):
     monkeypatch.setenv("TOOLORCH_LOG_EVERY", "often")
     with pytest.raises(ValueError, match="TOOLORCH_LOG_EVERY='often'"):
