@@ -109,17 +109,23 @@ def test_grpo_resume_continues_the_same_run(world, sft_dir, tmp_path):
     assert not first["completed"] and first["steps_done"] == 1
     rest = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
                      tmp_path / "no_heldout.jsonl")
-    assert rest["completed"] and [h["step"] for h in rest["history"]] == [2, 3]
+    # the resumed run's history holds the steps before the restart too (history.jsonl beside the model)
+    assert rest["completed"] and rest["resumed_from"] == 1 and [h["step"] for h in rest["history"]] == [1, 2, 3]
+    assert rest["history"][0] == first["history"][0]
     # step 2 trains (a group with reward spread): a resume that lost its place would sample other
     # tasks there, and train other weights
     assert whole["history"][1]["groups_kept"] >= 1 and whole["history"][1]["tokens"] > 0
-    resumed, uninterrupted = _steady(first["history"] + rest["history"]), _steady(whole["history"])
+    resumed, uninterrupted = _steady(rest["history"]), _steady(whole["history"])
     assert [h.keys() for h in resumed] == [h.keys() for h in uninterrupted]
     for got, want in zip(resumed, uninterrupted):
         assert got == pytest.approx(want, rel=1e-5, abs=1e-7), f"step {want['step']}"
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
     assert not all(torch.equal(a[k], v) for k, v in _weights(sft_dir / "model").items())  # it did train
+    # run again once finished (a changed held-out check re-runs it): nothing trains, nothing is lost
+    again = grpo.run(cfg, sft_dir / "model", world.tasks_path, world.envs_dir, tmp_path / "b", tmp_path / "b.json",
+                     tmp_path / "no_heldout.jsonl")
+    assert again["history"] == rest["history"] and again["last"] == rest["last"]
 
 
 def _grpo_cli(world, sft_dir, config, out, *extra):

@@ -180,7 +180,7 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         prepare_state_dir(state_dir, run_config, resume, dist, restart_on_change)
         state = build_state(Path(sft_dir), loop, dist)
         log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
-                        resume=resume and has_state(state_dir))
+                        resume=resume and has_state(state_dir), history=out_dir / "history.jsonl")
         exporter = TrainingExporter.from_env(node_main())
         start = time.perf_counter()
         try:
@@ -190,7 +190,8 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         finally:
             if exporter is not None:
                 exporter.close()
-        metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "world_size": dist.world,
+        metrics: dict[str, Any] = {"completed": completed, "steps_done": state.step, "resumed_from": state.resumed_from,
+                                   "world_size": dist.world,
                                    "train_seconds": time.perf_counter() - start, "history": log.history}
         if not completed:
             log.close()

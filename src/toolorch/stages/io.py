@@ -71,7 +71,7 @@ def checkpoint_dir(folder: str | Path, what: str) -> Path:
 
 # What sft and grpo write beside the model: the state a run resumes from and the run's curves and
 # logs, whose bytes depend on the run (timings, event-file names), not on the model.
-TRAINING_RECORDS = ("state", "tensorboard", "dvclive", "curves")
+TRAINING_RECORDS = ("state", "tensorboard", "dvclive", "curves", "history.jsonl")
 
 
 def model_files(folder: str | Path) -> list[Path]:

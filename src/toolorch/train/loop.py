@@ -87,6 +87,7 @@ class TrainState:
     dist: Dist
     step: int = 0
     data_position: int = 0
+    resumed_from: int = 0  # the checkpoint's step this process went on from (0: a fresh run)
     timings: dict[str, float] = field(default_factory=dict)
     vllm: Any = None  # a VLLMEngine when loop.rollout_engine == "vllm"
 
@@ -221,7 +222,9 @@ def train(state: TrainState, tasks: list[Task], envs: dict[str, Environment], ru
     """
     if resume and has_state(checkpoint_dir):
         state.step, state.data_position = load_state(checkpoint_dir, state.model, state.optimizer, state.scheduler)
+        state.resumed_from = state.step
         sync_engine(state)
+        log.resumed_at(state.step)
         if progress is not None:
             progress.resumed_at(state.step)
     done_here = 0

@@ -1,7 +1,12 @@
 """Training scalars: TensorBoard event files (when tensorboard is installed), dvclive curves and a history list.
 
-    log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive")
+    log = ScalarLog(out_dir / "tensorboard", enabled=dist.main, curves=out_dir / "dvclive",
+                    history=out_dir / "history.jsonl", resume=True)
+    log.resumed_at(step)                            # the checkpoint's step: later rows are re-logged
     log.write(step, {"reward/total": 0.4, "kl": 0.01})
+
+With a `history` file every step's row is appended to it as it is logged, so a resumed run's
+history (what the metrics JSON reports) holds the steps before the restart too.
 
 dvclive writes one TSV per scalar (`<curves>/plots/metrics/reward/total.tsv`: step, total), so a
 scalar that only some steps have (a tool's share of calls) never gives a plot rows of different
@@ -9,6 +14,7 @@ keys; dvc.yaml's plots (toolorch.ops.dvc_yaml) draw them with `dvc plots show`.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,11 +25,18 @@ from toolorch.runtime.rewards import TERMS, RewardTerms
 
 
 class ScalarLog:
-    """`curves`: the dvclive folder (None: no curves); `resume`: append to its curves (a resumed run)."""
+    """`curves`: the dvclive folder (None: no curves); `history`: a JSONL file of the rows (None:
+    in memory only); `resume`: append to both (a resumed run)."""
 
     def __init__(self, folder: str | Path, enabled: bool = True, curves: str | Path | None = None,
-                 resume: bool = False):
+                 resume: bool = False, history: str | Path | None = None):
+        self.history_path = Path(history) if history is not None and enabled else None
         self.history: list[dict[str, Any]] = []
+        if self.history_path is not None and resume and self.history_path.exists():
+            # whole lines only: a run killed mid-write leaves a partial last one (a later step's,
+            # which the resumed run logs again)
+            self.history = [json.loads(line) for line in self.history_path.read_text().split("\n")[:-1]]
+        self._save_history()
         self.writer = None
         self.live = None
         if enabled and curves is not None:
@@ -36,8 +49,21 @@ class ScalarLog:
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(log_dir=str(folder))
 
+    def _save_history(self) -> None:
+        if self.history_path is not None:
+            self.history_path.parent.mkdir(parents=True, exist_ok=True)
+            self.history_path.write_text("".join(json.dumps(row) + "\n" for row in self.history))
+
+    def resumed_at(self, step: int) -> None:
+        """Training goes on from the checkpoint at `step`: rows logged after it are logged again."""
+        self.history = [row for row in self.history if row["step"] <= step]
+        self._save_history()
+
     def write(self, step: int, scalars: dict[str, float]) -> None:
         self.history.append({"step": step, **scalars})
+        if self.history_path is not None:
+            with self.history_path.open("a") as f:
+                f.write(json.dumps(self.history[-1]) + "\n")
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, float(value), step)
