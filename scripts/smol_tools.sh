@@ -2,9 +2,10 @@
 # The smol profile on a 2-core CPU budget: does a pretrained orchestrator (SmolLM2-135M-Instruct)
 # call database, search and code tools on a world it has never seen, and what does that buy
 # against delegating every question to one expert? Simulated experts, labelled in every report.
-#   bash scripts/smol_tools.sh      # about an hour on 2 CPU cores; writes metrics/smol/
+#   bash scripts/smol_tools.sh      # about 40 minutes on 2 CPU cores; writes metrics/smol/
 # Every stage but deploy runs through `python -m toolorch.ops.seeds` (the stage code dvc repro
-# and KFP run) on configs/smol.yaml, cut to the budget below; the outputs stay in runs/smol/.
+# and KFP run) on configs/smol.yaml, cut to the budget below; the outputs go to runs/smol/
+# (started afresh each time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -20,10 +21,9 @@ BUDGET=(  # what fits an hour of 2 CPU cores; the profile itself is sized for a 
   "stages.passk.keep_top=2"
   "stages.validate.category_share=[0.0,1.0]"                 # five small worlds: shares are not the profile's
   "stages.sft.epochs=1"
-  "stages.sft.max_trajectories=${SMOL_TRAJECTORIES:-96}"
   "stages.sft.max_len=2048"
   "stages.sft.rows_per_step=4"
-  "stages.grpo.steps=${SMOL_GRPO_STEPS:-2}"
+  "stages.grpo.steps=8"
   "stages.grpo.tasks_per_step=2"
   "stages.grpo.group_size=4"
   "stages.grpo.contrast_profiles=[accuracy_first,cost_averse]"
@@ -32,12 +32,13 @@ BUDGET=(  # what fits an hour of 2 CPU cores; the profile itself is sized for a 
   "stages.grpo.row_len=2048"
   "stages.grpo.heldout.enabled=false"                        # the eval below scores the held-out tasks
   "stages.eval.policies=[grpo,sft,only:*,oracle]"
-  "stages.eval.max_tasks=${SMOL_EVAL_TASKS:-30}"
+  "stages.eval.max_tasks=60"
   "stages.eval.sweep_policies=[]"
   "stages.eval.generalisation.unseen_pricing=false"
   "stages.eval.generalisation.unseen_tool=false"
   "stages.eval.max_new_tokens=64"
 )
+rm -rf runs/smol
 start=$(date +%s)
 python -m toolorch.ops.seeds run --config configs/smol.yaml --seeds 0 --root runs/smol "${BUDGET[@]/#/--set=}"
 wall_s=$(( $(date +%s) - start ))

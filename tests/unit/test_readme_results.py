@@ -33,3 +33,18 @@ def test_a_changed_number_is_caught_and_rewritten(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT), "--readme", str(readme), "--metrics-dir", str(metrics)], check=True)
     assert _check(readme, metrics).returncode == 0
     assert f"| {grpo['heldout']['grpo']['reward']:.3f} (" in readme.read_text()
+
+
+def test_the_smol_block_follows_metrics_smol(tmp_path):
+    metrics = tmp_path / "metrics"
+    shutil.copytree(ROOT / "metrics", metrics)
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    ev = json.loads((metrics / "smol" / "eval.json").read_text())
+    trained = ev["verdict"]["trained"]
+    ev["policies"][trained]["accuracy"] = 0.9876
+    (metrics / "smol" / "eval.json").write_text(json.dumps(ev))
+    assert _check(readme, metrics).returncode == 1
+    subprocess.run([sys.executable, str(SCRIPT), "--readme", str(readme), "--metrics-dir", str(metrics)], check=True)
+    block = readme.read_text().split("<!-- smol results")[1].split("<!-- /smol results -->")[0]
+    assert f"| {trained} | 0.988 [" in block and f"{trained} 0.988 at" in block

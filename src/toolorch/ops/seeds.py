@@ -1,18 +1,22 @@
 """The pipeline at several pipeline seeds, and the table that says whether a result holds at each.
 
-    python -m toolorch.ops.seeds run --config configs/tiny.yaml --seeds 1 2 --root runs/seeds
+    python -m toolorch.ops.seeds run --config configs/tiny.yaml --seeds 1 --seeds 2 --root runs/seeds
     python -m toolorch.ops.seeds table --root runs/seeds --seed0 . --out metrics/seeds.json
 
 `run` runs every stage but deploy, in order, at each seed (`--set seed=N`), with every path
 under `<root>/seed-<N>/` (the declared defaults: data/, models/, metrics/, reports/): the same
-stage code and declarations as `dvc repro` and the KFP components. A stage whose metrics file
-exists is skipped, so an interrupted run resumes; `--from STAGE` re-runs that stage and every
-later one, `--to STAGE` stops after it. `table` reads each seed's eval and GRPO metrics (seed 0 may be the repository's own
-`dvc repro`, `--seed0 .`) and writes one row per seed: GRPO minus SFT (held-out reward and eval
-utility), the trained policy minus the best single expert, the preference cost ratio, whether the eval's preference sweep traces a
-curve (cost falls as the cost weight grows), with the eval's paired 95% BCa intervals, and the
-mean and spread over seeds. Seeds run one after another: each stage already uses the
-machine's cores.
+stage code and declarations as `dvc repro` and the KFP components. Seeds run one after another:
+each stage already uses the machine's cores. A stage whose metrics file exists is skipped, so an
+interrupted run resumes; `--from STAGE` re-runs that stage and every later one (GRPO, as under
+dvc, goes on from the checkpoint in its folder: delete `<root>/seed-<N>/models/grpo` to train it
+anew); `--to STAGE` stops after it. A changed profile or `--set` is not detected: use a new root.
+
+`table` reads each seed's eval and GRPO metrics (seed 0 may be the repository's own `dvc repro`:
+`--seed0 .`) and writes one row per seed: GRPO minus SFT (held-out reward and eval utility), the
+trained policy minus the best single expert, the preference cost ratio, whether the eval's
+preference sweep traces a curve (cost falls as the cost weight grows), the routing headroom,
+with their paired 95% BCa intervals; then the mean, min and max over seeds, and which claims
+hold at every seed.
 """
 from __future__ import annotations
 
