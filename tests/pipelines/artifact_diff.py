@@ -13,6 +13,7 @@ those files are compared by what they hold instead:
                              state of Python's global `random`, which the grpo stage neither seeds
                              nor draws from: every process starts it from os.urandom
     dvclive/                 a curve that is a duration or a rate (its TSV, its key in metrics.json)
+    history.jsonl            the same keys in each step's row
     curves/                  report.md with the last value of such curves masked; a chart that
                              draws one of them is not compared (the TSVs it draws are)
 """
@@ -129,6 +130,8 @@ def _compare(rel: str) -> Callable[[Path, Path], str | None]:
         return lambda a, b: None
     if rel.endswith("dvclive/metrics.json"):
         return _same_by(lambda p: without_timings(json.loads(p.read_text())))
+    if rel.endswith("history.jsonl"):
+        return _same_by(lambda p: [without_timings(json.loads(line)) for line in p.read_text().splitlines()])
     if rel.endswith("curves/report.md"):
         return _same_by(curve_report)
     if "curves/" in rel and rel.endswith(".png"):

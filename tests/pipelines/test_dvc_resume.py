@@ -130,7 +130,9 @@ def test_a_killed_repro_resumes_grpo_mid_run(repo, tmp_path, library_env):
 
     resumed = _repro(repo, env, "--single-item", "grpo")
     assert "Running stage 'grpo'" in resumed
-    assert _grpo_history(repo) == list(range(killed_at + 1, 7)), "resumed from the checkpoint, not restarted"
+    grpo_metrics = json.loads((repo / "metrics" / "grpo.json").read_text())
+    assert grpo_metrics["resumed_from"] == killed_at, "resumed from the checkpoint, not restarted"
+    assert _grpo_history(repo) == list(range(1, 7))  # every step once: those before the kill kept
 
     profile = yaml.safe_load((repo / "configs" / "tiny.yaml").read_text())
     profile["stages"]["grpo"]["lr"] = 0.002

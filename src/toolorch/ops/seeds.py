@@ -146,13 +146,13 @@ def table(root: Path = typer.Option(Path("runs/seeds"), help="Folder of seed-<N>
             folders[0] = seed0
         rows = []
         for seed, folder in sorted(folders.items()):
-            eval_path, grpo_path = folder / "metrics" / "eval.json", folder / "metrics" / "grpo.json"
+            eval_path, grpo_path = (folder / declaration(s).metrics_path for s in ("eval", "grpo"))
             if not eval_path.exists() or not grpo_path.exists():
                 log.warning("seed %d: no finished run in %s; left out", seed, folder)
                 continue
             rows.append(seed_row(seed, json.loads(eval_path.read_text()), json.loads(grpo_path.read_text())))
         if not rows:
-            raise FileNotFoundError(f"{root}: no seed-<N>/ folder with metrics/eval.json and metrics/grpo.json")
+            raise FileNotFoundError(f"{root}: no seed-<N>/ folder with the eval and grpo metrics")
         write_json(out, seeds_table(rows))
     typer.echo(f"{out}: seeds {', '.join(str(r['seed']) for r in rows)}")
 

@@ -119,4 +119,4 @@ def test_the_table_command_takes_seed0_from_the_repository_and_leaves_unfinished
 
 def test_no_finished_seed_is_a_clear_error(tmp_path):
     done = CliRunner().invoke(app, ["table", "--root", str(tmp_path), "--out", str(tmp_path / "s.json")])
-    assert done.exit_code == 2 and "no seed-<N>/ folder" in done.output and "Traceback" not in done.output
+    assert done.exit_code == 2 and "no seed-<N>/ folder with the eval and grpo metrics" in done.output and "Traceback" not in done.output
