@@ -62,24 +62,26 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
         f"Eval stage, main block (`metrics/eval.json`): {n} held-out tasks per policy, 95% BCa intervals"
         f"{'; simulated experts' if ev.get('simulated_experts') else ''}.",
         "",
-        "| policy | n | accuracy | mean cost | utility |",
-        "|---|---|---|---|---|",
+        "| policy | n | accuracy | mean cost | utility (a = 0.5) | user utility (each user's weights) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, p in policies.items():
         ci = p["ci95"]
         lines.append(f"| {name} | {p['n']} | {p['accuracy']:.3f} {_ci(ci['accuracy'], '{:.3f}')} "
-                     f"| {_usd(p['cost_usd'])} | {p['utility']:.3f} {_ci(ci['utility'])} |")
+                     f"| {_usd(p['cost_usd'])} | {p['utility']:.3f} {_ci(ci['utility'])} "
+                     f"| {p['user_utility']:.3f} {_ci(ci['user_utility'])} |")
     trained = ev["verdict"].get("trained")
     paired = ev.get("paired") or {}
     if trained and paired:
         lines += ["", f"{trained} minus each baseline, paired by task (mean [95% BCa]):", "",
-                  "| baseline | n | Δ accuracy | Δ cost (thousandths of a $) | Δ utility |", "|---|---|---|---|---|"]
+                  "| baseline | n | Δ accuracy | Δ cost (thousandths of a $) | Δ utility | Δ user utility |",
+                  "|---|---|---|---|---|---|"]
         for base, m in paired.items():
             if not m["n"]:
                 continue
             cells = [f"{m[k]['mean']:+.3f} {_ci(m[k]['ci95'])}" for k in ("accuracy",)]
             cells.append(f"{m['cost_usd']['mean'] * 1000:+.3f} {_ci([c * 1000 for c in m['cost_usd']['ci95']])}")
-            cells.append(f"{m['utility']['mean']:+.3f} {_ci(m['utility']['ci95'])}")
+            cells += [f"{m[k]['mean']:+.3f} {_ci(m[k]['ci95'])}" for k in ("utility", "user_utility")]
             lines.append(f"| {base} | {m['n']} | " + " | ".join(cells) + " |")
     routing = ev.get("routing") or {}
     if routing.get("apgr") is not None:
@@ -104,17 +106,22 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
 def seeds_table(seeds: dict[str, Any]) -> list[str]:
     lines = [f"Pipeline seeds {', '.join(map(str, seeds['seeds']))} (`metrics/seeds.json`): each seed runs the whole "
              "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
-             "under its own user, averaged over 3 sampling seeds) and the eval's utility.", "",
-             "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert utility "
+             "under its own user, averaged over 3 sampling seeds) and the eval's utilities: user utility weighs "
+             "each task at its own user's trade-off, utility at a = 0.5 for every task.", "",
+             "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert, user utility "
+             "(every expert beaten?) | GRPO − best single expert, utility at a = 0.5 "
              "| preference cost ratio | sweep cost by cost weight | category router − best single expert |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for r in seeds["rows"]:
         m0, m1, m2 = r["grpo_minus_sft_reward"], r["grpo_minus_sft_utility"], r["grpo_minus_best_expert_utility"]
+        mu = r["grpo_minus_best_expert_user_utility"]
         bound = r["router_bound_minus_best_expert_utility"]
         bound_cell = f"{bound['mean']:+.3f} {_ci(bound['ci95'])}" if bound else "-"
         sweep = " → ".join(f"{w}: {_usd(c)}" for w, c in r["sweep_cost_usd"].items()) or "-"
         lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}) "
                      f"| {m1['mean']:+.3f} {_ci(m1['ci95'])} (n={r['n']}) "
+                     f"| {mu['mean']:+.3f} {_ci(mu['ci95'])} ({r['best_single_expert_for_users']}; "
+                     f"{'yes' if r['beats_every_expert_on_user_utility'] else 'no'}) "
                      f"| {m2['mean']:+.3f} {_ci(m2['ci95'])} ({r['best_single_expert']}) "
                      f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} |")
     s = seeds["summary"]
@@ -122,7 +129,10 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
                   f"{s['grpo_minus_sft_reward']['mean']:+.3f} ({s['grpo_minus_sft_reward']['min']:+.3f}, "
                   f"{s['grpo_minus_sft_reward']['max']:+.3f}); GRPO − SFT utility "
                   f"{s['grpo_minus_sft_utility']['mean']:+.3f} ({s['grpo_minus_sft_utility']['min']:+.3f}, "
-                  f"{s['grpo_minus_sft_utility']['max']:+.3f}); GRPO − best single expert "
+                  f"{s['grpo_minus_sft_utility']['max']:+.3f}); GRPO − best single expert, user utility "
+                  f"{s['grpo_minus_best_expert_user_utility']['mean']:+.3f} "
+                  f"({s['grpo_minus_best_expert_user_utility']['min']:+.3f}, "
+                  f"{s['grpo_minus_best_expert_user_utility']['max']:+.3f}); at a = 0.5 "
                   f"{s['grpo_minus_best_expert_utility']['mean']:+.3f} ({s['grpo_minus_best_expert_utility']['min']:+.3f}, "
                   f"{s['grpo_minus_best_expert_utility']['max']:+.3f}); preference cost ratio "
                   f"{s['preference_cost_ratio']['mean']:.2f}x ({s['preference_cost_ratio']['min']:.2f}x, "

@@ -26,7 +26,7 @@ CHART = Path(__file__).resolve().parents[2] / "helm"
 
 def row(policy: str, correct: bool, cost: float, block: str = "main", task: str = "t") -> EvalRow:
     return EvalRow(block=block, policy=policy, task_id=task, env="minilib", category="lookup", difficulty=1,
-                   preference="p", correct=correct, stop_reason="answer", cost_usd=cost, latency_s=1.0, turns=1)
+                   preference="p", user_weights={"accuracy": 0.5, "cost": 0.5, "latency": 0.0}, correct=correct, stop_reason="answer", cost_usd=cost, latency_s=1.0, turns=1)
 
 
 def results(grpo_correct: list[bool]) -> list[EvalRow]:

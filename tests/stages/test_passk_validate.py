@@ -134,7 +134,7 @@ def test_passk_can_demonstrate_each_question_under_several_users(world, tmp_path
         users: dict[str, set[str]] = {}
         for line in (out / "passk" / "trajectories.jsonl").open():
             t = json.loads(line)
-            prompt = t["messages"][0]["content"]
+            prompt = t["messages"][1]["content"]
             users.setdefault(t["task_id"], set()).add(prompt[prompt.index("User preference"):])
         return users
 

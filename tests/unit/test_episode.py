@@ -38,6 +38,17 @@ def test_gold_plan_multi_hop(library_env, author_task, sim_config):
     assert [m["role"] for m in traj.messages[1:]] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
 
 
+def test_the_preference_closes_the_users_turn(library_env, author_task, sim_config):
+    # the last thing the orchestrator reads before its first call: a small model reads it there
+    pref = Preference(accuracy=1, cost=2, deny=["ask_frontier"])
+    traj = _run(library_env, author_task.model_copy(update={"preference": pref}),
+                PlanPolicy(author_task.gold_calls), sim_config)
+    system, user = traj.messages[0]["content"], traj.messages[1]["content"]
+    assert user == author_task.question + "\n\n" + pref.render()
+    assert user.endswith("Never use: ask_frontier.") and "User preference" not in system
+    assert "- ask_frontier(" not in system  # what the preference forbids is still left out of the tool list
+
+
 def test_cost_of_known_trajectory_to_the_cent(library_env, author_task, tmp_path):
     replay = tmp_path / "replay.jsonl"
     replay.write_text(json.dumps({"task_id": author_task.id, "expert": "frontier", "text": "Answer: Ada Byron",

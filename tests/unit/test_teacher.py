@@ -142,7 +142,23 @@ def test_the_expert_the_teacher_picks_follows_the_preference(author_task, sim_co
         return picks.count("ask_mini") / len(picks)
 
     thrifty, exacting = Preference(accuracy=2, cost=3), Preference(accuracy=1, cost=0)
-    assert cheap_expert_odds(thrifty) == pytest.approx(0.7) and cheap_expert_odds(exacting) == 0.05
+    assert cheap_expert_odds(thrifty) == pytest.approx(0.7) and cheap_expert_odds(exacting) == 0.15
     assert cheap_expert_odds(Preference(accuracy=1, cost=1)) == 0.5
-    assert cheap_expert_odds(Preference(accuracy=0, cost=5, latency=5)) == 0.95  # both choices stay in the data
-    assert 0.6 < cheap_share(thrifty) < 0.8 and 0.01 < cheap_share(exacting) < 0.1
+    assert cheap_expert_odds(Preference(accuracy=0, cost=5, latency=5)) == 0.85  # both choices stay in the data
+    assert 0.6 < cheap_share(thrifty) < 0.8 and 0.08 < cheap_share(exacting) < 0.22
+
+
+def test_every_user_sees_every_expert_demonstrated(author_task, sim_config):
+    # with three experts the cheaper side is split between the two cheaper ones: GRPO's groups
+    # can only learn that the middle one suits a question if the SFT policy ever names it
+    three = sim_config.model_copy(update={"experts": [*sim_config.experts, sim_config.experts[1].model_copy(
+        update={"name": "qwen-32b", "price": "qwen-32b"})]})
+    experts_only = ScriptedTeacher(three.catalog(), TeacherRoutes(gold=0, expert=1, extra=0, partial=0), seed=0)
+    for pref, dear_share in ((Preference(accuracy=1), 0.85), (Preference(accuracy=1, cost=4), 0.15)):
+        task = author_task.model_copy(update={"preference": pref})
+        picks = [experts_only.policy(task, i).calls[0].route for i in range(600)]
+        shares = {m: picks.count(m) / len(picks) for m in ("ask_frontier", "ask_mini", "ask_qwen_32b")}
+        assert abs(shares["ask_frontier"] - dear_share) < 0.05
+        assert abs(shares["ask_mini"] - shares["ask_qwen_32b"]) < 0.07 and shares["ask_mini"] > 0.04
+    denied = author_task.model_copy(update={"preference": Preference(accuracy=1, deny=["ask_frontier"])})
+    assert {experts_only.policy(denied, i).calls[0].route for i in range(60)} == {"ask_mini", "ask_qwen_32b"}

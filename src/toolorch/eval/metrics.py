@@ -4,7 +4,12 @@
 
 Utility per task is `u = a * correct - (1 - a) * cost_usd / cost_unit_usd`: cost is
 measured in units of `cost_unit_usd` dollars (cents by default) so that the two terms
-are of comparable size.
+are of comparable size. `utility` fixes a (0.5 by default) for every task. `user_utility`
+weighs each task at its own user's trade-off, the one the orchestrator is asked to make:
+`w_acc * correct - w_cost * cost_usd / cost_unit_usd - w_lat * latency_s / LATENCY_UNIT_S`
+with the user's weights scaled to sum to 1 (an accuracy-first user scores correctness alone).
+A fixed expert cannot serve both an accuracy-first and a cost-averse user; an orchestrator
+that reads the preference can, and only `user_utility` credits it for that.
 
 Intervals are 95% BCa bootstraps (bias-corrected and accelerated, `scipy.stats.bootstrap`)
 of a mean over tasks (a policy's rows taken in task-id order), seeded per (block, policy, metric),
@@ -44,10 +49,11 @@ from toolorch.eval.runner import EvalRow
 GENERALISATION_BLOCKS = ("unseen_pricing", "unseen_tool")
 BASELINES = ("random", "cascade", "prompted", "oracle")
 FRONTIER_COST_SHARE = 0.3  # the trained policy should match the strongest expert at <= 30% of its cost
-METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility")
-PAIRED_METRICS = ("accuracy", "cost_usd", "utility")
+METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utility")
+PAIRED_METRICS = ("accuracy", "cost_usd", "utility", "user_utility")
 CPT_LEVELS = {"cpt50": 0.5, "cpt80": 0.8}
-EXPERT_TOOL_PREFIX = expert_tool_name("")  # "ask_": every expert's tool is named ask_<expert>
+EXPERT_TOOL_PREFIX = expert_tool_name("")
+LATENCY_UNIT_S = 60.0  # user utility: a minute of waiting weighs as much as a correct answer  # "ask_": every expert's tool is named ask_<expert>
 
 
 def is_baseline(policy: str) -> bool:
@@ -57,12 +63,15 @@ def is_baseline(policy: str) -> bool:
 def metric_arrays(rows: list[EvalRow], a: float, unit: float) -> dict[str, np.ndarray]:
     correct = np.array([r.correct for r in rows], dtype=float)
     cost = np.array([r.cost_usd for r in rows], dtype=float)
+    latency = np.array([r.latency_s for r in rows], dtype=float)
+    w = {k: np.array([r.user_weights[k] for r in rows], dtype=float) for k in ("accuracy", "cost", "latency")}
     return {
         "accuracy": correct,
         "cost_usd": cost,
-        "latency_s": np.array([r.latency_s for r in rows], dtype=float),
+        "latency_s": latency,
         "turns": np.array([r.turns for r in rows], dtype=float),
         "utility": a * correct - (1 - a) * cost / unit,
+        "user_utility": w["accuracy"] * correct - w["cost"] * cost / unit - w["latency"] * latency / LATENCY_UNIT_S,
     }
 
 
@@ -93,7 +102,7 @@ def tool_mix(rows: list[EvalRow]) -> dict[str, float]:
 
 def small_stats(rows: list[EvalRow], a: float, unit: float) -> dict[str, Any]:
     arrays = metric_arrays(rows, a, unit)
-    return {"n": len(rows), **{m: float(arrays[m].mean()) for m in ("accuracy", "cost_usd", "utility")}}
+    return {"n": len(rows), **{m: float(arrays[m].mean()) for m in ("accuracy", "cost_usd", "utility", "user_utility")}}
 
 
 def policy_stats(rows: list[EvalRow], a: float, unit: float, samples: int, seed: int) -> dict[str, Any]:

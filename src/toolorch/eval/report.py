@@ -82,14 +82,15 @@ def _ci(ci: list[float], fmt: str) -> str:
 
 def policy_table(policies: dict[str, dict[str, Any]]) -> list[str]:
     lines = [("| policy | n | accuracy [95% BCa CI] | mean cost USD [95% BCa CI] | mean latency s | turns "
-              "| utility [95% BCa CI] | tool mix |"),
-             "|---|---|---|---|---|---|---|---|"]
+              "| utility [95% BCa CI] | user utility [95% BCa CI] | tool mix |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, s in policies.items():
         mix = ", ".join(f"{k} {v:.0%}" for k, v in s["tool_mix"].items()) or "none"
         lines.append(
             f"| {name} | {s['n']} | {s['accuracy']:.3f} {_ci(s['ci95']['accuracy'], '.3f')} "
             f"| {s['cost_usd']:.5f} {_ci(s['ci95']['cost_usd'], '.5f')} | {s['latency_s']:.1f} | {s['turns']:.2f} "
-            f"| {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} | {mix} |")
+            f"| {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} "
+            f"| {s['user_utility']:.3f} {_ci(s['ci95']['user_utility'], '.3f')} | {mix} |")
     return lines
 
 
@@ -105,11 +106,12 @@ def paired_section(paired: dict[str, dict[str, Any]], trained: str | None) -> li
         return ["No trained policy was evaluated next to baselines: no paired margins."]
     lines = [f"Per-task differences, {trained} minus each baseline, over the tasks both scored (matched by "
              "task id); mean and 95% BCa interval. ↑ / ↓: the interval lies entirely above / below zero.", "",
-             "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] |",
-             "|---|---|---|---|---|"]
+             "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] "
+             "| Δ user utility [95% CI] |",
+             "|---|---|---|---|---|---|"]
     for name, m in paired.items():
         lines.append(f"| {name} | {m['n']} | {_margin(m['accuracy'], '.3f')} | {_margin(m['cost_usd'], '.5f')} "
-                     f"| {_margin(m['utility'], '.3f')} |")
+                     f"| {_margin(m['utility'], '.3f')} | {_margin(m.get('user_utility'), '.3f')} |")
     return lines
 
 
@@ -219,7 +221,8 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
                   "Numbers measure routing, not model quality.", ""]
     lines += [
         (f"Utility per task: u = a·correct − (1 − a)·cost, with a = {cfg['utility_a']:g} and cost in units of "
-         f"${cfg['cost_unit_usd']:g} (cost_usd / {cfg['cost_unit_usd']:g}). Intervals: 95% BCa bootstrap "
+         f"${cfg['cost_unit_usd']:g} (cost_usd / {cfg['cost_unit_usd']:g}); user utility weighs each task at its own "
+         "user's weights on accuracy, cost (cents) and latency (minutes), scaled to sum to 1. Intervals: 95% BCa bootstrap "
          f"over tasks, {cfg['bootstrap_samples']} resamples, seed {cfg['seed']}. Every number below is recomputed "
          f"from `results.jsonl` by `toolorch.eval.metrics.summarize`."), "",
         "## Policies", "", *policy_table(summary["policies"]), "",

@@ -25,6 +25,7 @@ import typer
 
 from toolorch.core.catalog import Catalog
 from toolorch.core.config import load_config
+from toolorch.core.errors import UsageError
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.eval.heldout import heldout_sample
 from toolorch.runtime.chat import Tools, common_prefix, encode, render
@@ -35,6 +36,7 @@ from toolorch.runtime.parsing import render_call
 from toolorch.runtime.preferences import PROFILES
 from toolorch.runtime.prompts import tool_schemas
 from toolorch.runtime.tools import Toolbox
+from toolorch.stages.command import reported
 
 
 def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
@@ -116,20 +118,22 @@ def main(
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
-    cfg = load_config(config, set_)
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
-    shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
-    sample = heldout_sample(tasks, max_tasks, cfg.seed)
-    envs = load_envs(envs_dir, {t.env for t in sample})
-    report = {}
-    for folder in models:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        report[str(folder)] = probe(model, tokenizer, sample, envs, cfg.catalog(), profiles)
-        typer.echo(format_table(str(folder), report[str(folder)], shown) + "\n")
+    with reported("route_probe"):
+        cfg = load_config(config, set_)
+        shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
+        sample = heldout_sample(tasks, max_tasks, cfg.seed)
+        envs = load_envs(envs_dir, {t.env for t in sample})
+        report = {}
+        for folder in models:
+            if not (folder / "config.json").is_file():
+                raise UsageError(f"{folder}: no model checkpoint (config.json) there")
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+            report[str(folder)] = probe(model, tokenizer, sample, envs, cfg.catalog(), profiles)
+            typer.echo(format_table(str(folder), report[str(folder)], shown) + "\n")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"tasks": len(sample), "profiles": profiles, "policies": report}, indent=2) + "\n")

@@ -85,6 +85,8 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
     paired, policies = eval_metrics["paired"], eval_metrics["policies"]
     experts = {p: s["utility"] for p, s in policies.items() if p.startswith("only:")}
     best = max(experts, key=experts.get)
+    by_user = {p: policies[p]["user_utility"] for p in experts}
+    best_for_users = max(by_user, key=by_user.get)
     pref = grpo_metrics["heldout"]["preference"]
     ratio = pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
     headroom = eval_metrics.get("headroom")
@@ -100,6 +102,10 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         "grpo_minus_sft_utility": paired["sft"]["utility"],
         "best_single_expert": best,
         "grpo_minus_best_expert_utility": paired[best]["utility"],
+        # each task at its own user's trade-off: the product's promise, against every fixed expert
+        "best_single_expert_for_users": best_for_users,
+        "grpo_minus_best_expert_user_utility": paired[best_for_users]["user_utility"],
+        "beats_every_expert_on_user_utility": all(paired[p]["user_utility"]["above_zero"] for p in experts),
         "preference_cost_ratio": ratio,
         "heldout_reward_margin": grpo_metrics["heldout"]["reward_margin"],
         "router_bound_minus_best_expert_utility": headroom["margin"] if headroom else None,
@@ -117,6 +123,7 @@ def seeds_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     holds = {
         "grpo_beats_sft": all(r["grpo_minus_sft_reward"]["above_zero"] for r in rows),
         "grpo_beats_best_expert": all(r["grpo_minus_best_expert_utility"]["above_zero"] for r in rows),
+        "grpo_beats_every_expert_on_user_utility": all(r["beats_every_expert_on_user_utility"] for r in rows),
         "preference_ratio_at_least_2x": all(r["preference_cost_ratio"] >= 2.0 for r in rows),
         "sweep_traces_a_curve": all(r["sweep_cost_falls"] for r in rows),
     }
@@ -124,6 +131,7 @@ def seeds_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "grpo_minus_sft_reward": spread([r["grpo_minus_sft_reward"]["mean"] for r in rows]),
         "grpo_minus_sft_utility": spread([r["grpo_minus_sft_utility"]["mean"] for r in rows]),
         "grpo_minus_best_expert_utility": spread([r["grpo_minus_best_expert_utility"]["mean"] for r in rows]),
+        "grpo_minus_best_expert_user_utility": spread([r["grpo_minus_best_expert_user_utility"]["mean"] for r in rows]),
         "preference_cost_ratio": spread([r["preference_cost_ratio"] for r in rows]),
     }
     bounds = [r["router_bound_minus_best_expert_utility"] for r in rows]

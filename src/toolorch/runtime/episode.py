@@ -39,7 +39,7 @@ from toolorch.runtime.env.world import EnvSession
 from toolorch.runtime.experts import Expert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Generation, Policy, answer_from_observation
-from toolorch.runtime.prompts import system_prompt, tool_schemas
+from toolorch.runtime.prompts import system_prompt, tool_schemas, user_turn
 from toolorch.runtime.tools import Toolbox, expert_tool_name
 
 
@@ -56,7 +56,7 @@ def initial_messages(task: Task, toolbox: ToolView) -> list[dict[str, Any]]:
     return [
         {"role": "system", "content": system_prompt(toolbox.specs, task.preference, description,
                                                     toolbox.catalog.tools.describe_db_tools)},
-        {"role": "user", "content": task.question},
+        {"role": "user", "content": user_turn(task.question, task.preference)},
     ]
 
 

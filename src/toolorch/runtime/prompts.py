@@ -1,6 +1,14 @@
-"""What the orchestrator is shown: the system prompt (tools with their prices and latencies,
-the user's preference in words) and the same tools as OpenAI function schemas, which every
-path passes to the chat template (chat.render) and an OpenAI-compatible server (`tools=`)."""
+"""What the orchestrator is shown: the system prompt (tools with their prices and latencies),
+the user's turn (the question, then the user's preference in words) and the same tools as
+OpenAI function schemas, which every path passes to the chat template (chat.render) and an
+OpenAI-compatible server (`tools=`).
+
+The preference closes the user's turn, right before the orchestrator's first call: it travels
+with each request, and a small model reads it there. With the preference at the end of the
+system prompt, behind the tool list and the question, the tiny profile's SFT model named each
+expert at the same rate for every user (P(frontier) on its own training prompts 0.43 for
+accuracy-first users and 0.44 for cost-averse ones, against 0.86 and 0.22 in its data); at the
+end of the user's turn it learnt 0.73 against 0.15 from the same demonstrations and settings."""
 from __future__ import annotations
 
 from typing import Any
@@ -54,9 +62,14 @@ def describe_tool(spec: ToolSpec, describe_db: bool = True) -> str:
 
 def system_prompt(tools: list[ToolSpec], preference: Preference, env_description: str = "",
                   describe_db: bool = True) -> str:
+    """Instructions, the world and the tools the preference permits (it is rendered in the user's turn)."""
     parts = [INSTRUCTIONS]
     if env_description:
         parts.append(env_description)
     parts.append("Tools:\n" + "\n".join(describe_tool(t, describe_db) for t in visible_tools(tools, preference)))
-    parts.append(preference.render())
     return "\n\n".join(parts)
+
+
+def user_turn(question: str, preference: Preference) -> str:
+    """The question, then the preference: the last thing the orchestrator reads before it acts."""
+    return f"{question}\n\n{preference.render()}"

@@ -12,8 +12,8 @@ route with a seeded RNG, and the routes differ in cost so that "most efficient
 first" means something:
 
     gold     follow the gold plan (db / search / code tools)
-    expert   the cheapest or the priciest expert writes the final answer (`answer` tool);
-             the cheapest as often as the user's preference weighs cost and latency
+    expert   an expert writes the final answer (`answer` tool): the priciest as often as the
+             user's preference weighs accuracy, otherwise one of the cheaper ones
     extra    the gold plan with a wasted call in front of it
     partial  a wrong plan: skip the last hops and answer early (one-call plans: no tools)
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import random
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,32 +151,35 @@ class RoutePolicy:
         return Generation(text, prompt_tokens(messages), max(1, len(text) // 4))
 
 
-@dataclass(frozen=True)
-class ExpertChoice:
-    cheap: str  # name of the cheapest expert
-    frontier: str  # name of the most expensive expert
-
-
-def expert_choice(catalog: Catalog) -> ExpertChoice | None:
-    if not catalog.experts:
-        return None
-    by_price = catalog.by_price()
-    return ExpertChoice(by_price[0].name, by_price[-1].name)
+ODDS_RANGE = (0.15, 0.85)  # every user's demonstrations show every expert now and then
 
 
 def cheap_expert_odds(pref: Preference) -> float:
-    """How often the teacher hands a task to the cheapest expert rather than the frontier one.
+    """How often the teacher hands a task to one of the cheaper experts rather than the priciest.
 
     Decisive, as a strong teacher reading the preference would be: a user who weighs cost and
-    latency above accuracy mostly gets the cheap expert, one who weighs accuracy above them the
-    frontier one (twice the distance of their weight share from an even split), kept within
-    [0.05, 0.95] so that every user's demonstrations still show both choices now and then.
-    The demonstrations are all the tiny policy has to learn the preference from before GRPO:
-    a teacher that merely leans one way leaves the two users' data nearly alike.
+    latency above accuracy mostly gets a cheap expert, one who weighs accuracy above them the
+    priciest one (twice the distance of their weight share from an even split), kept within
+    ODDS_RANGE. The demonstrations are all the tiny policy has to learn the preference from
+    before GRPO, so the teacher leans hard; but not all the way: GRPO learns which expert suits
+    which question only from groups whose rollouts name different experts, and a policy that
+    never saw an accuracy-first user sent to the 32B model never samples it.
     """
     total = pref.accuracy + pref.cost + pref.latency
     share = (pref.cost + pref.latency) / total if total > 0 else 0.5
-    return min(0.95, max(0.05, 0.5 + 2.0 * (share - 0.5)))
+    return min(ODDS_RANGE[1], max(ODDS_RANGE[0], 0.5 + 2.0 * (share - 0.5)))
+
+
+def pick_expert(by_price: list[str], pref: Preference, rng: random.Random) -> str:
+    """The priciest expert, or (with cheap_expert_odds) one of the cheaper ones at random. The
+    teacher knows the prices and the user, not which expert suits the question: that is GRPO's
+    to find. A user who forbids the pick gets a permitted expert rather than no delegation."""
+    cheap = rng.random() < cheap_expert_odds(pref)
+    pick = rng.choice(by_price[:-1]) if cheap and len(by_price) > 1 else by_price[-1]
+    permitted = [m for m in by_price if pref.permits(expert_tool_name(m))]
+    if pick in permitted or not permitted:
+        return pick
+    return rng.choice(permitted)
 
 
 class ScriptedTeacher:
@@ -188,7 +190,7 @@ class ScriptedTeacher:
         if sum(self.weights.values()) <= 0:
             raise ValueError("teacher routes: at least one route weight must be positive")
         self.seed = seed
-        self.experts = expert_choice(catalog)
+        self.experts = [e.name for e in catalog.by_price()]  # cheapest first
         self.search_tool = search_tool
 
     def policy(self, task: Task, sample: int, tool_names: set[str] | None = None) -> RoutePolicy:
@@ -203,11 +205,8 @@ class ScriptedTeacher:
     def _options(self, task: Task, rng: random.Random, tool_names: set[str] | None) -> dict[Route, list[ToolCall]]:
         gold = [c.model_copy(deep=True) for c in task.gold_calls]
         options: dict[Route, list[ToolCall]] = {"gold": gold, "partial": self._cut_short(gold, rng)}
-        if self.experts is not None:  # the expert writes the final answer (ToolOrchestra's `answer`)
-            cheap = rng.random() < cheap_expert_odds(task.preference)
-            ranked = [self.experts.cheap, self.experts.frontier][:: 1 if cheap else -1]
-            # a user who forbids the pick gets the other expert rather than no delegation at all
-            model = next((m for m in ranked if task.preference.permits(expert_tool_name(m))), ranked[0])
+        if self.experts:  # the expert writes the final answer (ToolOrchestra's `answer`)
+            model = pick_expert(self.experts, task.preference, rng)
             options["expert"] = [ToolCall(name=ANSWER_TOOL, arguments={"model": model})]
         if gold:
             options["extra"] = [self._wasted_call(task, gold, rng, tool_names)] + gold

@@ -16,12 +16,16 @@ from toolorch.eval.report import write_report
 from toolorch.eval.runner import EvalRow
 
 
+ACCURACY_FIRST = {"accuracy": 1.0, "cost": 0.0, "latency": 0.0}
+
+
 def row(policy: str, task: str, correct: bool, cost: float, block: str = "main", category: str = "lookup",
         mix: dict | None = None, cost_weight: float | None = None, tools: dict | None = None, **extra) -> EvalRow:
     """`mix`: the row's mix_counts, also its tool_counts unless `tools` (routes) differ."""
     mix = mix or {}
     return EvalRow(block=block, policy=policy, task_id=task, env=extra.pop("env", "minilib"), category=category,
-                   difficulty=1, preference="accuracy=1,cost=0,latency=0", correct=correct, stop_reason="answer",
+                   difficulty=1, preference="accuracy=1,cost=0,latency=0",
+                   user_weights=extra.pop("user_weights", ACCURACY_FIRST), correct=correct, stop_reason="answer",
                    cost_usd=cost, latency_s=2.0, turns=2, tool_counts=dict(tools if tools is not None else mix),
                    mix_counts=dict(mix), cost_weight=cost_weight, **extra)
 
@@ -66,8 +70,9 @@ def test_policy_numbers_are_means_of_rows():
     # u = 0.8 * correct - 0.2 * cost / 0.01, averaged: 0.8 * 0.75 - 0.2 * 3
     assert s["utility"] == pytest.approx(0.6 - 0.6)
     assert s["tool_mix"] == {"ask_frontier": 0.8, "db": 0.2}
+    assert s["user_utility"] == pytest.approx(0.75)  # accuracy-first rows: the user's utility is accuracy
     assert s["by_category"]["document"] == {"n": 1, "accuracy": 0.0, "cost_usd": 0.03,
-                                            "utility": pytest.approx(-0.6),
+                                            "utility": pytest.approx(-0.6), "user_utility": 0.0,
                                             "tool_mix": {"ask_frontier": 0.5, "db": 0.5}}
     for metric, (lo, hi) in s["ci95"].items():
         assert lo <= s[metric] <= hi, metric
@@ -170,6 +175,37 @@ def test_paired_margin_where_trained_wins_every_task_is_above_zero():
     assert m["utility"]["above_zero"] and not m["utility"]["below_zero"] and 0 < lo < hi
 
 
+def test_user_utility_credits_reading_the_preference():
+    # ten tasks, each asked by an accuracy-first and a cost-averse user (weights 1 : 2 : 0.2 on
+    # accuracy, cost, latency). The frontier is right on every task at 2 cents, the cheap expert
+    # on half of them at 0.1 cent; the orchestrator sends each user to the expert that suits it.
+    # Every row waits 2 s.
+    thrifty = {"accuracy": 1 / 3.2, "cost": 2 / 3.2, "latency": 0.2 / 3.2}
+    users = [ACCURACY_FIRST, thrifty] * 10
+    frontier = [(True, 0.02)] * 20
+    cheap = [(i % 4 < 2, 0.001) for i in range(20)]
+    picks = [frontier[i] if users[i] is ACCURACY_FIRST else cheap[i] for i in range(20)]
+
+    def rows(policy, outcomes):
+        return [row(policy, f"t{i}", c, cost, user_weights=users[i]) for i, (c, cost) in enumerate(outcomes)]
+
+    summary = summarize(rows("grpo", picks) + rows("only:frontier", frontier) + rows("only:mini", cheap),
+                        utility_a=0.5, cost_unit_usd=0.01, bootstrap_samples=300)
+    u = {p: s["user_utility"] for p, s in summary["policies"].items()}
+
+    def thrifty_u(correct, cost):  # w_acc * correct - w_cost * cost / 0.01 - w_lat * 2 s / 60 s
+        return thrifty["accuracy"] * correct - thrifty["cost"] * cost / 0.01 - thrifty["latency"] * 2 / 60
+
+    # an accuracy-first user scores correctness alone
+    assert u["only:frontier"] == pytest.approx((1.0 + thrifty_u(1, 0.02)) / 2)
+    assert u["grpo"] == pytest.approx((1.0 + np.mean([thrifty_u(c, cost) for c, cost in cheap[1::2]])) / 2)
+    for expert in ("only:frontier", "only:mini"):
+        assert summary["paired"][expert]["user_utility"]["above_zero"], expert
+    # at one fixed trade-off for every task (a = 0.5), the frontier's accuracy-first users cost the policy
+    # what it saves on cost-averse ones: the fixed-weight utility does not tell it from the cheap expert
+    assert not summary["paired"]["only:mini"]["utility"]["above_zero"]
+
+
 def test_paired_rows_are_matched_by_task_id_not_order():
     rows = lineup()
     shuffled = rows[:10] + rows[20:]
@@ -244,7 +280,8 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
     text = write_report(summary, tmp_path).read_text()
     assert "| accuracy [95% BCa CI] |" in text and "95% BCa bootstrap" in text
     paired = text.split("## Trained policy vs baselines (paired)")[1].split("##")[0]
-    assert "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] |" in paired
+    assert ("| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] "
+            "| Δ user utility [95% CI] |") in paired
     mini = summary["paired"]["only:mini"]
     assert f"| only:mini | 10 | {mini['accuracy']['mean']:+.3f} [" in paired
     assert "| +0.00900 [+0.00900, +0.00900] ↑ |" in paired

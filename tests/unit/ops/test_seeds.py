@@ -59,6 +59,11 @@ def test_a_seed_row_reads_the_paired_margins_of_the_best_single_expert():
     assert row["best_single_expert"] == best
     assert row["grpo_minus_best_expert_utility"] == ev["paired"][best]["utility"]
     assert row["grpo_minus_sft_utility"] == ev["paired"]["sft"]["utility"]
+    experts = [p for p in ev["policies"] if p.startswith("only:")]
+    for_users = max(experts, key=lambda p: ev["policies"][p]["user_utility"])
+    assert row["best_single_expert_for_users"] == for_users
+    assert row["grpo_minus_best_expert_user_utility"] == ev["paired"][for_users]["user_utility"]
+    assert row["beats_every_expert_on_user_utility"] == all(ev["paired"][p]["user_utility"]["above_zero"] for p in experts)
     assert row["grpo_minus_sft_reward"] == grpo["heldout"]["reward_margin_paired"]
     pref = grpo["heldout"]["preference"]
     assert row["preference_cost_ratio"] == pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
@@ -83,7 +88,9 @@ def _margin(mean: float, lo: float, hi: float) -> dict:
 
 def _row(seed: int, sft: dict, best: dict, ratio: float) -> dict:
     return {"seed": seed, "n": 150, "grpo_minus_sft_reward": sft, "grpo_minus_sft_utility": sft, "best_single_expert": "only:x",
-            "grpo_minus_best_expert_utility": best, "preference_cost_ratio": ratio, "heldout_reward_margin": 0.0,
+            "grpo_minus_best_expert_utility": best, "best_single_expert_for_users": "only:x",
+            "grpo_minus_best_expert_user_utility": best, "beats_every_expert_on_user_utility": best["above_zero"],
+            "preference_cost_ratio": ratio, "heldout_reward_margin": 0.0,
             "router_bound_minus_best_expert_utility": None, "sweep_cost_falls": True}
 
 
@@ -92,6 +99,7 @@ def test_a_claim_holds_only_when_it_holds_at_every_seed():
     rows = [_row(0, good, good, 3.0), _row(1, good, good, 2.5), _row(2, good, good, 2.0)]
     table = seeds_table(rows)
     assert table["holds"] == {"grpo_beats_sft": True, "grpo_beats_best_expert": True,
+                              "grpo_beats_every_expert_on_user_utility": True,
                               "preference_ratio_at_least_2x": True, "sweep_traces_a_curve": True}
     assert table["summary"]["preference_cost_ratio"] == {"mean": 2.5, "min": 2.0, "max": 3.0}
     assert "router_bound_minus_best_expert_utility" not in table["summary"]
@@ -99,7 +107,9 @@ def test_a_claim_holds_only_when_it_holds_at_every_seed():
     one_bad[1]["grpo_minus_sft_reward"] = _margin(0.04, -0.01, 0.09)  # the mean is up; the interval holds zero
     one_bad[2]["preference_cost_ratio"] = 1.9
     one_bad[0]["sweep_cost_falls"] = False
+    one_bad[0]["beats_every_expert_on_user_utility"] = False
     assert seeds_table(one_bad)["holds"] == {"grpo_beats_sft": False, "grpo_beats_best_expert": True,
+                                             "grpo_beats_every_expert_on_user_utility": False,
                                              "preference_ratio_at_least_2x": False, "sweep_traces_a_curve": False}
 
 

@@ -31,7 +31,7 @@ def test_token_record_matches_the_chat(world, engine):
     tok = engine.tokenizer
     for r in rollouts:
         msgs = r.trajectory.messages
-        assert msgs[0]["role"] == "system" and "User preference" in msgs[0]["content"]
+        assert msgs[0]["role"] == "system" and "User preference" in msgs[1]["content"]
         decoded = tok.decode(r.sample.ids)
         full = render(tok, msgs)
         assert full.startswith(decoded) and len(full) - len(decoded) <= len("<|im_end|>\n")

@@ -67,3 +67,19 @@ def test_table_averages_each_category_and_user(world, tiny_tokenizer):
         for t in tasks]
     mean_frontier = sum(o["frontier"] for o in per_task) / len(per_task)
     assert table["cost_averse"]["all"]["frontier"] == pytest.approx(mean_frontier, rel=1e-5)
+
+
+def test_a_missing_config_or_checkpoint_is_one_message_not_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+    import typer
+
+    from toolorch.eval.route_probe import main
+
+    app = typer.Typer()
+    app.command()(main)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("")
+    for args, message in (([str(tmp_path), "--config", str(tmp_path / "nope.yaml")], "no such config file"),
+                          ([str(tmp_path / "missing")], "tasks.jsonl: no held-out tasks")):
+        done = CliRunner().invoke(app, [*args, "--tasks", str(tasks), "--envs-dir", str(tmp_path)])
+        assert done.exit_code in (1, 2) and message in done.output and "Traceback" not in done.output, done.output

@@ -139,7 +139,9 @@ def gold_agent(case: Tau2Case) -> Policy:
 def agent_prompt(toolbox: Toolbox, case: Tau2Case, policy_text: str) -> str:
     env = toolbox.session.env.spec
     base = system_prompt(toolbox.specs, case.task.preference, env.description, toolbox.catalog.tools.describe_db_tools)
-    return "\n\n".join(p for p in (base, CONVERSATION_NOTE, policy_text and f"Policy:\n{policy_text}") if p)
+    # a conversation has many user turns, all the customer's: the operator's preference stays in the system prompt
+    return "\n\n".join(p for p in (base, case.task.preference.render(), CONVERSATION_NOTE,
+                                    policy_text and f"Policy:\n{policy_text}") if p)
 
 
 def transcript(messages: list[dict[str, Any]], tail: int = 40) -> str:
