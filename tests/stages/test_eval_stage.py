@@ -20,7 +20,7 @@ from eval_tasks import library_tasks  # the held-out tasks of the unit tests
 from hf_openai_server import serve_hf
 
 SCRIPTED = ["only:*", "random", "cascade", "oracle"]
-POLICY_KEYS = {"n", "accuracy", "cost_usd", "latency_s", "turns", "utility", "tool_mix", "ci95", "by_category",
+POLICY_KEYS = {"n", "accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utility", "tool_mix", "ci95", "by_category",
                "calls_per_task"}
 
 

@@ -25,7 +25,7 @@ import typer
 
 from toolorch.core.catalog import Catalog
 from toolorch.core.config import load_config
-from toolorch.core.errors import UsageError
+from toolorch.core.errors import RunFailed, UsageError
 from toolorch.core.records import ANSWER_TOOL, Preference, Task, ToolCall
 from toolorch.eval.heldout import heldout_sample
 from toolorch.runtime.chat import Tools, common_prefix, encode, render
@@ -36,7 +36,6 @@ from toolorch.runtime.parsing import render_call
 from toolorch.runtime.preferences import PROFILES
 from toolorch.runtime.prompts import tool_schemas
 from toolorch.runtime.tools import Toolbox
-from toolorch.stages.command import reported
 
 
 def call_logprobs(model: Any, prompt: list[int], continuations: list[list[int]]) -> list[float]:
@@ -121,7 +120,7 @@ def main(
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
         raise typer.BadParameter(f"unknown profile(s) {unknown}; known: {sorted(PROFILES)}")
-    with reported("route_probe"):
+    try:
         cfg = load_config(config, set_)
         shown = expert or max(cfg.catalog().experts, key=lambda e: e.price.output).name
         sample = heldout_sample(tasks, max_tasks, cfg.seed)
@@ -134,6 +133,9 @@ def main(
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
             report[str(folder)] = probe(model, tokenizer, sample, envs, cfg.catalog(), profiles)
             typer.echo(format_table(str(folder), report[str(folder)], shown) + "\n")
+    except (UsageError, RunFailed, OSError, ValueError) as e:  # a wrong path or config, bad task data: one line
+        typer.echo(f"route_probe: error: {e}", err=True)
+        raise typer.Exit(2 if isinstance(e, (UsageError, FileNotFoundError)) else 1) from None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"tasks": len(sample), "profiles": profiles, "policies": report}, indent=2) + "\n")
