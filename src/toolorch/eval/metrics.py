@@ -52,8 +52,8 @@ FRONTIER_COST_SHARE = 0.3  # the trained policy should match the strongest exper
 METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utility")
 PAIRED_METRICS = ("accuracy", "cost_usd", "utility", "user_utility")
 CPT_LEVELS = {"cpt50": 0.5, "cpt80": 0.8}
-EXPERT_TOOL_PREFIX = expert_tool_name("")
-LATENCY_UNIT_S = 60.0  # user utility: a minute of waiting weighs as much as a correct answer  # "ask_": every expert's tool is named ask_<expert>
+EXPERT_TOOL_PREFIX = expert_tool_name("")  # "ask_": every expert's tool is named ask_<expert>
+LATENCY_UNIT_S = 60.0  # user utility: a minute of waiting weighs as much as a correct answer
 
 
 def is_baseline(policy: str) -> bool:

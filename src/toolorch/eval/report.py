@@ -111,7 +111,7 @@ def paired_section(paired: dict[str, dict[str, Any]], trained: str | None) -> li
              "|---|---|---|---|---|---|"]
     for name, m in paired.items():
         lines.append(f"| {name} | {m['n']} | {_margin(m['accuracy'], '.3f')} | {_margin(m['cost_usd'], '.5f')} "
-                     f"| {_margin(m['utility'], '.3f')} | {_margin(m.get('user_utility'), '.3f')} |")
+                     f"| {_margin(m['utility'], '.3f')} | {_margin(m['user_utility'], '.3f')} |")
     return lines
 
 
