@@ -14,6 +14,7 @@ from toolorch.core.config import ConfigError
 from toolorch.core.jsonl import read_jsonl
 from toolorch.core.records import Task
 from toolorch.ops.kfp_io import resolve_config, run_stage
+from toolorch.runtime.preferences import PROFILES, preference_kind
 from toolorch.stages import load_profile, synth_envs, synth_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,6 +186,9 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
     tau2 = [t for t in read_jsonl(tmp_path / "tasks/heldout.jsonl", Task) if t.env == "tau2_airline"]
     assert len(tau2) == 50 and all(t.final_state for t in tau2)
     assert not any(t.env == "tau2_airline" for t in train)
+    # imported tasks serve users drawn like everyone else's, not 50 accuracy-first ones
+    kinds = Counter(preference_kind(t.preference).split("+")[0] for t in tau2)
+    assert set(kinds) == set(PROFILES) and max(kinds.values()) < 25
     env = Environment.load(tmp_path / "envs/tau2_airline")
     writer = next(t for t in tau2 if t.answer.startswith("state:") and len(t.gold_calls) > 2)
     with env.session() as s:  # following the gold actions reaches the expected world

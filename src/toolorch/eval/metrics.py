@@ -32,7 +32,9 @@ the category router sends each task to the single expert with the highest mean u
 its category (chosen on the same tasks, so an optimistic bound for a router that reads the
 category perfectly), and its paired margin over the best single expert. When that margin's
 interval holds zero, routing between these experts cannot beat the best of them measurably;
-only what the orchestrator does itself (tools, fewer calls) can.
+only what the orchestrator does itself (tools, fewer calls) can. `headroom.user_utility` is the
+same bound on user utility for a router that reads the category and the user's weights: the most a
+policy that only picks one expert per task could gain over the best single expert for these users.
 """
 from __future__ import annotations
 
@@ -363,8 +365,9 @@ def routing(rows: list[EvalRow], policies: dict[str, dict[str, Any]], trained: s
 
 
 def routing_headroom(rows: list[EvalRow], a: float, unit: float, samples: int, seed: int) -> dict[str, Any] | None:
-    """The category router's utility and its paired margin over the best single expert (None
-    without two single experts scored on the same tasks)."""
+    """The category router's utility and its paired margin over the best single expert, and on
+    user utility the router that reads the category and the user's weights (None without two
+    single experts scored on the same tasks)."""
     main = group((r for r in rows if r.block == "main" and r.policy.startswith("only:")), "policy")
     by_expert = {p: one_per_task(g, p) for (p,), g in main.items()}
     if len(by_expert) < 2:
@@ -372,14 +375,27 @@ def routing_headroom(rows: list[EvalRow], a: float, unit: float, samples: int, s
     tasks = sorted(set.intersection(*(set(t) for t in by_expert.values())))
     if not tasks:
         return None
-    utility = {p: metric_arrays([by_task[t] for t in tasks], a, unit)["utility"] for p, by_task in by_expert.items()}
+    arrays = {p: metric_arrays([by_task[t] for t in tasks], a, unit) for p, by_task in by_expert.items()}
+    first = by_expert[sorted(by_expert)[0]]
+    categories = [first[t].category for t in tasks]
+    users = [",".join(f"{first[t].user_weights[k]:.3f}" for k in ("accuracy", "cost", "latency")) for t in tasks]
+    out = router_bound({p: m["utility"] for p, m in arrays.items()}, categories, samples, stable_seed(seed, "headroom"))
+    out = {"n": len(tasks), **out, "category_choice": out.pop("choice")}
+    user = router_bound({p: m["user_utility"] for p, m in arrays.items()},
+                        [f"{c} | {u}" for c, u in zip(categories, users)], samples, stable_seed(seed, "headroom-user"))
+    out["user_utility"] = {**user, "groups": len(user.pop("choice"))}
+    return out
+
+
+def router_bound(utility: dict[str, np.ndarray], keys: list[str], samples: int, seed: int) -> dict[str, Any]:
+    """Each task routed to the single expert with the best mean utility on its key's tasks (chosen
+    on these tasks: an optimistic bound), against the best single expert, paired by task."""
     best = max(sorted(utility), key=lambda p: utility[p].mean())
-    categories = np.array([by_expert[best][t].category for t in tasks])
-    choice = {c: max(sorted(utility), key=lambda p: utility[p][categories == c].mean()) for c in sorted(set(categories))}
-    routed = np.array([utility[choice[c]][i] for i, c in enumerate(categories)])
-    return {"n": len(tasks), "best_single_expert": best, "best_single_utility": float(utility[best].mean()),
-            "category_choice": choice, "router_utility": float(routed.mean()),
-            "margin": margin(routed - utility[best], samples, stable_seed(seed, "headroom"))}
+    keyed = np.array(keys)
+    choice = {k: max(sorted(utility), key=lambda p: utility[p][keyed == k].mean()) for k in sorted(set(keys))}
+    routed = np.array([utility[choice[k]][i] for i, k in enumerate(keys)])
+    return {"best_single_expert": best, "best_single_utility": float(utility[best].mean()), "choice": choice,
+            "router_utility": float(routed.mean()), "margin": margin(routed - utility[best], samples, seed)}
 
 
 def trained_policy(policies: dict[str, Any]) -> str | None:

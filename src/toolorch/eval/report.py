@@ -140,7 +140,18 @@ def headroom_section(h: dict[str, Any] | None) -> list[str]:
             f"{h['router_utility']:.3f} against the best single expert's ({h['best_single_expert']}) "
             f"{h['best_single_utility']:.3f}: paired margin {_margin(h['margin'], '.3f')} over {h['n']} tasks. "
             "Where this interval holds zero, routing between these experts cannot beat the best of them "
-            "measurably; only what the orchestrator does itself (tools, fewer calls) can."]
+            "measurably; only what the orchestrator does itself (tools, fewer calls) can.", *user_headroom(h)]
+
+
+def user_headroom(h: dict[str, Any]) -> list[str]:
+    u = h.get("user_utility")
+    if u is None:
+        return []
+    return ["", f"On user utility, the router that reads the category and the user's weights ({u['groups']} groups, "
+                f"each sent to its best single expert on these tasks) scores {u['router_utility']:.3f} against the "
+                f"best single expert's ({u['best_single_expert']}) {u['best_single_utility']:.3f}: paired margin "
+                f"{_margin(u['margin'], '.3f')}. No policy that picks one expert per task by category and user "
+                "can expect more over the best single expert on these tasks."]
 
 
 def category_table(policies: dict[str, dict[str, Any]]) -> list[str]:

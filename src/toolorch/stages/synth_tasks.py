@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from toolorch.core.catalog import Catalog
 from toolorch.core.config import Config
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
@@ -38,7 +39,7 @@ from toolorch.core.records import CATEGORIES, Task
 from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split
 from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.gold import verify_tasks
-from toolorch.runtime.preferences import parse_mix, preference_kind
+from toolorch.runtime.preferences import parse_mix, preference_kind, sample_preference
 from toolorch.stages.io import finish
 from toolorch.stages.shards import Shard, read_parts, write_part
 from toolorch.stages.stage import Input, Stage
@@ -82,13 +83,17 @@ def synthesizable_envs(envs_dir: Path) -> list[Environment]:
     return list(load_envs(envs_dir, names).values())
 
 
-def imported_tasks(envs: list[Environment]) -> list[Task]:
-    """Tasks shipped with imported environments (tau2-bench), all held out."""
+def imported_tasks(envs: list[Environment], catalog: Catalog, seed: int,
+                   preference_mix: dict[str, float] | None = None) -> list[Task]:
+    """Tasks shipped with imported environments (tau2-bench), all held out. They come without a
+    user of ours, so each gets one drawn like a synthesized task's (seeded by its id): left at the
+    default, every imported task would be an accuracy-first user's and outweigh the other users."""
     tasks: list[Task] = []
     for env in envs:
         path = env.db_path.parent / IMPORTED_TASKS
         if path.exists():
-            tasks += [t.model_copy(update={"split": "heldout"}) for t in read_jsonl(path, Task)]
+            tasks += [t.model_copy(update={"split": "heldout", "preference": sample_preference(
+                catalog, synth_seed(seed, t.id), mix=preference_mix)}) for t in read_jsonl(path, Task)]
     return tasks
 
 
@@ -101,7 +106,7 @@ def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path, shard: S
     drafted, rejected = synthesize_tasks(mine, cfg.catalog(), settings.tasks_per_template,
                                          cfg.seed + settings.seed_offset, settings.workers,
                                          preference_mix=settings.preference_mix)
-    imported = imported_tasks(mine)
+    imported = imported_tasks(mine, cfg.catalog(), cfg.seed + settings.seed_offset, settings.preference_mix)
     synth_s = time.perf_counter() - start
     check_verified(mine, dedup(drafted)[0] + imported, cfg, settings.workers)  # duplicates are per environment
     verify_s = time.perf_counter() - start - synth_s

@@ -290,6 +290,8 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
     assert "| grpo | ask_mini 100% |" in text.split("Tool mix per category")[1]
     h = summary["headroom"]
     assert f"{h['router_utility']:.3f} against the best single expert's ({h['best_single_expert']})" in text
+    u = h["user_utility"]
+    assert f"scores {u['router_utility']:.3f} against the best single expert's ({u['best_single_expert']})" in text
 
 
 def specialists(reasoning_gap: float) -> list[EvalRow]:
@@ -319,6 +321,23 @@ def test_headroom_is_zero_when_one_expert_is_best_everywhere():
     h = summarize(specialists(5.0), bootstrap_samples=300)["headroom"]
     assert set(h["category_choice"].values()) == {"only:cheap"} and h["best_single_expert"] == "only:cheap"
     assert h["margin"]["mean"] == 0 and not h["margin"]["above_zero"]
+
+
+def test_user_headroom_routes_each_user_to_their_expert_where_one_expert_cannot():
+    # one category, two users: accuracy-first users score strong's right answers (1 > 0.4 for cheap),
+    # cost-only users its price (strong -0.5 against cheap -0.01). Either expert alone serves one
+    # of them badly; the router that reads the user's weights serves both
+    cost_only = {"accuracy": 0.0, "cost": 1.0, "latency": 0.0}
+    rows = []
+    for i in range(40):
+        weights = ACCURACY_FIRST if i % 2 else cost_only
+        rows.append(row("only:cheap", f"t{i:02d}", i % 5 < 2, 0.0001, user_weights=weights))
+        rows.append(row("only:strong", f"t{i:02d}", True, 0.005, user_weights=weights))
+    h = summarize(rows, bootstrap_samples=300)["headroom"]["user_utility"]
+    assert h["groups"] == 2 and h["best_single_expert"] == "only:strong"
+    assert h["best_single_utility"] == pytest.approx((20 * 1.0 + 20 * -0.5) / 40)
+    assert h["router_utility"] == pytest.approx((20 * 1.0 + 20 * -0.01) / 40)
+    assert h["margin"]["above_zero"]
 
 
 def test_headroom_needs_two_experts():
