@@ -99,6 +99,13 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
         lines += ["", f"Routing headroom: sending each category to its best single expert (chosen on these tasks) "
                       f"would score utility {headroom['router_utility']:.3f} against {headroom['best_single_expert']}'s "
                       f"{headroom['best_single_utility']:.3f}, a paired margin of {m['mean']:+.3f} {_ci(m['ci95'])}."]
+        user = headroom.get("user_utility")
+        if user:
+            u = user["margin"]
+            lines += ["", f"On user utility, sending each (category, user) group to its best single expert (chosen "
+                          f"on these tasks: the most a policy that picks one expert per task can expect) would score "
+                          f"{user['router_utility']:.3f} against {user['best_single_expert']}'s "
+                          f"{user['best_single_utility']:.3f}, a paired margin of {u['mean']:+.3f} {_ci(u['ci95'])}."]
     lines += ["", f"Verdict: {ev['verdict']['sentence']}"]
     return lines
 
@@ -110,20 +117,23 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
              "each task at its own user's trade-off, utility at a = 0.5 for every task.", "",
              "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert, user utility "
              "(every expert beaten?) | GRPO − best single expert, utility at a = 0.5 "
-             "| preference cost ratio | sweep cost by cost weight | category router − best single expert |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| preference cost ratio | sweep cost by cost weight | category router − best single expert "
+             "| category × user router − best single expert, user utility |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in seeds["rows"]:
         m0, m1, m2 = r["grpo_minus_sft_reward"], r["grpo_minus_sft_utility"], r["grpo_minus_best_expert_utility"]
         mu = r["grpo_minus_best_expert_user_utility"]
         bound = r["router_bound_minus_best_expert_utility"]
         bound_cell = f"{bound['mean']:+.3f} {_ci(bound['ci95'])}" if bound else "-"
+        user_bound = r.get("router_bound_minus_best_expert_user_utility")
+        user_bound_cell = f"{user_bound['mean']:+.3f} {_ci(user_bound['ci95'])}" if user_bound else "-"
         sweep = " → ".join(f"{w}: {_usd(c)}" for w, c in r["sweep_cost_usd"].items()) or "-"
         lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}) "
                      f"| {m1['mean']:+.3f} {_ci(m1['ci95'])} (n={r['n']}) "
                      f"| {mu['mean']:+.3f} {_ci(mu['ci95'])} ({r['best_single_expert_for_users']}; "
                      f"{'yes' if r['beats_every_expert_on_user_utility'] else 'no'}) "
                      f"| {m2['mean']:+.3f} {_ci(m2['ci95'])} ({r['best_single_expert']}) "
-                     f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} |")
+                     f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} | {user_bound_cell} |")
     s = seeds["summary"]
     lines += ["", "Mean over seeds (min, max): GRPO − SFT held-out reward "
                   f"{s['grpo_minus_sft_reward']['mean']:+.3f} ({s['grpo_minus_sft_reward']['min']:+.3f}, "

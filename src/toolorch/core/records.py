@@ -55,6 +55,14 @@ class Preference(Record):
     def permits(self, tool: str) -> bool:
         return tool not in self.deny and (self.allow is None or tool in self.allow)
 
+    def shares(self) -> dict[str, float]:
+        """The weights on accuracy, cost and latency scaled to sum to 1 (all accuracy when they
+        weigh nothing): the user's trade-off, as the reward and the eval both read it."""
+        total = self.accuracy + self.cost + self.latency
+        if total <= 0:
+            return {"accuracy": 1.0, "cost": 0.0, "latency": 0.0}
+        return {"accuracy": self.accuracy / total, "cost": self.cost / total, "latency": self.latency / total}
+
     def render(self) -> str:
         """The preference in words, as the orchestrator reads it in its system prompt."""
         total = self.accuracy + self.cost + self.latency or 1.0

@@ -6,8 +6,9 @@ Utility per task is `u = a * correct - (1 - a) * cost_usd / cost_unit_usd`: cost
 measured in units of `cost_unit_usd` dollars (cents by default) so that the two terms
 are of comparable size. `utility` fixes a (0.5 by default) for every task. `user_utility`
 weighs each task at its own user's trade-off, the one the orchestrator is asked to make:
-`w_acc * correct - w_cost * cost_usd / cost_unit_usd - w_lat * latency_s / LATENCY_UNIT_S`
-with the user's weights scaled to sum to 1 (an accuracy-first user scores correctness alone).
+`w_acc * correct - w_cost * cost_usd / cost_unit_usd - w_lat * latency_s / 60` with the user's
+weights scaled to sum to 1 (an accuracy-first user scores correctness alone): the formula of
+`runtime.rewards.user_utility`, which the `utility` GRPO reward trains on.
 A fixed expert cannot serve both an accuracy-first and a cost-averse user; an orchestrator
 that reads the preference can, and only `user_utility` credits it for that.
 
@@ -47,6 +48,7 @@ from scipy import stats
 from toolorch.core.records import ANSWER_TOOL, expert_tool_name
 from toolorch.core.seeds import stable_seed
 from toolorch.eval.runner import EvalRow
+from toolorch.runtime.rewards import user_utility
 
 GENERALISATION_BLOCKS = ("unseen_pricing", "unseen_tool")
 BASELINES = ("random", "cascade", "prompted", "oracle")
@@ -55,7 +57,6 @@ METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utilit
 PAIRED_METRICS = ("accuracy", "cost_usd", "utility", "user_utility")
 CPT_LEVELS = {"cpt50": 0.5, "cpt80": 0.8}
 EXPERT_TOOL_PREFIX = expert_tool_name("")  # "ask_": every expert's tool is named ask_<expert>
-LATENCY_UNIT_S = 60.0  # user utility: a minute of waiting weighs as much as a correct answer
 
 
 def is_baseline(policy: str) -> bool:
@@ -73,7 +74,7 @@ def metric_arrays(rows: list[EvalRow], a: float, unit: float) -> dict[str, np.nd
         "latency_s": latency,
         "turns": np.array([r.turns for r in rows], dtype=float),
         "utility": a * correct - (1 - a) * cost / unit,
-        "user_utility": w["accuracy"] * correct - w["cost"] * cost / unit - w["latency"] * latency / LATENCY_UNIT_S,
+        "user_utility": user_utility(correct, cost, latency, w, unit),
     }
 
 

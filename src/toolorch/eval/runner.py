@@ -92,15 +92,6 @@ def preference_label(p: Preference) -> str:
     return label
 
 
-def user_weights(p: Preference) -> dict[str, float]:
-    """The user's weights on accuracy, cost and latency, scaled to sum to 1 (all accuracy when it
-    weighs nothing)."""
-    total = p.accuracy + p.cost + p.latency
-    if total <= 0:
-        return {"accuracy": 1.0, "cost": 0.0, "latency": 0.0}
-    return {"accuracy": p.accuracy / total, "cost": p.cost / total, "latency": p.latency / total}
-
-
 def swept_preference(p: Preference, cost_share: float) -> Preference:
     """The task's preference with accuracy/cost weights set to (1 - w, w); tool rules kept."""
     return p.model_copy(update={"accuracy": 1.0 - cost_share, "cost": cost_share, "latency": 0.0})
@@ -124,7 +115,7 @@ def to_row(traj: Trajectory, task: Task, toolbox: Toolbox, block: str, policy: s
         category=task.category, difficulty=task.difficulty, template=task.template,
         env_seen=None if seen.envs is None else task.env in seen.envs,
         template_seen=None if seen.templates is None else (task.env, task.template) in seen.templates,
-        preference=preference_label(task.preference), user_weights=user_weights(task.preference),
+        preference=preference_label(task.preference), user_weights=task.preference.shares(),
         correct=traj.correct, answer=traj.answer,
         stop_reason=traj.stop_reason, cost_usd=traj.usage.cost_usd, latency_s=traj.usage.latency_s,
         turns=len(traj.turns), tool_counts=traj.tool_counts(), mix_counts=mix_counts(traj, toolbox), route=route,

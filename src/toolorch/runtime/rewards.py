@@ -27,6 +27,21 @@ charged the group's full efficiency penalties, whatever it spent: otherwise fail
 cheaply would beat trying, and a policy that expects a question to go wrong would learn
 to break its own tool call rather than pay an expert.
 
+`kind: utility` is the other reward: the user's own utility, the number the eval reports as
+`user_utility`, with the deny and prefer terms beside it:
+
+    outcome    w_acc * (1 if correct else `wrong`)
+    cost       -w_cost * cost_usd / cost_unit_usd
+    latency    -w_lat * latency_s / latency_unit_s
+
+with the user's weights scaled to sum to 1 (`Preference.shares`). Training on it trains the
+trade-off the user states and the eval scores: a latency-averse user's correct answer is worth
+a third of an accuracy-first one's, and a minute of waiting as much as a right answer. The
+ToolOrchestra reward keeps every correct answer above every wrong one, so there any user ends
+up treated as nearly accuracy-first; here a wrong cheap answer can beat a right dear one when the
+user weighs cost that much, as they asked. An episode without an answer is still charged the
+group's largest cost and latency.
+
 `k_cost` and `k_latency` come from the task's preference: a floor (so that among two
 correct answers the cheaper one always wins, even for an accuracy-only user) plus the
 preference's share of weight on cost / latency. Accuracy's share enters through the
@@ -42,6 +57,7 @@ Ordering guarantees (tested, incl. property-based):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,12 +65,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from toolorch.core.records import Preference, Trajectory
 
 TERMS = ("outcome", "cost", "latency", "deny", "prefer")
+LATENCY_UNIT_S = 60.0  # user utility: a minute of waiting weighs as much as a correct answer
+COST_UNIT_USD = 0.01  # user utility: a cent weighs as much as a correct answer
+
+
+def user_utility(correct: Any, cost_usd: Any, latency_s: Any, shares: dict[str, Any],
+                 cost_unit_usd: float = COST_UNIT_USD, latency_unit_s: float = LATENCY_UNIT_S) -> Any:
+    """The user's utility of an answer (floats or arrays): their accuracy, cost and latency
+    shares times correctness, cents and minutes. The eval's `user_utility` and the `utility` reward."""
+    return (shares["accuracy"] * correct - shares["cost"] * cost_usd / cost_unit_usd
+            - shares["latency"] * latency_s / latency_unit_s)
 
 
 class RewardConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # toolorchestra: outcome plus group-normalised efficiency terms; utility: the user's own utility
+    kind: Literal["toolorchestra", "utility"] = "toolorchestra"
     wrong: float = Field(0.0, le=0.0)  # reward of a wrong answer (0 or a small negative)
+    cost_unit_usd: float = Field(COST_UNIT_USD, gt=0)  # utility: dollars that weigh as much as a right answer
+    latency_unit_s: float = Field(LATENCY_UNIT_S, gt=0)  # utility: seconds that weigh as much as a right answer
+    # toolorchestra only: the efficiency terms' weights and floor
     cost_weight: float = Field(0.4, ge=0)
     latency_weight: float = Field(0.2, ge=0)
     efficiency_floor: float = Field(0.1, ge=0, le=1)  # share of the efficiency weights every user gets
@@ -131,6 +162,8 @@ def prefer_share(tools: tuple[str, ...], pref: Preference) -> float:
 
 def group_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardConfig) -> list[RewardTerms]:
     """Reward terms for one rollout group (same task, same preference)."""
+    if cfg.kind == "utility":
+        return utility_rewards(group, pref, cfg)
     k_cost, k_latency = efficiency_coefficients(pref, cfg.efficiency_floor)
     norm_cost = [c if o.answered else 1.0 for o, c in zip(group, minmax([o.cost_usd for o in group]))]
     norm_latency = [x if o.answered else 1.0 for o, x in zip(group, minmax([o.latency_s for o in group]))]
@@ -141,6 +174,20 @@ def group_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardConf
         deny=-cfg.deny_weight * (1.0 - 0.5 ** deny_violations(o.tools, pref)),
         prefer=cfg.prefer_weight * prefer_share(o.tools, pref) if o.correct else 0.0,
     ) for o, c, lat in zip(group, norm_cost, norm_latency)]
+
+
+def utility_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardConfig) -> list[RewardTerms]:
+    """`kind: utility`: each term is the user's share times correctness, cents or minutes."""
+    w = pref.shares()
+    worst_cost = max((o.cost_usd for o in group), default=0.0)
+    worst_latency = max((o.latency_s for o in group), default=0.0)
+    return [RewardTerms(
+        outcome=w["accuracy"] * (1.0 if o.correct else cfg.wrong),
+        cost=-w["cost"] * (o.cost_usd if o.answered else worst_cost) / cfg.cost_unit_usd,
+        latency=-w["latency"] * (o.latency_s if o.answered else worst_latency) / cfg.latency_unit_s,
+        deny=-cfg.deny_weight * (1.0 - 0.5 ** deny_violations(o.tools, pref)),
+        prefer=cfg.prefer_weight * prefer_share(o.tools, pref) if o.correct else 0.0,
+    ) for o in group]
 
 
 def group_advantages(rewards: list[float], eps: float = 1e-6, clip: float = 3.0,

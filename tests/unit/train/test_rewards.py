@@ -225,3 +225,46 @@ def test_no_answer_never_beats_a_wrong_answer():
     for pref in (ACCURACY_FIRST, COST_AVERSE):
         wrong, silent, right = totals(group, pref)
         assert silent <= wrong < 0 < right
+
+
+UTILITY = RewardConfig(kind="utility")
+LATENCY_AVERSE = Preference(accuracy=1.0, cost=0.2, latency=2.0)
+
+
+def test_utility_reward_is_the_users_utility_the_eval_reports():
+    from toolorch.eval.metrics import metric_arrays
+    from toolorch.eval.runner import EvalRow
+
+    outcomes = [EpisodeOutcome(True, 0.006, 20.0), EpisodeOutcome(False, 0.0008, 10.0), EpisodeOutcome(True, 0.001, 6.0)]
+    for pref in (ACCURACY_FIRST, COST_AVERSE, LATENCY_AVERSE):
+        rows = [EvalRow(block="main", policy="p", task_id=f"t{i}", env="e", category="lookup", difficulty=1,
+                        preference="", user_weights=pref.shares(), correct=o.correct, stop_reason="answer",
+                        cost_usd=o.cost_usd, latency_s=o.latency_s, turns=1, tool_counts={}, mix_counts={})
+                for i, o in enumerate(outcomes)]
+        scored = metric_arrays(rows, a=0.5, unit=UTILITY.cost_unit_usd)["user_utility"]
+        assert totals(outcomes, pref, UTILITY) == pytest.approx(list(scored))
+
+
+def test_utility_reward_lets_the_user_decide_whether_a_right_dear_answer_is_worth_it():
+    right_dear, wrong_cheap = EpisodeOutcome(True, 0.006, 20.0), EpisodeOutcome(False, 0.0008, 6.0)
+    first = totals([right_dear, wrong_cheap], ACCURACY_FIRST, UTILITY)
+    assert first == [pytest.approx(1.0), 0.0]  # an accuracy-first user pays nothing for price or time
+    thrifty = totals([right_dear, wrong_cheap], COST_AVERSE, UTILITY)
+    assert thrifty[0] == pytest.approx(0.25 - 0.75 * 0.6) and thrifty[1] > thrifty[0]  # as they asked
+    hurried = totals([EpisodeOutcome(True, 0.001, 30.0), EpisodeOutcome(True, 0.001, 6.0)], LATENCY_AVERSE, UTILITY)
+    assert hurried[1] > hurried[0]
+
+
+def test_utility_reward_charges_no_answer_the_groups_worst_cost_and_latency():
+    silent, tried = EpisodeOutcome(False, 0.0, 1.0, answered=False), EpisodeOutcome(False, 0.004, 12.0)
+    r = group_rewards([silent, tried], COST_AVERSE, UTILITY)
+    assert r[0].cost == r[1].cost < 0 and r[0].latency == r[1].latency
+    assert r[0].total <= r[1].total
+
+
+def test_utility_reward_keeps_the_deny_and_prefer_terms():
+    pref = Preference(accuracy=1.0, cost=1.0, deny=["ask_frontier"], prefer=["ask_mini"])
+    denied, preferred = EpisodeOutcome(True, 0.001, 5.0, ("ask_frontier",)), EpisodeOutcome(True, 0.001, 5.0, ("ask_mini",))
+    r = group_rewards([denied, preferred], pref, UTILITY)
+    assert r[0].deny == -UTILITY.deny_weight * 0.5 and r[1].prefer == UTILITY.prefer_weight
+    assert r[1].total > r[0].total
