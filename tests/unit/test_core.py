@@ -41,3 +41,8 @@ def test_preference_permits():
 def test_preference_rejects_negative_weights():
     with pytest.raises(ValueError):
         Preference(cost=-1)
+
+
+def test_preference_shares_sum_to_one_and_default_to_accuracy():
+    assert Preference(accuracy=1.0, cost=2.0, latency=1.0).shares() == {"accuracy": 0.25, "cost": 0.5, "latency": 0.25}
+    assert Preference(accuracy=0.0, cost=0.0, latency=0.0).shares() == {"accuracy": 1.0, "cost": 0.0, "latency": 0.0}

@@ -134,10 +134,8 @@ class RewardTerms:
 
 def efficiency_coefficients(pref: Preference, floor: float) -> tuple[float, float]:
     """(k_cost, k_latency) in [floor, 1]: the preference's weight share on cost / latency."""
-    total = pref.accuracy + pref.cost + pref.latency
-    share_cost = pref.cost / total if total > 0 else 0.0
-    share_latency = pref.latency / total if total > 0 else 0.0
-    return floor + (1 - floor) * share_cost, floor + (1 - floor) * share_latency
+    w = pref.shares()
+    return floor + (1 - floor) * w["cost"], floor + (1 - floor) * w["latency"]
 
 
 def minmax(values: list[float]) -> list[float]:

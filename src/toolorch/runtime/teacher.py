@@ -165,8 +165,8 @@ def cheap_expert_odds(pref: Preference) -> float:
     which question only from groups whose rollouts name different experts, and a policy that
     never saw an accuracy-first user sent to the 32B model never samples it.
     """
-    total = pref.accuracy + pref.cost + pref.latency
-    share = (pref.cost + pref.latency) / total if total > 0 else 0.5
+    w = pref.shares()
+    share = w["cost"] + w["latency"]
     return min(ODDS_RANGE[1], max(ODDS_RANGE[0], 0.5 + 2.0 * (share - 0.5)))
 
 
