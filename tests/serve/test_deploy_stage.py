@@ -24,9 +24,13 @@ from eval_tasks import library_tasks  # noqa: E402
 CHART = Path(__file__).resolve().parents[2] / "helm"
 
 
+HALF_AND_HALF = {"accuracy": 0.5, "cost": 0.5, "latency": 0.0}
+
+
 def row(policy: str, correct: bool, cost: float, block: str = "main", task: str = "t") -> EvalRow:
     return EvalRow(block=block, policy=policy, task_id=task, env="minilib", category="lookup", difficulty=1,
-                   preference="p", user_weights={"accuracy": 0.5, "cost": 0.5, "latency": 0.0}, correct=correct, stop_reason="answer", cost_usd=cost, latency_s=1.0, turns=1)
+                   preference="p", user_weights=HALF_AND_HALF, correct=correct, stop_reason="answer", cost_usd=cost,
+                   latency_s=1.0, turns=1)
 
 
 def results(grpo_correct: list[bool]) -> list[EvalRow]:
@@ -38,14 +42,21 @@ def results(grpo_correct: list[bool]) -> list[EvalRow]:
 
 
 def test_the_gate_deploys_only_a_model_at_least_as_useful_as_the_best_single_expert():
-    # utility = 0.5 * correct - 0.5 * cost / 0.01: frontier 0.5 - 0.2 = 0.3, mini 0.25 - 0.025 = 0.225
+    # user utility at these users' weights = 0.5 * correct - 0.5 * cost / 0.01: frontier 0.5 - 0.2 = 0.3,
+    # mini 0.25 - 0.025 = 0.225
     wins = deploy.gate(results([True, True, True, True]), 0.5, 0.01, force=False)
     assert wins["deploy"] and not wins["forced"] and wins["best_expert"] == "only:frontier"
     assert wins["trained_utility"] == pytest.approx(0.45) and wins["best_expert_utility"] == pytest.approx(0.3)
     loses = deploy.gate(results([True, False, False, False]), 0.5, 0.01, force=False)
     assert not loses["deploy"] and "loses to only:frontier" in loses["reason"]
     forced = deploy.gate(results([True, False, False, False]), 0.5, 0.01, force=True)
-    assert forced["deploy"] and forced["forced"] and forced["reason"].startswith("forced (force_deploy): grpo utility")
+    assert forced["deploy"] and forced["forced"] and forced["reason"].startswith("forced (force_deploy): grpo user utility")
+    # the users' own trade-off decides, not a fixed rate: for accuracy-first users the always-right
+    # frontier model beats a policy right three times in four, however cheap
+    accuracy_first = [r.model_copy(update={"user_weights": {"accuracy": 1.0, "cost": 0.0, "latency": 0.0}})
+                      for r in results([True, True, True, False])]
+    assert deploy.gate(results([True, True, True, False]), 0.5, 0.01, force=False)["deploy"]
+    assert not deploy.gate(accuracy_first, 0.5, 0.01, force=False)["deploy"]
     unchecked = deploy.gate([r for r in results([True]) if not r.policy.startswith("only:")], 0.5, 0.01, force=False)
     assert not unchecked["deploy"] and "compared no single expert" in unchecked["reason"]
     unscored = deploy.gate([row("only:mini", True, 0.0)], 0.5, 0.01, force=False)

@@ -9,8 +9,8 @@ smoke-test the deployment through the gateway.
 1. Publish: the checkpoint is copied to `<model_store>/grpo-<sha256 of its files>`, an immutable
    path: an existing one is checked against its manifest, never overwritten. On a cluster the store
    is a claim mounted into the step; `model_store_uri` names it for the chart (pvc://CLAIM/PATH).
-2. Gate: from eval's results (main block), the trained policy's mean utility against the best
-   single expert's (`only:<expert>`). A model that loses, or that eval did not compare with any
+2. Gate: from eval's results (main block), the trained policy's mean user utility (each task at
+   its own user's trade-off, the product's promise) against the best single expert's (`only:<expert>`). A model that loses, or that eval did not compare with any
    single expert, is not deployed unless `force_deploy`; a refused deploy is a verdict
    (`deployed: false` and why, in verdict.json and the metrics), not a failed run.
 3. Deploy: on a cluster (`target: cluster`, or `auto` inside a pod) the chart is rendered with
@@ -56,7 +56,7 @@ class DeploySettings(BaseModel):
 
     model_store: str = "models/store"  # a folder (on a cluster: a claim mounted into the deploy step)
     model_store_uri: Optional[str] = None  # how the chart names that folder, e.g. pvc://toolorch-models/store
-    force_deploy: bool = False  # deploy even a model that loses to the best single expert on utility
+    force_deploy: bool = False  # deploy even a model that loses to the best single expert on user utility
     target: Literal["auto", "local", "cluster"] = "auto"  # auto: cluster inside a pod, else local
     smoke_tasks: int = Field(3, ge=1)
     start_timeout_s: float = Field(180.0, gt=0)  # the local gateway loading the checkpoint
@@ -111,9 +111,10 @@ def gate(rows: list[EvalRow], utility_a: float, cost_unit_usd: float, force: boo
     for r in rows:
         if r.block == "main":
             main.setdefault(r.policy, []).append(r)
-    utility = {p: float(metric_arrays(rs, utility_a, cost_unit_usd)["utility"].mean()) for p, rs in main.items()}
+    utility = {p: float(metric_arrays(rs, utility_a, cost_unit_usd)["user_utility"].mean()) for p, rs in main.items()}
     experts = {p: u for p, u in utility.items() if p.startswith("only:")}
-    out: dict[str, Any] = {"trained": TRAINED, "trained_utility": utility.get(TRAINED), "best_expert": None,
+    out: dict[str, Any] = {"metric": "user_utility", "trained": TRAINED, "trained_utility": utility.get(TRAINED),
+                           "best_expert": None,
                            "best_expert_utility": None, "forced": False}
     if TRAINED not in utility:
         reason = f"eval did not score '{TRAINED}' (stages.eval.policies)"
@@ -123,7 +124,7 @@ def gate(rows: list[EvalRow], utility_a: float, cost_unit_usd: float, force: boo
         best = max(experts, key=lambda p: (experts[p], p))
         out.update(best_expert=best, best_expert_utility=experts[best])
         margin = utility[TRAINED] - experts[best]
-        reason = (f"{TRAINED} utility {utility[TRAINED]:.4f} {'loses to' if margin < 0 else 'is at least'} "
+        reason = (f"{TRAINED} user utility {utility[TRAINED]:.4f} {'loses to' if margin < 0 else 'is at least'} "
                   f"{best}'s {experts[best]:.4f}")
         if margin >= 0:
             return {**out, "deploy": True, "reason": reason}
