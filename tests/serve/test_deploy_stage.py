@@ -148,7 +148,7 @@ def test_a_refused_deploy_is_a_verdict_not_a_failure(tmp_path, library_env, sim_
     assert "loses to only:frontier" in verdict["verdict"]["reason"]
     assert Path(verdict["published"]["uri"]).is_dir() and verdict["published"]["uri"].startswith(str(tmp_path))  # published all the same: the record of what was refused
     assert not (tmp_path / "out" / "smoke.jsonl").exists()
-    assert deploy.summary(metrics).startswith("not deployed: grpo utility")
+    assert deploy.summary(metrics).startswith("not deployed: grpo user utility")
 
 
 @pytest.mark.slow
