@@ -10,9 +10,10 @@ smoke-test the deployment through the gateway.
    path: an existing one is checked against its manifest, never overwritten. On a cluster the store
    is a claim mounted into the step; `model_store_uri` names it for the chart (pvc://CLAIM/PATH).
 2. Gate: from eval's results (main block), the trained policy's mean user utility (each task at
-   its own user's trade-off, the product's promise) against the best single expert's (`only:<expert>`). A model that loses, or that eval did not compare with any
-   single expert, is not deployed unless `force_deploy`; a refused deploy is a verdict
-   (`deployed: false` and why, in verdict.json and the metrics), not a failed run.
+   its own user's trade-off, the product's promise) against the best single expert's
+   (`only:<expert>`). A model that loses, or that eval did not compare with any single expert, is
+   not deployed unless `force_deploy`; a refused deploy is a verdict (`deployed: false` and why,
+   in verdict.json and the metrics), not a failed run.
 3. Deploy: on a cluster (`target: cluster`, or `auto` inside a pod) the chart is rendered with
    the published URI and applied, and its Deployments waited for (toolorch.serve.release); outside
    one, `toolorch serve` starts locally on the checkpoint (toolorch.serve.process).
