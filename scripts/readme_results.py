@@ -102,10 +102,14 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
         user = headroom.get("user_utility")
         if user:
             u = user["margin"]
+            held = user["held_out_choice"]
             lines += ["", f"On user utility, sending each (category, user) group to its best single expert (chosen "
                           f"on these tasks: the most a policy that picks one expert per task can expect) would score "
                           f"{user['router_utility']:.3f} against {user['best_single_expert']}'s "
-                          f"{user['best_single_utility']:.3f}, a paired margin of {u['mean']:+.3f} {_ci(u['ci95'])}."]
+                          f"{user['best_single_utility']:.3f}, a paired margin of {u['mean']:+.3f} {_ci(u['ci95'])}; "
+                          f"chosen without the task it routes, {held['margin']['mean']:+.3f} "
+                          f"{_ci(held['margin']['ci95'])}, where these {headroom['n']} tasks detect a margin of "
+                          f"{held['margin']['detectable']:.3f} four times in five."]
     lines += ["", f"Verdict: {ev['verdict']['sentence']}"]
     return lines
 
@@ -118,8 +122,9 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
              "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert, user utility "
              "(every expert beaten?) | GRPO − best single expert, utility at a = 0.5 "
              "| preference cost ratio | sweep cost by cost weight | category router − best single expert "
-             "| category × user router − best single expert, user utility |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| category × user router − best single expert, user utility: chosen on these tasks; without the "
+             "task it routes | smallest GRPO − best expert margin these tasks detect (80% power) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in seeds["rows"]:
         m0, m1, m2 = r["grpo_minus_sft_reward"], r["grpo_minus_sft_utility"], r["grpo_minus_best_expert_utility"]
         mu = r["grpo_minus_best_expert_user_utility"]
@@ -127,13 +132,17 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
         bound_cell = f"{bound['mean']:+.3f} {_ci(bound['ci95'])}" if bound else "-"
         user_bound = r.get("router_bound_minus_best_expert_user_utility")
         user_bound_cell = f"{user_bound['mean']:+.3f} {_ci(user_bound['ci95'])}" if user_bound else "-"
+        held = r.get("held_out_router_minus_best_expert_user_utility")
+        user_bound_cell += f"; {held['mean']:+.3f} {_ci(held['ci95'])}" if held else ""
+        detectable = f"{mu['detectable']:.3f}" if mu.get("detectable") is not None else "-"
         sweep = " → ".join(f"{w}: {_usd(c)}" for w, c in r["sweep_cost_usd"].items()) or "-"
         lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}) "
                      f"| {m1['mean']:+.3f} {_ci(m1['ci95'])} (n={r['n']}) "
                      f"| {mu['mean']:+.3f} {_ci(mu['ci95'])} ({r['best_single_expert_for_users']}; "
                      f"{'yes' if r['beats_every_expert_on_user_utility'] else 'no'}) "
                      f"| {m2['mean']:+.3f} {_ci(m2['ci95'])} ({r['best_single_expert']}) "
-                     f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} | {user_bound_cell} |")
+                     f"| {r['preference_cost_ratio']:.2f}x | {sweep} | {bound_cell} | {user_bound_cell} "
+                     f"| {detectable} |")
     s = seeds["summary"]
     lines += ["", "Mean over seeds (min, max): GRPO − SFT held-out reward "
                   f"{s['grpo_minus_sft_reward']['mean']:+.3f} ({s['grpo_minus_sft_reward']['min']:+.3f}, "

@@ -42,6 +42,15 @@ def test_malformed_calls_are_errors_not_exceptions():
         assert p.call is None and p.answer is None and p.error, bad
 
 
+def test_a_call_without_its_opening_tag_is_an_error_not_an_answer():
+    # what a collapsed policy wrote: the call's end without its start. Scored as an answer it
+    # ended the episode (and a task graded by database state alone could count it right)
+    for text in ['"model": "frontier"model": "qwen32b"}}</tool_call>', '{"name": "f"}</tool_call> 42']:
+        p = parse_assistant(text)
+        assert p.answer is None and p.call is None and "<tool_call>" in p.error, text
+    assert parse_assistant("<think>x</tool_call></think>42").answer == "42"  # hidden reasoning is not read
+
+
 def test_unclosed_tool_call_still_parses():
     assert parse_assistant('<tool_call>{"name": "f", "arguments": {}}').call.name == "f"
 

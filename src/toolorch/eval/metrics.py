@@ -20,7 +20,9 @@ undefined (one task, or every value equal) the interval is the mean itself.
 `paired` holds the trained policy's margins over every other main-block policy: the mean of
 per-task differences (trained - baseline) over the tasks both scored, with a BCa interval and
 whether it lies entirely above or below zero. Pairing by task removes the spread of task
-difficulty that two independent intervals would carry.
+difficulty that two independent intervals would carry. Every margin also carries `detectable`:
+the smallest true difference its interval would exclude four times in five on this many tasks
+(80% power): a claim about a margin smaller than that needs more tasks, not another run.
 
 `routing` holds RouteLLM's routing metrics (Ong et al. 2024) of the trained policy between the
 weakest (W) and strongest (S) single expert: a point's PGR (performance gap recovered,
@@ -36,6 +38,8 @@ interval holds zero, routing between these experts cannot beat the best of them 
 only what the orchestrator does itself (tools, fewer calls) can. `headroom.user_utility` is the
 same bound on user utility for a router that reads the category and the user's weights: the most a
 policy that only picks one expert per task could gain over the best single expert for these users.
+Each bound's `held_out_choice` picks every task's expert without that task (leave one out): what a
+router learnt from these tasks could expect on new ones, without the bound's luck of the draw.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ FRONTIER_COST_SHARE = 0.3  # the trained policy should match the strongest exper
 METRICS = ("accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utility")
 PAIRED_METRICS = ("accuracy", "cost_usd", "utility", "user_utility")
 CPT_LEVELS = {"cpt50": 0.5, "cpt80": 0.8}
+POWER = 0.8  # a margin's `detectable`: the true difference its 95% interval excludes this often
 EXPERT_TOOL_PREFIX = expert_tool_name("")  # "ask_": every expert's tool is named ask_<expert>
 
 
@@ -217,7 +222,18 @@ def margin(diffs: np.ndarray, samples: int, seed: int) -> dict[str, Any]:
     lo, hi = bca_ci(diffs, samples, seed)
     # an end that is zero but for rounding (a resample of +0.05s and -0.45s summing to -5e-17) is zero
     tol = 1e-9 * float(np.abs(diffs).max())
-    return {"mean": float(diffs.mean()), "ci95": [lo, hi], "above_zero": lo > tol, "below_zero": hi < -tol}
+    return {"mean": float(diffs.mean()), "ci95": [lo, hi], "above_zero": lo > tol, "below_zero": hi < -tol,
+            "detectable": detectable(diffs)}
+
+
+def detectable(diffs: np.ndarray, power: float = POWER) -> float | None:
+    """The smallest true mean difference that a 95% interval on these many tasks, at this spread,
+    excludes with probability `power` (normal approximation). A real margin below it is
+    likely to show an interval that holds zero: it says how many tasks a claim needs."""
+    if diffs.size < 2:
+        return None
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(power)
+    return float(z * diffs.std(ddof=1) / np.sqrt(diffs.size))
 
 
 def paired_margins(rows: list[EvalRow], trained: str | None, a: float, unit: float, samples: int,
@@ -390,13 +406,27 @@ def routing_headroom(rows: list[EvalRow], a: float, unit: float, samples: int, s
 
 def router_bound(utility: dict[str, np.ndarray], keys: list[str], samples: int, seed: int) -> dict[str, Any]:
     """Each task routed to the single expert with the best mean utility on its key's tasks (chosen
-    on these tasks: an optimistic bound), against the best single expert, paired by task."""
-    best = max(sorted(utility), key=lambda p: utility[p].mean())
+    on these tasks: an optimistic bound), against the best single expert, paired by task.
+
+    `held_out_choice` is the same router chosen without the task it routes (each task by the
+    other tasks of its key; by all other tasks where it is its key's only one): what a router
+    learnt from these tasks can expect on a new one, free of the bound's luck of the draw."""
+    names = sorted(utility)
+    best = max(names, key=lambda p: utility[p].mean())
     keyed = np.array(keys)
-    choice = {k: max(sorted(utility), key=lambda p: utility[p][keyed == k].mean()) for k in sorted(set(keys))}
+    choice = {k: max(names, key=lambda p: utility[p][keyed == k].mean()) for k in sorted(set(keys))}
     routed = np.array([utility[choice[k]][i] for i, k in enumerate(keys)])
+    held_out = np.empty(len(keys))
+    for i, k in enumerate(keys):
+        others = keyed == k
+        others[i] = False
+        if not others.any():
+            others = np.arange(len(keys)) != i
+        held_out[i] = utility[max(names, key=lambda p: utility[p][others].mean())][i] if others.any() else utility[best][i]
     return {"best_single_expert": best, "best_single_utility": float(utility[best].mean()), "choice": choice,
-            "router_utility": float(routed.mean()), "margin": margin(routed - utility[best], samples, seed)}
+            "router_utility": float(routed.mean()), "margin": margin(routed - utility[best], samples, seed),
+            "held_out_choice": {"router_utility": float(held_out.mean()),
+                                "margin": margin(held_out - utility[best], samples, stable_seed(seed, "held-out"))}}
 
 
 def trained_policy(policies: dict[str, Any]) -> str | None:

@@ -105,13 +105,16 @@ def paired_section(paired: dict[str, dict[str, Any]], trained: str | None) -> li
     if not paired:
         return ["No trained policy was evaluated next to baselines: no paired margins."]
     lines = [f"Per-task differences, {trained} minus each baseline, over the tasks both scored (matched by "
-             "task id); mean and 95% BCa interval. ↑ / ↓: the interval lies entirely above / below zero.", "",
+             "task id); mean and 95% BCa interval. ↑ / ↓: the interval lies entirely above / below zero. "
+             "Detectable: the smallest true user-utility margin these tasks show above zero four times in five "
+             "(80% power).", "",
              "| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] "
-             "| Δ user utility [95% CI] |",
-             "|---|---|---|---|---|---|"]
+             "| Δ user utility [95% CI] | detectable Δ user utility |",
+             "|---|---|---|---|---|---|---|"]
     for name, m in paired.items():
         lines.append(f"| {name} | {m['n']} | {_margin(m['accuracy'], '.3f')} | {_margin(m['cost_usd'], '.5f')} "
-                     f"| {_margin(m['utility'], '.3f')} | {_margin(m['user_utility'], '.3f')} |")
+                     f"| {_margin(m['utility'], '.3f')} | {_margin(m['user_utility'], '.3f')} "
+                     f"| {'-' if m['user_utility'] is None else _detectable(m['user_utility'])} |")
     return lines
 
 
@@ -147,11 +150,19 @@ def user_headroom(h: dict[str, Any]) -> list[str]:
     u = h.get("user_utility")
     if u is None:
         return []
+    held = u["held_out_choice"]
     return ["", f"On user utility, the router that reads the category and the user's weights ({u['groups']} groups, "
                 f"each sent to its best single expert on these tasks) scores {u['router_utility']:.3f} against the "
                 f"best single expert's ({u['best_single_expert']}) {u['best_single_utility']:.3f}: paired margin "
                 f"{_margin(u['margin'], '.3f')}. No policy that picks one expert per task by category and user "
-                "can expect more over the best single expert on these tasks."]
+                "can expect more over the best single expert on these tasks. Chosen without the task it routes "
+                f"(each task by the other tasks of its group) the router scores {held['router_utility']:.3f}: "
+                f"paired margin {_margin(held['margin'], '.3f')}, against a margin of "
+                f"{_detectable(held['margin'])} that these {h['n']} tasks detect four times in five."]
+
+
+def _detectable(m: dict[str, Any]) -> str:
+    return "-" if m.get("detectable") is None else f"{m['detectable']:.3f}"
 
 
 def category_table(policies: dict[str, dict[str, Any]]) -> list[str]:

@@ -111,6 +111,9 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         "router_bound_minus_best_expert_utility": headroom["margin"] if headroom else None,
         # the most a policy picking one expert per task by category and user could gain on user utility
         "router_bound_minus_best_expert_user_utility": (headroom or {}).get("user_utility", {}).get("margin"),
+        # that router chosen without the task it routes: what learning the route from data could expect
+        "held_out_router_minus_best_expert_user_utility":
+            (headroom or {}).get("user_utility", {}).get("held_out_choice", {}).get("margin"),
         # the eval's preference sweep, cost by cost weight: a curve falls as the weight grows
         "sweep_cost_usd": {f"{w:g}": c for w, c in sweep},
         "sweep_cost_falls": len(costs) > 1 and costs[0] > costs[-1] and all(a >= b for a, b in zip(costs, costs[1:])),

@@ -3,7 +3,9 @@
 The format is Hermes, as vLLM's `hermes` tool parser reads it:
 `<think>...</think><tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
 The first valid call in a message is the one executed. Text with no
-`<tool_call>` tag is a final answer (the inside of `<answer>...</answer>` if present).
+`<tool_call>` tag is a final answer (the inside of `<answer>...</answer>` if present), unless
+it closes a tool call it never opened: that is a call whose start the model dropped (`"model":
+"mini"}}</tool_call>`), an error it gets a turn to correct, not an answer to score or show.
 Nothing here raises on model output: every failure is a `Parsed` with an error.
 """
 from __future__ import annotations
@@ -62,6 +64,8 @@ def parse_assistant(text: str) -> Parsed:
                 return Parsed(call=call)
             first_error = first_error or error
         return Parsed(error=first_error or "empty <tool_call>")
+    if "</tool_call>" in visible:
+        return Parsed(error='a tool call must start with <tool_call>{"name": ...: found </tool_call> without it')
     m = _ANSWER.search(visible)
     answer = (m.group(1) if m else visible).strip()
     if not answer:

@@ -11,7 +11,7 @@ from scipy import stats
 
 from toolorch.core.records import Task
 from toolorch.core.splits import stratified_subsample
-from toolorch.eval.metrics import apgr, bca_ci, cpt, dominates, summarize
+from toolorch.eval.metrics import apgr, bca_ci, cpt, detectable, dominates, router_bound, summarize
 from toolorch.eval.report import write_report
 from toolorch.eval.runner import EvalRow
 
@@ -166,7 +166,8 @@ def test_paired_margin_where_trained_wins_every_task_is_above_zero():
     grpo = rows_for("grpo", [(True, 0.01), (True, 0.02), (True, 0.005), (True, 0.01), (True, 0.03)])
     m = summarize(base + grpo, utility_a=0.5, cost_unit_usd=0.01, bootstrap_samples=300)["paired"]["cascade"]
     assert m["n"] == 5
-    assert m["accuracy"] == {"mean": 1.0, "ci95": [1.0, 1.0], "above_zero": True, "below_zero": False}
+    assert m["accuracy"] == {"mean": 1.0, "ci95": [1.0, 1.0], "above_zero": True, "below_zero": False,
+                             "detectable": 0.0}  # no spread: any margin shows
     d_cost = np.array([-0.01, -0.03, -0.005, -0.03, 0.01])
     assert m["cost_usd"]["mean"] == pytest.approx(d_cost.mean())
     d_utility = 0.5 * 1 - 0.5 * d_cost / 0.01  # 1.0, 2.0, 0.75, 2.0, 0.0
@@ -281,7 +282,7 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
     assert "| accuracy [95% BCa CI] |" in text and "95% BCa bootstrap" in text
     paired = text.split("## Trained policy vs baselines (paired)")[1].split("##")[0]
     assert ("| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] "
-            "| Δ user utility [95% CI] |") in paired
+            "| Δ user utility [95% CI] | detectable Δ user utility |") in paired
     mini = summary["paired"]["only:mini"]
     assert f"| only:mini | 10 | {mini['accuracy']['mean']:+.3f} [" in paired
     assert "| +0.00900 [+0.00900, +0.00900] ↑ |" in paired
@@ -292,6 +293,22 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
     assert f"{h['router_utility']:.3f} against the best single expert's ({h['best_single_expert']})" in text
     u = h["user_utility"]
     assert f"scores {u['router_utility']:.3f} against the best single expert's ({u['best_single_expert']})" in text
+    held = u["held_out_choice"]
+    assert f"the router scores {held['router_utility']:.3f}: paired margin" in text
+    assert f"{held['margin']['detectable']:.3f} that these {h['n']} tasks detect" in text
+
+
+def test_detectable_margin_is_the_power_calculation_and_shrinks_with_tasks():
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(0.05, 0.3, 150)
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    assert detectable(diffs) == pytest.approx(z * diffs.std(ddof=1) / np.sqrt(150))
+    assert detectable(np.tile(diffs, 4)) == pytest.approx(detectable(diffs) / 2, rel=0.01)  # 4x tasks, half
+    assert detectable(np.array([0.1])) is None
+    # by simulation: a true margin of `detectable` gives an interval above zero about 80% of the time
+    d = detectable(rng.normal(0.0, 0.3, 100_000)) * np.sqrt(100_000 / 150)
+    shown = [bca_ci(rng.normal(d, 0.3, 150), 200, seed=s)[0] > 0 for s in range(150)]
+    assert 0.65 < np.mean(shown) < 0.93
 
 
 def specialists(reasoning_gap: float) -> list[EvalRow]:
@@ -338,6 +355,32 @@ def test_user_headroom_routes_each_user_to_their_expert_where_one_expert_cannot(
     assert h["best_single_utility"] == pytest.approx((20 * 1.0 + 20 * -0.5) / 40)
     assert h["router_utility"] == pytest.approx((20 * 1.0 + 20 * -0.01) / 40)
     assert h["margin"]["above_zero"]
+
+
+def test_held_out_router_choice_loses_the_bounds_luck():
+    # per key three tasks; in 'lucky a' keys one task alone makes 'a' the best, in 'lucky b' keys
+    # the mirror. Chosen on the same tasks the bound routes every key to its lucky expert and
+    # keeps that task's 1; chosen without the task it routes, each task goes where it scores 0
+    lucky, other = [1.0, 0.0, 0.0], [0.0, 0.4, 0.0]
+    keys, a, b = [], [], []
+    for k in range(10):
+        keys += [f"k{k}"] * 3
+        a += lucky if k % 2 == 0 else other
+        b += other if k % 2 == 0 else lucky
+    out = router_bound({"only:a": np.array(a), "only:b": np.array(b)}, keys, samples=300, seed=0)
+    assert out["best_single_utility"] == pytest.approx(1.4 / 6)
+    assert out["router_utility"] == pytest.approx(1 / 3) and out["margin"]["mean"] == pytest.approx(1 / 3 - 1.4 / 6)
+    held = out["held_out_choice"]
+    assert held["router_utility"] == pytest.approx(0.0)
+    assert held["margin"]["below_zero"]
+
+
+def test_held_out_router_keeps_a_real_specialist_choice():
+    # specialists(1.2): cheap is better on every lookup, strong on every reasoning task: leaving one
+    # task out changes no group's choice, so the held-out router equals the bound
+    h = summarize(specialists(1.2), bootstrap_samples=300)["headroom"]
+    assert h["held_out_choice"]["router_utility"] == pytest.approx(h["router_utility"])
+    assert h["held_out_choice"]["margin"]["above_zero"]
 
 
 def test_headroom_needs_two_experts():

@@ -69,6 +69,8 @@ def test_a_seed_row_reads_the_paired_margins_of_the_best_single_expert():
     assert row["preference_cost_ratio"] == pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
     assert row["router_bound_minus_best_expert_utility"] == ev["headroom"]["margin"]
     assert row["router_bound_minus_best_expert_user_utility"] == ev["headroom"]["user_utility"]["margin"]
+    held = ev["headroom"]["user_utility"]["held_out_choice"]["margin"]
+    assert row["held_out_router_minus_best_expert_user_utility"] == held
     sweep = {p["cost_weight"]: p["cost_usd"] for p in ev["pareto"] if p["policy"] == "grpo" and p["cost_weight"] is not None}
     assert row["sweep_cost_usd"] == {f"{w:g}": c for w, c in sorted(sweep.items())}
     costs = [c for _, c in sorted(sweep.items())]
