@@ -411,18 +411,21 @@ def router_bound(utility: dict[str, np.ndarray], keys: list[str], samples: int, 
     `held_out_choice` is the same router chosen without the task it routes (each task by the
     other tasks of its key; by all other tasks where it is its key's only one): what a router
     learnt from these tasks can expect on a new one, free of the bound's luck of the draw."""
-    names = sorted(utility)
-    best = max(names, key=lambda p: utility[p].mean())
+    def best_on(tasks: np.ndarray) -> str:
+        return max(sorted(utility), key=lambda p: utility[p][tasks].mean())
+
+    n = len(keys)
     keyed = np.array(keys)
-    choice = {k: max(names, key=lambda p: utility[p][keyed == k].mean()) for k in sorted(set(keys))}
+    best = best_on(np.ones(n, dtype=bool))
+    choice = {k: best_on(keyed == k) for k in sorted(set(keys))}
     routed = np.array([utility[choice[k]][i] for i, k in enumerate(keys)])
-    held_out = np.empty(len(keys))
+    held_out = utility[best].copy()  # a lone task (n = 1) has nothing to choose by
     for i, k in enumerate(keys):
-        others = keyed == k
-        others[i] = False
-        if not others.any():
-            others = np.arange(len(keys)) != i
-        held_out[i] = utility[max(names, key=lambda p: utility[p][others].mean())][i] if others.any() else utility[best][i]
+        others = (keyed == k) & (np.arange(n) != i)
+        if not others.any():  # its key's only task: chosen by every other task
+            others = np.arange(n) != i
+        if others.any():
+            held_out[i] = utility[best_on(others)][i]
     return {"best_single_expert": best, "best_single_utility": float(utility[best].mean()), "choice": choice,
             "router_utility": float(routed.mean()), "margin": margin(routed - utility[best], samples, seed),
             "held_out_choice": {"router_utility": float(held_out.mean()),

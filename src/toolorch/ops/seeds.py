@@ -90,6 +90,7 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
     pref = grpo_metrics["heldout"]["preference"]
     ratio = pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
     headroom = eval_metrics.get("headroom")
+    user_bound = (headroom or {}).get("user_utility", {})
     trained = eval_metrics["verdict"]["trained"]
     sweep = sorted((p["cost_weight"], p["cost_usd"]) for p in eval_metrics["pareto"]
                    if p["policy"] == trained and p["cost_weight"] is not None)
@@ -110,10 +111,9 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         "heldout_reward_margin": grpo_metrics["heldout"]["reward_margin"],
         "router_bound_minus_best_expert_utility": headroom["margin"] if headroom else None,
         # the most a policy picking one expert per task by category and user could gain on user utility
-        "router_bound_minus_best_expert_user_utility": (headroom or {}).get("user_utility", {}).get("margin"),
+        "router_bound_minus_best_expert_user_utility": user_bound.get("margin"),
         # that router chosen without the task it routes: what learning the route from data could expect
-        "held_out_router_minus_best_expert_user_utility":
-            (headroom or {}).get("user_utility", {}).get("held_out_choice", {}).get("margin"),
+        "held_out_router_minus_best_expert_user_utility": user_bound.get("held_out_choice", {}).get("margin"),
         # the eval's preference sweep, cost by cost weight: a curve falls as the weight grows
         "sweep_cost_usd": {f"{w:g}": c for w, c in sweep},
         "sweep_cost_falls": len(costs) > 1 and costs[0] > costs[-1] and all(a >= b for a, b in zip(costs, costs[1:])),
