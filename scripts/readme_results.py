@@ -119,7 +119,7 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
              "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
              "under its own user, averaged over 3 sampling seeds) and the eval's utilities: user utility weighs "
              "each task at its own user's trade-off, utility at a = 0.5 for every task.", "",
-             "| seed | GRPO − SFT held-out reward | GRPO − SFT utility | GRPO − best single expert, user utility "
+             "| seed | GRPO − SFT held-out reward: all; per kind of world | GRPO − SFT utility | GRPO − best single expert, user utility "
              "(every expert beaten?) | GRPO − best single expert, utility at a = 0.5 "
              "| preference cost ratio | sweep cost by cost weight | category router − best single expert "
              "| category × user router − best single expert, user utility: chosen on these tasks; without the "
@@ -136,7 +136,9 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
         user_bound_cell += f"; {held['mean']:+.3f} {_ci(held['ci95'])}" if held else ""
         detectable = f"{mu['detectable']:.3f}" if mu.get("detectable") is not None else "-"
         sweep = " → ".join(f"{w}: {_usd(c)}" for w, c in r["sweep_cost_usd"].items()) or "-"
-        lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}) "
+        worlds = "".join(f"; {kind} {w['mean']:+.3f} {_ci(w['ci95'])} (n={w['n']})"
+                         for kind, w in r.get("grpo_minus_sft_reward_by_world", {}).items())
+        lines.append(f"| {r['seed']} | {m0['mean']:+.3f} {_ci(m0['ci95'])} (n={m0['n']}){worlds} "
                      f"| {m1['mean']:+.3f} {_ci(m1['ci95'])} (n={r['n']}) "
                      f"| {mu['mean']:+.3f} {_ci(mu['ci95'])} ({r['best_single_expert_for_users']}; "
                      f"{'yes' if r['beats_every_expert_on_user_utility'] else 'no'}) "

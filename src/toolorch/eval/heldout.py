@@ -8,7 +8,8 @@ did training help, and does the policy obey the preference?
   reward group is all of its runs (every policy, every seed), so the efficiency terms
   of all policies are normalised on one scale. Reported per policy: the mean reward of
   each seed, their mean and spread (max - min), accuracy, cost, latency; and the last policy's
-  margin over the first paired by task (`reward_margin_paired`: a BCa interval).
+  margin over the first paired by task (`reward_margin_paired`: a BCa interval), overall and
+  per kind of world (synthesized, tau2).
 - preference: the last policy runs the same tasks with a cost-averse and with an
   accuracy-first preference in its prompt; the mean cost of each (over seeds).
 
@@ -133,18 +134,32 @@ def policy_report(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, nam
     return report
 
 
+def world_kind(env: str) -> str:
+    """tau2-bench's converted worlds apart from the synthesized ones: their prompts (tool lists,
+    multi-turn state changes) look like nothing in the synthesized training worlds."""
+    return "tau2" if env.startswith("tau2_") else "synthesized"
+
+
 def paired_reward_margin(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, base: str, trained: str,
                          seeds: tuple[int, ...]) -> dict[str, Any]:
     """Trained minus base, task by task: each policy's reward on a task averaged over the sampling
-    seeds, the mean of the differences and its 95% BCa interval (toolorch.eval.metrics.margin)."""
+    seeds, the mean of the differences and its 95% BCa interval (toolorch.eval.metrics.margin);
+    `by_world`: the same over each kind of world (`world_kind`) with two tasks or more."""
     by_task: dict[str, dict[str, list[float]]] = {base: defaultdict(list), trained: defaultdict(list)}
+    env_of: dict[str, str] = {}
     for name in (base, trained):
         for s in seeds:
             for rollout, reward in zip(runs[(name, s)], rewards[(name, s)]):
                 by_task[name][rollout.task.id].append(reward)
+                env_of[rollout.task.id] = rollout.task.env
     tasks = sorted(by_task[base].keys() & by_task[trained].keys())
-    diffs = np.array([np.mean(by_task[trained][t]) - np.mean(by_task[base][t]) for t in tasks])
-    return {"n": len(tasks), **margin(diffs, 1000, stable_seed(0, "heldout", base, trained))}
+    diffs = {t: float(np.mean(by_task[trained][t]) - np.mean(by_task[base][t])) for t in tasks}
+    by_world: dict[str, list[float]] = defaultdict(list)
+    for t in tasks:
+        by_world[world_kind(env_of[t])].append(diffs[t])
+    return {"n": len(tasks), **margin(np.array([diffs[t] for t in tasks]), 1000, stable_seed(0, "heldout", base, trained)),
+            "by_world": {kind: {"n": len(d), **margin(np.array(d), 1000, stable_seed(0, "heldout", base, trained, kind))}
+                         for kind, d in sorted(by_world.items()) if len(d) >= 2}}
 
 
 def preference_report(runs: dict[tuple[str, int], list[Rollout]]) -> dict[str, float | bool]:

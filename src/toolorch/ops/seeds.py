@@ -100,6 +100,8 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         "n": paired["sft"]["n"],
         # the held-out check's reward (each task under its own user, the training reward), paired by task
         "grpo_minus_sft_reward": grpo_metrics["heldout"]["reward_margin_paired"],
+        # the same per kind of held-out world: synthesized ones, and tau2's, unlike any training prompt
+        "grpo_minus_sft_reward_by_world": grpo_metrics["heldout"]["reward_margin_paired"].get("by_world", {}),
         "grpo_minus_sft_utility": paired["sft"]["utility"],
         "best_single_expert": best,
         "grpo_minus_best_expert_utility": paired[best]["utility"],

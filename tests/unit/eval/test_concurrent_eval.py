@@ -51,6 +51,7 @@ def test_heldout_report_is_the_same_with_any_number_of_workers(tiny_dirs, librar
     paired = report["reward_margin_paired"]
     assert paired["n"] == 4 and paired["mean"] == pytest.approx(report["reward_margin"])
     assert paired["ci95"][0] <= paired["mean"] <= paired["ci95"][1]
+    assert paired["by_world"]["synthesized"]["n"] == 4 and "tau2" not in paired["by_world"]
 
 
 def test_eval_rows_are_the_same_with_any_number_of_workers(tiny_dirs, library_env, heldout_tasks, sim_config):

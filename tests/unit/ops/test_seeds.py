@@ -65,6 +65,7 @@ def test_a_seed_row_reads_the_paired_margins_of_the_best_single_expert():
     assert row["grpo_minus_best_expert_user_utility"] == ev["paired"][for_users]["user_utility"]
     assert row["beats_every_expert_on_user_utility"] == all(ev["paired"][p]["user_utility"]["above_zero"] for p in experts)
     assert row["grpo_minus_sft_reward"] == grpo["heldout"]["reward_margin_paired"]
+    assert row["grpo_minus_sft_reward_by_world"] == grpo["heldout"]["reward_margin_paired"]["by_world"]
     pref = grpo["heldout"]["preference"]
     assert row["preference_cost_ratio"] == pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
     assert row["router_bound_minus_best_expert_utility"] == ev["headroom"]["margin"]
