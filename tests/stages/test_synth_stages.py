@@ -16,6 +16,7 @@ from toolorch.core.records import Task
 from toolorch.ops.kfp_io import resolve_config, run_stage
 from toolorch.runtime.preferences import PROFILES, preference_kind
 from toolorch.stages import load_profile, synth_envs, synth_tasks
+from toolorch.synth.tau2 import data_dir as tau2_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["stages.synth_envs.domains=[library, bank, school]", "stages.synth_envs.rows_per_table=[50, 60]",
@@ -198,8 +199,8 @@ def test_tau2_world_joins_as_heldout_env_verified_by_final_state(tmp_path):
 
 
 @pytest.mark.slow
-def test_tau2_retail_and_telecom_join_as_heldout_envs(tmp_path):
-    cfg = load_profile(None, ["stages.synth_envs.domains=[library,bank]",
+def test_tau2_retail_and_telecom_keep_tau2s_own_split(tmp_path):
+    cfg = load_profile(None, ["stages.synth_envs.domains=[library,bank]", "stages.synth_tasks.imported_holdout=test",
                              "stages.synth_envs.tau2_domains=[retail,telecom]", "stages.synth_tasks.heldout_envs=1"])
     envs_metrics = synth_envs.run(cfg, tmp_path / "envs", tmp_path / "m1.json")
     assert envs_metrics["per_domain"]["tau2_retail"]["imported_tasks"] == 114
@@ -207,7 +208,15 @@ def test_tau2_retail_and_telecom_join_as_heldout_envs(tmp_path):
     assert envs_metrics["per_domain"]["tau2_telecom"]["imported_tasks"] == 5
     assert envs_metrics["per_domain"]["tau2_telecom"]["unconverted_tasks"] == 109
     metrics = synth_tasks.run(cfg, tmp_path / "envs", tmp_path / "tasks", tmp_path / "m2.json")
-    assert {"tau2_retail", "tau2_telecom"} <= set(metrics["heldout_envs"])
+    # tau2's own split: its test tasks held out, its train tasks train
+    assert not {"tau2_retail", "tau2_telecom"} & set(metrics["heldout_envs"])
     heldout = read_jsonl(tmp_path / "tasks/heldout.jsonl", Task)
-    assert sum(t.env == "tau2_retail" for t in heldout) == 114 and sum(t.env == "tau2_telecom" for t in heldout) == 5
-    assert not any(t.env.startswith("tau2_") for t in read_jsonl(tmp_path / "tasks/train.jsonl", Task))
+    train = read_jsonl(tmp_path / "tasks/train.jsonl", Task)
+    test_ids = {f"tau2-retail-{i}" for i in json.loads((tau2_data_dir("retail") / "split_tasks.json").read_text())["test"]}
+    assert {t.id for t in heldout if t.env == "tau2_retail"} == test_ids and len(test_ids) == 40
+    assert sum(t.env == "tau2_retail" for t in train) == 74
+    # telecom's two train tasks ask a test task's very question (only the device state differs): held out too
+    assert sum(t.env == "tau2_telecom" for t in heldout) == 5
+    # no held-out tau2 task shares its template (scenario) with a training task
+    assert not {t.template for t in heldout if t.env.startswith("tau2_")} & {t.template for t in train}
+    assert metrics["heldout_kind"]["template"] >= 40

@@ -17,10 +17,14 @@ from toolorch.core.seeds import stable_seed
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+def question_words(task: Task) -> str:
+    """The question ignoring case, punctuation and spacing."""
+    return _NON_WORD.sub(" ", task.question.casefold()).strip()
+
+
 def question_key(task: Task) -> tuple[str, str, str]:
     """Near-identical = same env, same words ignoring case/punctuation/spacing, same answer."""
-    words = _NON_WORD.sub(" ", task.question.casefold()).strip()
-    return task.env, words, normalize_answer(task.answer, task.answer_type)
+    return task.env, question_words(task), normalize_answer(task.answer, task.answer_type)
 
 
 def dedup(tasks: list[Task]) -> tuple[list[Task], int]:

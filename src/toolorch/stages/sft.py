@@ -10,8 +10,8 @@ Reads passk's trajectories (`--trajectories-path`; full chats, system prompt fir
 is `stages.sft.base`: `tiny` builds a random-init Qwen2 whose byte-level BPE tokenizer
 is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder or a
 model store name (`smollm2-135m-instruct`, `qwen3-8b`: toolorch.runtime.model_store).
-Chats are tokenized with the model's chat template, packed into rows of `max_len`
-tokens (per-sequence positions, block-diagonal mask) and trained with AdamW. Writes an HF
+Chats are tokenized with the model's chat template, cut to `max_len` tokens, packed into
+rows of `row_len` (per-sequence positions, block-diagonal mask; a longer chat is a row alone) and trained with AdamW. Writes an HF
 checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
 (`--out-dir`) with its loss curve (tensorboard/, dvclive/ drawn by `dvc plots show`, and
 curves/report.md with its charts), and its
@@ -62,7 +62,8 @@ class SFTSettings(SFTLoop, SeededByProfile):
 
     base: str = "tiny"  # `tiny` or an HF model folder
     tiny: TinyModelSpec = TinyModelSpec()
-    max_len: int = Field(1024, ge=16)  # tokens per packed row
+    max_len: int = Field(1024, ge=16)  # tokens per chat (longer ones are cut)
+    row_len: Optional[int] = Field(None, ge=16)  # tokens per packed row (default max_len); a longer chat takes a row alone
     max_trajectories: Optional[int] = Field(None, ge=1)
     threads: int = Field(2, ge=1)
 
@@ -135,7 +136,7 @@ def train_and_save(cfg: Config, settings: SFTSettings, trajs: list[Trajectory], 
                    out_dir: Path, metrics_path: Path, dist: Dist) -> dict[str, Any]:
     model = prepare(model, settings, dist)
     samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
-    rows = pack(samples, settings.max_len)
+    rows = pack(samples, settings.max_len, settings.row_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
     out_dir = Path(out_dir)
     start = time.perf_counter()

@@ -16,8 +16,11 @@ Held out twice over: whole environments, and within the training environments wh
 templates (metrics record which kind each held-out task is). Every kept task is
 re-verified (its gold calls executed again in a fresh session must give its answer, or
 for world-changing tasks reach its final state): one failure fails the stage. Tasks that
-come with imported environments (tau2-bench, `synth_envs.tau2_domains`) join as whole
-held-out environments. The folder is built aside and swapped in. Sharded (KFP), each shard
+come with imported environments (tau2-bench, `synth_envs.tau2_domains`) join as whole held-out
+environments (`imported_holdout: all`), or keep the benchmark's own split (`test`): its test
+tasks held out (each is its own template), its train tasks train, so the policy has read the
+world's long prompts before it is scored on unseen tasks there. The folder is built aside and
+swapped in. Sharded (KFP), each shard
 drafts and verifies the environments it owns (`run(..., shard=Shard(i, n))`) and `merge`
 deduplicates, splits and writes them as one process would (toolorch.stages.shards).
 """
@@ -27,7 +30,7 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,7 +39,7 @@ from toolorch.core.config import Config
 from toolorch.core.errors import RunFailed
 from toolorch.core.jsonl import read_jsonl, write_json, write_jsonl
 from toolorch.core.records import CATEGORIES, Task
-from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split
+from toolorch.core.splits import SplitPlan, apply_split, dedup, plan_split, question_words
 from toolorch.runtime.env import Environment, load_envs
 from toolorch.runtime.gold import verify_tasks
 from toolorch.runtime.preferences import parse_mix, preference_kind, sample_preference
@@ -58,6 +61,10 @@ class SynthTasksSettings(BaseModel):
     heldout_template_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each training env's templates
     seed_offset: int = 0  # task seed = cfg.seed + seed_offset
     workers: int = Field(2, ge=1, le=64)  # threads (sandbox runs are subprocesses)
+    # imported worlds (tau2-bench): every task held out, or only the benchmark's test split (its
+    # train split trains). Held out whole, a world's prompts (2x a synthesized one's tokens) reach
+    # a policy only at test time, where the tiny profile's GRPO updates broke the call
+    imported_holdout: Literal["all", "test"] = "all"
     # profile -> relative weight of the users who ask the tasks ("cost_averse=3, balanced=1" or a
     # mapping; the pipeline's `preference_mix`); empty: every profile equally likely
     preference_mix: dict[str, float] = {}
@@ -85,14 +92,15 @@ def synthesizable_envs(envs_dir: Path) -> list[Environment]:
 
 def imported_tasks(envs: list[Environment], catalog: Catalog, seed: int,
                    preference_mix: dict[str, float] | None = None) -> list[Task]:
-    """Tasks shipped with imported environments (tau2-bench), all held out. They come without a
-    user of ours, so each gets one drawn like a synthesized task's (seeded by its id): left at the
-    default, every imported task would be an accuracy-first user's and outweigh the other users."""
+    """Tasks shipped with imported environments (tau2-bench), in the benchmark's own split. They
+    come without a user of ours, so each gets one drawn like a synthesized task's (seeded by its id):
+    left at the default, every imported task would be an accuracy-first user's and outweigh the
+    other users."""
     tasks: list[Task] = []
     for env in envs:
         path = env.db_path.parent / IMPORTED_TASKS
         if path.exists():
-            tasks += [t.model_copy(update={"split": "heldout", "preference": sample_preference(
+            tasks += [t.model_copy(update={"preference": sample_preference(
                 catalog, synth_seed(seed, t.id), mix=preference_mix)}) for t in read_jsonl(path, Task)]
     return tasks
 
@@ -146,14 +154,14 @@ def check_verified(envs: list[Environment], tasks: list[Task], cfg: Config, work
 def write_tasks(cfg: Config, settings: SynthTasksSettings, drafted: list[Task], rejected: Counter[str],
                 imported: list[Task], synth_s: float, verify_s: float, out_dir: Path,
                 metrics_path: Path) -> dict[str, Any]:
-    """Deduplicated, split tasks (imported ones held out) with their split plan and metrics."""
+    """Deduplicated, split tasks (imported ones as `imported_holdout` says) with their split plan and metrics."""
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction,
                       synth_seed(cfg.seed + settings.seed_offset, "split"))
     tasks = apply_split(kept, plan)
-    if imported:  # imported benchmark worlds are whole held-out environments
-        plan = plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
-        tasks += imported
+    if imported:
+        plan = hold_out_imported(plan, imported, settings.imported_holdout)
+        tasks += apply_split(imported, plan)
     write_outputs(out_dir, tasks, plan)
     metrics = task_metrics(tasks, plan)
     metrics.update(
@@ -163,6 +171,21 @@ def write_tasks(cfg: Config, settings: SynthTasksSettings, drafted: list[Task], 
         verified_tasks_per_s=round(len(tasks) / max(synth_s + verify_s, 1e-9), 2),
     )
     return finish(cfg, out_dir, metrics, metrics_path)
+
+
+def hold_out_imported(plan: SplitPlan, imported: list[Task], holdout: str) -> SplitPlan:
+    """`plan` with the imported worlds held out whole ("all"), or their test tasks ("test"). A
+    train task asking a test task's very question (telecom's scenarios differ only in the hidden
+    device state) is held out with it: the data checks would rightly call it a leak."""
+    if holdout == "all":
+        return plan.model_copy(update={"heldout_envs": sorted({*plan.heldout_envs, *(t.env for t in imported)})})
+    test_questions = {(t.env, question_words(t)) for t in imported if t.split == "heldout"}
+    is_held = {t.id: t.split == "heldout" or (t.env, question_words(t)) in test_questions for t in imported}
+    held = {t.template for t in imported if is_held[t.id]}
+    shared = held & {t.template for t in imported if not is_held[t.id]}
+    if shared:  # a template in both splits would leak its held-out tasks' shape into training
+        raise ValueError(f"imported tasks share templates across their splits: {sorted(shared)[:5]}")
+    return plan.model_copy(update={"heldout_templates": sorted({*plan.heldout_templates, *held})})
 
 
 def write_outputs(out_dir: Path, tasks: list[Task], plan: SplitPlan) -> None:

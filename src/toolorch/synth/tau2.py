@@ -26,8 +26,9 @@ actions' state) plus the facts the agent must tell the user (`communicate_info`)
   no gold action (refusals) expect the unchanged DB's fingerprint.
 Categories: no gold action -> "document" (the policy decides), communicate_info or a
 calculation -> "aggregate", writes or several reads -> "multi_hop", one read -> "lookup".
-Splits follow tau2's split_tasks.json (test -> heldout); synth-tasks holds out every
-imported world whole, so held-out metrics break down per domain by env (tau2_<domain>).
+Splits follow tau2's split_tasks.json (test -> heldout); each task is a hand-written scenario,
+so its own template ("tau2/<domain>/<id>"): held out, it shares no shape with a training task.
+Held-out metrics break down per domain by env (tau2_<domain>).
 """
 from __future__ import annotations
 
@@ -216,7 +217,7 @@ def convert_task(env: Environment, domain: str, raw: dict[str, Any], split: str 
     answer, answer_type = _answer(info, fingerprint)
     return Task(id=f"tau2-{domain}-{raw['id']}", env=env.name, question=_question(raw), answer=answer,
                 answer_type=answer_type, category=_category(actions, info, env), difficulty=max(1, len(actions)),
-                template=f"tau2/{domain}", gold_calls=calls, split=split, final_state=fingerprint)  # type: ignore[arg-type]
+                template=f"tau2/{domain}/{raw['id']}", gold_calls=calls, split=split, final_state=fingerprint)  # type: ignore[arg-type]
 
 
 def _convert_actions(env: Environment, module: Any, actions: list[dict[str, Any]]) -> tuple[list[ToolCall], str]:

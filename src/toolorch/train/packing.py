@@ -27,8 +27,12 @@ def truncate(sample: Sample, max_len: int) -> Sample:
     return Sample(sample.ids[:max_len], sample.trained[:max_len], w, sample.extra)
 
 
-def pack(samples: list[Sample], max_len: int) -> list[list[Sample]]:
-    """First-fit in the given order (deterministic); over-long samples are truncated."""
+def pack(samples: list[Sample], max_len: int, row_len: int | None = None) -> list[list[Sample]]:
+    """First-fit in the given order (deterministic) into rows of `row_len` tokens (default
+    `max_len`); samples are cut to `max_len`, and one longer than `row_len` takes a row alone.
+    A row's attention costs its length squared, so a small `row_len` with a larger `max_len`
+    trains the few long chats without making every row long."""
+    row_len = max_len if row_len is None else row_len
     rows: list[list[Sample]] = []
     room: list[int] = []
     for s in samples:
@@ -40,7 +44,7 @@ def pack(samples: list[Sample], max_len: int) -> list[list[Sample]]:
                 break
         else:
             rows.append([s])
-            room.append(max_len - len(s))
+            room.append(max(0, row_len - len(s)))
     return rows
 
 

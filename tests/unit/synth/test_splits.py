@@ -40,3 +40,29 @@ def test_split_refuses_to_hold_out_every_env():
     tasks = [_task("a", "t", 0), _task("b", "t", 0)]
     with pytest.raises(ValueError, match="no training environment"):
         plan_split(tasks, heldout_envs=2, heldout_template_fraction=0.2, seed=0)
+
+
+def _imported(n: int, split: str, template: str | None = None, question: str | None = None) -> Task:
+    return Task(id=f"tau2-x-{n}", env="tau2_x", template=template or f"tau2/x/{n}", question=question or f"Scenario {n}?",
+                answer="1", answer_type="number", split=split)
+
+
+def test_imported_worlds_keep_their_benchmarks_split_or_are_held_out_whole():
+    from toolorch.stages.synth_tasks import hold_out_imported
+
+    synthesized = [_task(env, f"c.t{k}", 0) for env in ("a", "b", "c") for k in range(5)]
+    plan = plan_split(synthesized, heldout_envs=1, heldout_template_fraction=0.2, seed=0)
+    imported = [_imported(n, "heldout" if n < 3 else "train") for n in range(8)]
+    by_test = apply_split(imported, hold_out_imported(plan, imported, "test"))
+    assert [t.split for t in by_test] == ["heldout"] * 3 + ["train"] * 5
+    assert {hold_out_imported(plan, imported, "test").heldout_kind(t) for t in by_test if t.split == "heldout"} == {"template"}
+    whole = hold_out_imported(plan, imported, "all")
+    assert "tau2_x" in whole.heldout_envs and all(t.split == "heldout" for t in apply_split(imported, whole))
+    # the synthesized tasks' own split is untouched either way
+    assert apply_split(synthesized, whole) == apply_split(synthesized, plan)
+    # a train task asking a test task's very question goes with it (same words, hidden state differs)
+    twin = _imported(8, "train", question="scenario 0").model_copy(update={"answer": "2"})
+    assert apply_split([twin], hold_out_imported(plan, imported + [twin], "test"))[0].split == "heldout"
+    shared = imported + [_imported(9, "train", template="tau2/x/0")]  # one scenario in both splits
+    with pytest.raises(ValueError, match="share templates"):
+        hold_out_imported(plan, shared, "test")

@@ -59,6 +59,13 @@ def test_pack_is_first_fit_and_truncates():
     assert [[len(x) for x in r] for r in rows] == [[5, 3], [4], [8]]
 
 
+def test_pack_gives_a_chat_longer_than_a_row_a_row_of_its_own():
+    s = [Sample([1] * n, [True] * n) for n in (3, 7, 2, 12, 1)]
+    rows = pack(s, max_len=10, row_len=5)
+    # 7 and the cut 12 (10) exceed the row: alone; 3 + 2 fill one row; 1 fits nowhere else
+    assert [[len(x) for x in r] for r in rows] == [[3, 2], [7], [10], [1]]
+
+
 def test_shared_head_holds_no_trained_token_and_tails_continue_its_positions():
     a = Sample([1, 2, 3, 4, 5], [False, False, False, True, True])
     b = Sample([1, 2, 3, 4, 6], [False, False, False, True, True])  # the trained 4 is the same: not shared
