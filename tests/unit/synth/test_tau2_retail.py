@@ -117,7 +117,7 @@ def test_task_fields(env: Environment, raw_tasks: dict[str, dict[str, Any]]) -> 
     cancel = tau2.convert_task(env, "retail", raw_tasks["66"], split="heldout")
     assert [c.name for c in cancel.gold_calls][-1] == "cancel_order"
     assert cancel.answer.startswith("state:") and cancel.category == "multi_hop" and cancel.split == "heldout"
-    assert cancel.env == "tau2_retail" and cancel.template == "tau2/retail"
+    assert cancel.env == "tau2_retail" and cancel.template == "tau2/retail/66"  # each scenario its own template
     info = raw_tasks["43"]["evaluation_criteria"]["communicate_info"]
     task = tau2.convert_task(env, "retail", raw_tasks["43"])
     assert task.answer_type == "list" and task.answer == ", ".join(info)
