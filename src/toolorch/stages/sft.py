@@ -11,10 +11,10 @@ is `stages.sft.base`: `tiny` builds a random-init Qwen2 whose byte-level BPE tok
 is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder or a
 model store name (`smollm2-135m-instruct`, `qwen3-8b`: toolorch.runtime.model_store).
 Chats are tokenized with the model's chat template, cut to `max_len` tokens, packed into
-rows of `row_len` (per-sequence positions, block-diagonal mask; a longer chat is a row alone) and trained with AdamW. Writes an HF
-checkpoint (weights, tokenizer, chat template) and config.resolved.yaml in its output folder
-(`--out-dir`) with its loss curve (tensorboard/, dvclive/ drawn by `dvc plots show`, and
-curves/report.md with its charts), and its
+rows of `row_len` (per-sequence positions, block-diagonal mask; a longer chat is a row alone)
+and trained with AdamW. Writes an HF checkpoint (weights, tokenizer, chat template) and
+config.resolved.yaml in its output folder (`--out-dir`) with its loss curve (tensorboard/,
+dvclive/ drawn by `dvc plots show`, and curves/report.md with its charts), and its
 metrics (`--metrics-path`): losses, token counts, throughput. Progress goes to the log (step, loss,
 tokens/s, elapsed, ETA) and, with TOOLORCH_METRICS_PORT set, to a Prometheus endpoint.
 Seeded: the same data, config and seed give the same weights on CPU.

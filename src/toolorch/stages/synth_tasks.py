@@ -20,9 +20,9 @@ come with imported environments (tau2-bench, `synth_envs.tau2_domains`) join as 
 environments (`imported_holdout: all`), or keep the benchmark's own split (`test`): its test
 tasks held out (each is its own template), its train tasks train, so the policy has read the
 world's long prompts before it is scored on unseen tasks there. The folder is built aside and
-swapped in. Sharded (KFP), each shard
-drafts and verifies the environments it owns (`run(..., shard=Shard(i, n))`) and `merge`
-deduplicates, splits and writes them as one process would (toolorch.stages.shards).
+swapped in. Sharded (KFP), each shard drafts and verifies the environments it owns
+(`run(..., shard=Shard(i, n))`) and `merge` deduplicates, splits and writes them as one process
+would (toolorch.stages.shards).
 """
 from __future__ import annotations
 
@@ -173,7 +173,8 @@ def write_tasks(cfg: Config, settings: SynthTasksSettings, drafted: list[Task], 
     return finish(cfg, out_dir, metrics, metrics_path)
 
 
-def hold_out_imported(plan: SplitPlan, imported: list[Task], holdout: str) -> SplitPlan:
+def hold_out_imported(plan: SplitPlan, imported: list[Task],
+                      holdout: Literal["all", "test"]) -> SplitPlan:
     """`plan` with the imported worlds held out whole ("all"), or their test tasks ("test"). A
     train task asking a test task's very question (telecom's scenarios differ only in the hidden
     device state) is held out with it: the data checks would rightly call it a leak."""

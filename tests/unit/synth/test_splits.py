@@ -53,9 +53,10 @@ def test_imported_worlds_keep_their_benchmarks_split_or_are_held_out_whole():
     synthesized = [_task(env, f"c.t{k}", 0) for env in ("a", "b", "c") for k in range(5)]
     plan = plan_split(synthesized, heldout_envs=1, heldout_template_fraction=0.2, seed=0)
     imported = [_imported(n, "heldout" if n < 3 else "train") for n in range(8)]
-    by_test = apply_split(imported, hold_out_imported(plan, imported, "test"))
+    by_test_plan = hold_out_imported(plan, imported, "test")
+    by_test = apply_split(imported, by_test_plan)
     assert [t.split for t in by_test] == ["heldout"] * 3 + ["train"] * 5
-    assert {hold_out_imported(plan, imported, "test").heldout_kind(t) for t in by_test if t.split == "heldout"} == {"template"}
+    assert {by_test_plan.heldout_kind(t) for t in by_test if t.split == "heldout"} == {"template"}
     whole = hold_out_imported(plan, imported, "all")
     assert "tau2_x" in whole.heldout_envs and all(t.split == "heldout" for t in apply_split(imported, whole))
     # the synthesized tasks' own split is untouched either way
