@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 import torch
 from transformers import AutoTokenizer
 from unit.train.world import build_world
@@ -17,7 +18,8 @@ TINY = {"vocab_size": 512, "hidden_size": 16, "intermediate_size": 32, "num_hidd
         "num_attention_heads": 2, "num_key_value_heads": 1}
 
 
-def test_sft_stage_trains_exactly_the_assistant_tokens(library_env, tmp_path, monkeypatch):
+@pytest.mark.parametrize("share_prompts", [False, True])
+def test_sft_stage_trains_exactly_the_assistant_tokens(library_env, tmp_path, monkeypatch, share_prompts):
     world = build_world(tmp_path / "world", library_env)
     scored: list[torch.Tensor] = []
     score = sft_loop.nll_sum
@@ -28,7 +30,8 @@ def test_sft_stage_trains_exactly_the_assistant_tokens(library_env, tmp_path, mo
 
     monkeypatch.setattr(sft_loop, "nll_sum", recording)
     cfg = as_profile(world.cfg.model_copy(update={"stages": {"sft": {"tiny": TINY, "epochs": 1, "max_len": 2048,
-                                                                     "warmup_steps": 0}}}))
+                                                                     "warmup_steps": 0,
+                                                                     "share_prompts": share_prompts}}}))
     metrics = sft.run(cfg, world.trajectories_path, tmp_path / "model", tmp_path / "metrics.json")
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")
@@ -40,3 +43,5 @@ def test_sft_stage_trains_exactly_the_assistant_tokens(library_env, tmp_path, mo
     assert got == want
     assert metrics["trained_tokens_per_epoch"] == sum(want.values())
     assert json.loads((tmp_path / "metrics.json").read_text())["trajectories"] == len(world.trajectories)
+    # shared rows hold each common prompt once: fewer tokens computed for the same trained ones
+    assert (metrics["row_tokens"] < 0.7 * metrics["tokens"]) if share_prompts else (metrics["row_tokens"] == metrics["tokens"])

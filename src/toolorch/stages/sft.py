@@ -11,8 +11,8 @@ is `stages.sft.base`: `tiny` builds a random-init Qwen2 whose byte-level BPE tok
 is trained on these chats (toolorch.runtime.modeling), anything else is an HF model folder or a
 model store name (`smollm2-135m-instruct`, `qwen3-8b`: toolorch.runtime.model_store).
 Chats are tokenized with the model's chat template, cut to `max_len` tokens, packed into
-rows of `row_len` (per-sequence positions, block-diagonal mask; a longer chat is a row alone)
-and trained with AdamW. Writes an HF checkpoint (weights, tokenizer, chat template) and
+rows of `row_len` (per-sequence positions, block-diagonal mask; a longer chat is a row alone;
+with `share_prompts` a row's chats share their common prompt once) and trained with AdamW. Writes an HF checkpoint (weights, tokenizer, chat template) and
 config.resolved.yaml in its output folder (`--out-dir`) with its loss curve (tensorboard/,
 dvclive/ drawn by `dvc plots show`, and curves/report.md with its charts), and its
 metrics (`--metrics-path`): losses, token counts, throughput. Progress goes to the log (step, loss,
@@ -52,7 +52,7 @@ from toolorch.train.distributed import (
     shard,
 )
 from toolorch.train.exporter import TrainingExporter, watchers
-from toolorch.train.packing import Sample, pack
+from toolorch.train.packing import Sample, pack, pack_shared
 from toolorch.train.scalars import ScalarLog
 from toolorch.train.sft import SFTLoop, train_sft
 
@@ -64,6 +64,9 @@ class SFTSettings(SFTLoop, SeededByProfile):
     tiny: TinyModelSpec = TinyModelSpec()
     max_len: int = Field(1024, ge=16)  # tokens per chat (longer ones are cut)
     row_len: Optional[int] = Field(None, ge=16)  # tokens per packed row (default max_len); a longer chat takes a row alone
+    # chats that begin alike (a task's copies under its users; a world's tool list) share that
+    # prompt once in a row (train.packing.pack_shared): an orchestrator's chat is ~98% prompt
+    share_prompts: bool = False
     max_trajectories: Optional[int] = Field(None, ge=1)
     threads: int = Field(2, ge=1)
 
@@ -136,7 +139,7 @@ def train_and_save(cfg: Config, settings: SFTSettings, trajs: list[Trajectory], 
                    out_dir: Path, metrics_path: Path, dist: Dist) -> dict[str, Any]:
     model = prepare(model, settings, dist)
     samples = [Sample(*tokenize_chat(tokenizer, t.messages, t.tools)) for t in trajs]
-    rows = pack(samples, settings.max_len, settings.row_len)
+    rows = (pack_shared if settings.share_prompts else pack)(samples, settings.max_len, settings.row_len)
     loop = settings.model_copy(update={"seed": cfg.seed})
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -170,7 +173,8 @@ def sft_metrics(settings: SFTSettings, trajs: list[Trajectory], rows: list, samp
     trained_tokens = sum(h["tokens"] for h in history)
     return {
         "trajectories": len(trajs), "rows": len(rows), "steps": len(history),
-        "tokens": sum(len(s) for s in samples), "trained_tokens_per_epoch": trained_tokens // settings.epochs,
+        "tokens": sum(len(s) for s in samples), "row_tokens": sum(len(s) for row in rows for s in row),
+        "trained_tokens_per_epoch": trained_tokens // settings.epochs,
         "truncated": sum(len(s) > settings.max_len for s in samples),
         "loss_first": history[0]["loss"], "loss_last": history[-1]["loss"],
         "loss_last_epoch_mean": sum(h["loss"] for h in history if h["epoch"] == settings.epochs - 1)
