@@ -42,6 +42,21 @@ def test_simulated_is_deterministic_and_seeded():
         SimulatedExpert(cfg).ask("q")
 
 
+def test_a_redrawn_expert_answers_one_task_anew_with_its_declared_odds():
+    cfg = ExpertConfig(name="x", price="mini", simulated=SimulatedProfile(accuracy={"lookup": 0.7}))
+    task = _tasks(1)[0]
+    fixed = SimulatedExpert(cfg, seed=0)
+    assert len({fixed.ask("q", task).text for _ in range(20)}) == 1  # eval: one draw per task
+
+    def right(expert):
+        return expert.ask("q", task).text == f"Answer: {task.answer}"
+
+    draws = [fixed.redrawn(k) for k in range(400)]
+    assert abs(sum(map(right, draws)) / len(draws) - 0.7) < 0.07
+    assert [right(e) for e in draws[:50]] == [right(fixed.redrawn(k)) for k in range(50)]  # keyed, not random
+    assert all(e.ask("q", task) == e.ask("q", task) for e in draws[:20])  # within a draw, asked again: the same
+
+
 @pytest.mark.parametrize("gold,kind", [("42", "number"), ("3.50", "number"), ("Ada Byron", "string"),
                                        ("Ada", "string"), ("yes", "bool"), ("a, b", "list"), ("anna", "string")])
 def test_decoys_are_wrong(gold, kind):

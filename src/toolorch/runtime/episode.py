@@ -36,7 +36,7 @@ from toolorch.core.records import (
 )
 from toolorch.core.seeds import stable_seed
 from toolorch.runtime.env.world import EnvSession
-from toolorch.runtime.experts import Expert, build_experts
+from toolorch.runtime.experts import Expert, SimulatedExpert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Generation, Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt, tool_schemas, user_turn
@@ -227,6 +227,12 @@ class Runtime:
                                                   "prefer": [tool.get(t, t) for t in task.preference.prefer]})
         return (replace(self, catalog=catalog, experts=experts, randomise=None),  # disguised once
                 task.model_copy(update={"preference": pref}))
+
+    def redrawn(self, key: int) -> Runtime:
+        """This runtime with its simulated experts drawing afresh under `key` (other experts are left
+        as they are: a real model samples anew on its own)."""
+        experts = {name: e.redrawn(key) if isinstance(e, SimulatedExpert) else e for name, e in self.experts.items()}
+        return replace(self, experts=experts)
 
     def toolbox(self, session: EnvSession | None, with_code: bool = True) -> Toolbox:
         return Toolbox(self.catalog, session, self.experts, with_code=with_code)

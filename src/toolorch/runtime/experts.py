@@ -80,12 +80,20 @@ def usage_draw(profile: SimulatedProfile, rng: random.Random) -> tuple[int, floa
 
 
 class SimulatedExpert:
-    """Declared profile: accuracy by category and difficulty, token and latency draws."""
+    """Declared profile: accuracy by category and difficulty, token and latency draws.
+
+    An answer is one draw per (seed, task, question): asked again, the expert says the same, so
+    policies scored on the same tasks meet the same outcomes (paired eval). `redrawn` gives an
+    expert with fresh draws, as a sampled model answers anew each time (training rollouts)."""
 
     def __init__(self, cfg: CatalogExpert, seed: int = 0):
+        self.cfg = cfg
         self.name = cfg.name
         self.profile = cfg.simulated
         self.seed = seed
+
+    def redrawn(self, key: int) -> SimulatedExpert:
+        return SimulatedExpert(self.cfg, stable_seed(self.seed, "draw", key))
 
     def accuracy(self, task: Task) -> float:
         p = self.profile.accuracy.get(task.category, self.profile.default_accuracy)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from toolorch.core.records import Task, Trajectory
+from toolorch.core.seeds import stable_seed
 from toolorch.runtime.chat import Sample, Tools, encode, render, suffix
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
@@ -232,8 +233,9 @@ class Rollout:
 
 
 def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine: Engine, seed: int,
-                 with_code: bool = True) -> tuple[list[Rollout], int]:
-    """Run every (task, env) episode concurrently; returns (rollouts in job order, tokens sampled)."""
+                 with_code: bool = True, redraw: bool = False) -> tuple[list[Rollout], int]:
+    """Run every (task, env) episode concurrently; returns (rollouts in job order, tokens sampled).
+    `redraw`: each episode's simulated experts draw their answers afresh (keyed by `seed` and the job)."""
     sampler = LockstepSampler(engine, len(jobs), seed)
     results: list[Rollout | BaseException | None] = [None] * len(jobs)
 
@@ -241,7 +243,8 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine:
         example, env = jobs[i]
         policy = TokenPolicy(sampler, i)
         try:
-            seen, task = runtime.for_example(example)  # as declared, or under aliases and prices
+            drawn = runtime.redrawn(stable_seed(seed, i)) if redraw else runtime
+            seen, task = drawn.for_example(example)  # as declared, or under aliases and prices
             with env.session() as session:
                 traj = seen.run(task, policy, seen.toolbox(session, with_code=with_code))
             results[i] = Rollout(task, traj, policy.sample())

@@ -56,6 +56,10 @@ class LoopConfig(StepConfig):
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     stop_after: Optional[int] = Field(None, ge=1)  # end the process after this many steps, as a kill would
     with_code: bool = True
+    # Each rollout's simulated experts draw their answers afresh, with their declared odds. With one
+    # fixed draw per task every expert is plainly right or wrong in all of a group's rollouts, the
+    # cheapest right one is every user's best route, and GRPO learns that the user does not matter.
+    redraw_simulated: bool = True
     # which user each rollout group serves (see step_batch): task (as synthesized), resample
     # (a new user every visit) or contrast (every task under each of contrast_profiles)
     preferences: Literal["task", "resample", "contrast"] = "task"
@@ -183,7 +187,7 @@ def one_step(state: TrainState, tasks: list[Task], envs: dict[str, Environment],
     t0 = time.perf_counter()
     jobs = [(t, envs[t.env]) for t in mine for _ in range(loop.group_size)]
     rollouts, sampled = run_rollouts(jobs, runtime, engine, stable_seed(loop.seed, state.step, dist.rank) % 2**31,
-                                     with_code=loop.with_code) if jobs else ([], 0)
+                                     with_code=loop.with_code, redraw=loop.redraw_simulated) if jobs else ([], 0)
     t1 = time.perf_counter()
     samples, records, kept = [], [], 0
     for g in range(0, len(rollouts), loop.group_size):

@@ -60,6 +60,27 @@ def test_rollouts_are_reproducible_and_seed_dependent(world, engine):
     assert ids[0] != ids[2]
 
 
+def test_redraw_gives_each_rollout_its_own_expert_draws(world, engine, monkeypatch):
+    keys = []
+    real = Runtime.redrawn
+
+    def record(self, key):
+        keys.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(Runtime, "redrawn", record)
+    runtime = Runtime.from_config(world.cfg)
+    run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False)
+    assert keys == []  # eval's rollouts: every policy meets the same draws
+    run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False, redraw=True)
+    run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False, redraw=True)
+    run_rollouts(_jobs(world, 4), runtime, engine, seed=6, with_code=False, redraw=True)
+    first, again, other = keys[:4], keys[4:8], keys[8:]
+    assert len(set(first)) == 4 and sorted(first) == sorted(again) and not set(first) & set(other)
+    redrawn = runtime.redrawn(first[0])
+    assert all(redrawn.experts[n].seed != e.seed for n, e in runtime.experts.items())
+
+
 class _Broken:
     tokenizer = None
 
