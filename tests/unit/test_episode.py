@@ -84,10 +84,26 @@ def test_errors_become_observations(library_env, author_task, sim_config, text, 
     assert traj.stop_reason == "answer" and not traj.correct
 
 
+@pytest.mark.parametrize("text,malformed", [
+    ('<tool_call>{"name": "answer", "arguments": {"model": ""}}</tool_call>', True),  # two experts' odds leak here
+    ('<tool_call>{"name": "nope", "arguments": {}}</tool_call>', True),
+    ('<tool_call>{"name": "author_name", "arguments": {"author_id": "x"}}</tool_call>', True),
+    ('<tool_call>{"name": "author_name" "arguments"}</tool_call>', True),
+    ('<tool_call>{"name": "author_name", "arguments": {"author_id": 999}}</tool_call>', False),  # fits; finds no rows
+    ('<tool_call>{"name": "search", "arguments": {"query": "!!"}}</tool_call>', False),  # fits; nothing to search
+])
+def test_a_turn_is_malformed_when_its_call_fits_no_offered_tool(library_env, author_task, sim_config, text,
+                                                                 malformed):
+    traj = _run(library_env, author_task, FixedPolicy([text, "<answer>x</answer>"]), sim_config)
+    assert traj.turns[0].malformed is malformed and traj.turns[1].malformed is False
+    assert traj.turns[0].observation.error or not malformed  # a malformed call still hears why
+
+
 def test_forbidden_tool_is_refused(library_env, author_task, sim_config):
     task = author_task.model_copy(update={"preference": Preference(deny=["ask_frontier"])})
     traj = _run(library_env, task, AskToolPolicy("ask_frontier"), sim_config)
     assert "does not allow" in traj.turns[0].observation.content
+    assert not traj.turns[0].malformed  # a well-formed call the user forbids: the deny term's business
     assert traj.usage.cost_usd < 0.001  # the frontier model was never called
     assert "- ask_frontier(" not in traj.messages[0]["content"]  # nor listed
 

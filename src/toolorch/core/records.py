@@ -152,6 +152,9 @@ class Turn(Record):
     policy_usage: Usage
     call: ToolCall | None = None
     observation: Observation | None = None
+    # the output was no call the episode offers: unparseable, an unknown tool, or arguments its
+    # schema rejects (`answer(model="")`). A call that fits and then fails (no such row) is not.
+    malformed: bool = False
 
 
 class Task(Record):

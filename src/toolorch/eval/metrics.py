@@ -124,6 +124,8 @@ def policy_stats(rows: list[EvalRow], a: float, unit: float, samples: int, seed:
         "n": len(rows),
         **{m: float(arrays[m].mean()) for m in METRICS},
         "calls_per_task": float(np.mean([sum(r.tool_counts.values()) for r in rows])),
+        # tasks where the policy wrote a call no tool takes (each one a wasted turn)
+        "malformed_share": float(np.mean([r.malformed_turns > 0 for r in rows])),
         "tool_mix": tool_mix(rows),
         "ci95": {m: bca_ci(arrays[m], samples, stable_seed(seed, m)) for m in METRICS},
         # the tool mix per category: does the policy use tools where they are cheaper than an expert?

@@ -82,14 +82,14 @@ def _ci(ci: list[float], fmt: str) -> str:
 
 def policy_table(policies: dict[str, dict[str, Any]]) -> list[str]:
     lines = [("| policy | n | accuracy [95% BCa CI] | mean cost USD [95% BCa CI] | mean latency s | turns "
-              "| utility [95% BCa CI] | user utility [95% BCa CI] | tool mix |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+              "| malformed | utility [95% BCa CI] | user utility [95% BCa CI] | tool mix |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in policies.items():
         mix = ", ".join(f"{k} {v:.0%}" for k, v in s["tool_mix"].items()) or "none"
         lines.append(
             f"| {name} | {s['n']} | {s['accuracy']:.3f} {_ci(s['ci95']['accuracy'], '.3f')} "
             f"| {s['cost_usd']:.5f} {_ci(s['ci95']['cost_usd'], '.5f')} | {s['latency_s']:.1f} | {s['turns']:.2f} "
-            f"| {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} "
+            f"| {s['malformed_share']:.0%} | {s['utility']:.3f} {_ci(s['ci95']['utility'], '.3f')} "
             f"| {s['user_utility']:.3f} {_ci(s['ci95']['user_utility'], '.3f')} | {mix} |")
     return lines
 

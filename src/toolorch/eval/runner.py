@@ -48,6 +48,7 @@ class EvalRow(Record):
     cost_usd: float
     latency_s: float
     turns: int
+    malformed_turns: int = 0  # turns whose output was no call the episode offers (Turn.malformed)
     tool_counts: dict[str, int] = {}
     mix_counts: dict[str, int] = {}  # calls by kind (db, search, code) or by expert tool
     route: str | None = None  # oracle: which candidate route it took
@@ -118,7 +119,7 @@ def to_row(traj: Trajectory, task: Task, toolbox: Toolbox, block: str, policy: s
         preference=preference_label(task.preference), user_weights=task.preference.shares(),
         correct=traj.correct, answer=traj.answer,
         stop_reason=traj.stop_reason, cost_usd=traj.usage.cost_usd, latency_s=traj.usage.latency_s,
-        turns=len(traj.turns), tool_counts=traj.tool_counts(), mix_counts=mix_counts(traj, toolbox), route=route,
+        turns=len(traj.turns), malformed_turns=sum(t.malformed for t in traj.turns), tool_counts=traj.tool_counts(), mix_counts=mix_counts(traj, toolbox), route=route,
     )
 
 

@@ -40,7 +40,7 @@ from toolorch.runtime.experts import Expert, SimulatedExpert, build_experts
 from toolorch.runtime.parsing import parse_assistant
 from toolorch.runtime.policies import Generation, Policy, answer_from_observation
 from toolorch.runtime.prompts import system_prompt, tool_schemas, user_turn
-from toolorch.runtime.tools import Toolbox, expert_tool_name
+from toolorch.runtime.tools import Toolbox, expert_tool_name, misfit
 
 
 class ToolView(Protocol):
@@ -124,22 +124,26 @@ def episode(task: Task, toolbox: ToolView, limits: EpisodeLimits, policy_name: s
             turns.append(Turn(index=index, text=gen.text, policy_usage=own))
             answer, stop = parsed.answer, "answer"
             break
+        malformed = parsed.call is None
         if parsed.call is None:
             obs = Observation(tool="", content=f"error: {parsed.error}", error=True)
         elif not (task.preference.permits(parsed.call.name) and task.preference.permits(parsed.call.route)):
             obs = Observation(tool=parsed.call.name, error=True,
                               content=f"error: the user does not allow '{parsed.call.route}'")
         else:
+            malformed = misfit(parsed.call, toolbox.specs) is not None
             result = yield CallTool(parsed.call)
             if isinstance(result, Halt):
-                turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call))
+                turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call,
+                                  malformed=malformed))
                 stop = result.reason
                 break
             assert isinstance(result, Observation)
             obs = result
         total += obs.usage
         messages.append({"role": "tool", "content": obs.content})
-        turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call, observation=obs))
+        turns.append(Turn(index=index, text=gen.text, policy_usage=own, call=parsed.call, observation=obs,
+                          malformed=malformed))
         if obs.final and not obs.error:
             answer, stop = answer_from_observation(obs.content), "answer"
             break

@@ -64,6 +64,19 @@ def answer_tool(experts: list[str]) -> ToolSpec:
     )
 
 
+def misfit(call: ToolCall, specs: list[ToolSpec]) -> str | None:
+    """Why `call` fits none of `specs` (an unknown tool, arguments its schema rejects), or None.
+    A call that fits may still fail when it runs; one that fits nothing is a format error."""
+    spec = next((s for s in specs if s.name == call.name), None)
+    if spec is None:
+        return f"unknown tool '{call.name}'; available: {', '.join(s.name for s in specs)}"
+    try:
+        check_arguments(spec, call.arguments)
+    except ToolError as e:
+        return str(e)
+    return None
+
+
 class Toolbox:
     """The tools of one episode. `session` is the world the db and search tools act on (None: a
     request with no world, e.g. in serving); `experts` default to the catalog's, built with `seed`."""
@@ -87,8 +100,7 @@ class Toolbox:
     def call(self, call: ToolCall, task: Task | None = None) -> Observation:
         spec = self._by_name.get(call.name)
         if spec is None:
-            return Observation(tool=call.name, error=True,
-                               content=f"error: unknown tool '{call.name}'; available: {', '.join(self._by_name)}")
+            return Observation(tool=call.name, error=True, content=f"error: {misfit(call, self.specs)}")
         usage = Usage(cost_usd=spec.cost_usd, latency_s=spec.latency_s)
         try:
             if spec.kind == "expert":

@@ -93,6 +93,7 @@ def rollout_scalars(records: list[dict[str, Any]]) -> dict[str, float]:
     out["cost_usd"] = float(np.mean([r["cost_usd"] for r in records]))
     out["latency_s"] = float(np.mean([r["latency_s"] for r in records]))
     out["turns"] = float(np.mean([r["turns"] for r in records]))
+    out["malformed"] = float(np.mean([r["malformed"] for r in records]))  # rollouts with a malformed call
     calls = Counter(t for r in records for t in r["tools"])
     total = sum(calls.values())
     for tool, n in sorted(calls.items()):
@@ -106,6 +107,7 @@ def rollout_record(terms: RewardTerms, traj: Any, user: str) -> dict[str, Any]:
     """`user`: the kind of preference the rollout served (synth.preferences.preference_kind)."""
     return {"terms": terms.as_dict(), "correct": traj.correct, "cost_usd": traj.usage.cost_usd,
             "latency_s": traj.usage.latency_s, "turns": len(traj.turns),
+            "malformed": any(t.malformed for t in traj.turns),
             "tools": [t.call.name for t in traj.turns if t.call is not None], "user": user}
 
 

@@ -64,12 +64,14 @@ def test_bca_of_degenerate_samples_is_the_mean_without_warnings(values):
 def test_policy_numbers_are_means_of_rows():
     rows = rows_for("only:frontier", [(True, 0.02), (True, 0.04), (False, 0.03), (True, 0.03)],
                     mix={"ask_frontier": 1})
-    rows[2] = rows[2].model_copy(update={"category": "document", "mix_counts": {"db": 1, "ask_frontier": 1}})
+    rows[2] = rows[2].model_copy(update={"category": "document", "mix_counts": {"db": 1, "ask_frontier": 1},
+                                         "malformed_turns": 2})
     s = summarize(rows, utility_a=0.8, cost_unit_usd=0.01, bootstrap_samples=200, seed=0)["policies"]["only:frontier"]
     assert s["n"] == 4 and s["accuracy"] == 0.75 and s["cost_usd"] == pytest.approx(0.03)
     # u = 0.8 * correct - 0.2 * cost / 0.01, averaged: 0.8 * 0.75 - 0.2 * 3
     assert s["utility"] == pytest.approx(0.6 - 0.6)
     assert s["tool_mix"] == {"ask_frontier": 0.8, "db": 0.2}
+    assert s["malformed_share"] == 0.25  # tasks with a malformed call, not malformed turns per task
     assert s["user_utility"] == pytest.approx(0.75)  # accuracy-first rows: the user's utility is accuracy
     assert s["by_category"]["document"] == {"n": 1, "accuracy": 0.0, "cost_usd": 0.03,
                                             "utility": pytest.approx(-0.6), "user_utility": 0.0,
@@ -280,6 +282,7 @@ def test_report_shows_paired_margins_and_routing(tmp_path):
                    simulated_experts=False)
     text = write_report(summary, tmp_path).read_text()
     assert "| accuracy [95% BCa CI] |" in text and "95% BCa bootstrap" in text
+    assert "| turns | malformed | utility [95% BCa CI] |" in text
     paired = text.split("## Trained policy vs baselines (paired)")[1].split("##")[0]
     assert ("| baseline | n | Δ accuracy [95% CI] | Δ cost USD [95% CI] | Δ utility [95% CI] "
             "| Δ user utility [95% CI] | detectable Δ user utility |") in paired
