@@ -114,6 +114,14 @@ def eval_table(ev: dict[str, Any]) -> list[str]:
     return lines
 
 
+def malformed_line(rows: list[dict[str, Any]]) -> list[str]:
+    """Eval tasks where each policy wrote a call no tool takes, per seed (rows that record it)."""
+    cells = [f"seed {r['seed']}: " + ", ".join(f"{p} {v:.0%}" for p, v in r["malformed_share"].items())
+             for r in rows if r.get("malformed_share")]
+    return ["", "Eval tasks with a malformed call (unparseable, an unknown tool or a rejected argument, such as "
+                "`answer(model=\"\")`): " + "; ".join(cells) + "."] if cells else []
+
+
 def seeds_table(seeds: dict[str, Any]) -> list[str]:
     lines = [f"Pipeline seeds {', '.join(map(str, seeds['seeds']))} (`metrics/seeds.json`): each seed runs the whole "
              "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
@@ -158,6 +166,7 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
                   f"{s['grpo_minus_best_expert_utility']['max']:+.3f}); preference cost ratio "
                   f"{s['preference_cost_ratio']['mean']:.2f}x ({s['preference_cost_ratio']['min']:.2f}x, "
                   f"{s['preference_cost_ratio']['max']:.2f}x).",
+              *malformed_line(seeds["rows"]),
               "", "Holds at every seed: " + "; ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}"
                                                       for k, v in seeds["holds"].items()) + "."]
     return lines

@@ -41,7 +41,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
     assert alerts == {"ToolorchErrorBudgetBurnFast", "ToolorchErrorBudgetBurnSlow", "ToolorchLatencyP99High",
                       "ToolorchNoReadyEngine", "ToolorchExpertErrorSpike", "ToolorchBudgetExhaustionSpike",
-                      "ToolorchCostPerRequestDrift"}
+                      "ToolorchCostPerRequestDrift", "ToolorchMalformedCallsHigh"}
     checks = [c for test in TESTS["tests"] for c in test.get("alert_rule_test", [])]
     for alert in alerts:
         outcomes = {bool(c["exp_alerts"]) for c in checks if c["alertname"] == alert}

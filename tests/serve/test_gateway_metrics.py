@@ -18,6 +18,7 @@ CONTRACT = {
     "toolorch_requests": ("counter", {"orchestrator", "status", "code"}),
     "toolorch_request_duration_seconds": ("histogram", {"orchestrator", "finish_reason"}),
     "toolorch_request_turns": ("histogram", {"orchestrator"}),
+    "toolorch_malformed_calls": ("counter", {"orchestrator"}),
     "toolorch_request_cost_usd": ("histogram", {"orchestrator"}),
     "toolorch_tool_calls": ("counter", {"tool", "expert", "outcome"}),
     "toolorch_expert_latency_seconds": ("histogram", {"expert"}),
@@ -35,7 +36,9 @@ CONTRACT = {
 
 
 def test_metrics_follow_the_contract_after_traffic():
-    engine = scripted_engine(tool_call("ask_frontier", question="q"), tool_call("answer", model="mini"))
+    # the first turn names no expert (a malformed call, as a drifted checkpoint writes); the retry is good
+    engine = scripted_engine(tool_call("answer", model=""), tool_call("ask_frontier", question="q"),
+                             tool_call("answer", model="mini"))
     with FakeOpenAI(engine) as eng:
         settings = Settings(served=tiny_served(), orchestrators=[("default", f"openai:{eng.url}#o")])
         with GatewayServer(settings) as gw:
@@ -54,6 +57,8 @@ def test_metrics_follow_the_contract_after_traffic():
     values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert values[("toolorch_requests_total", (("code", "ok"), ("orchestrator", "default"), ("status", "200")))] == 2
     assert values[("toolorch_preference_denied_calls_total", (("profile", "cost_averse"),))] == 1
+    # one per request that ran (the third is refused: its budget cannot pay for a first turn)
+    assert values[("toolorch_malformed_calls_total", (("orchestrator", "default"),))] == 2
     assert values[("toolorch_tool_calls_total", (("expert", "mini"), ("outcome", "ok"), ("tool", "answer")))] == 2
     assert values[("toolorch_budget_exhaustions_total", (("kind", "cost"),))] == 1
     assert values[("toolorch_gateway_overhead_seconds_count", ())] >= 4  # per orchestrator turn

@@ -8,8 +8,8 @@ under `<root>/seed-<N>/` (the declared defaults: data/, models/, metrics/, repor
 stage code and declarations as `dvc repro` and the KFP components. Seeds run one after another:
 each stage already uses the machine's cores. A stage whose metrics file exists is skipped, so an
 interrupted run resumes; `--from STAGE` re-runs that stage and every later one (GRPO, as under
-dvc, goes on from the checkpoint in its folder: delete `<root>/seed-<N>/models/grpo` to train it
-anew); `--to STAGE` stops after it. A changed profile or `--set` is not detected: use a new root.
+dvc, goes on from the checkpoint in its folder if its config, inputs and training code are the same,
+and starts over if not); `--to STAGE` stops after it. A changed profile or `--set` is not detected: use a new root.
 
 `table` reads each seed's eval and GRPO metrics (seed 0 may be the repository's own `dvc repro`:
 `--seed0 .`) and writes one row per seed: GRPO minus SFT (held-out reward and eval utility), the
@@ -44,6 +44,12 @@ def seed_paths(stage_name: str, root: Path) -> dict[str, Path]:
     return {k: root / p for k, p in default_paths(declaration(stage_name)).items()}
 
 
+def dvc_flags(stage: Any) -> dict[str, bool]:
+    """The switches dvc.yaml's command gives the stage (`dvc_options`), as keywords: a seed runs as
+    `dvc repro` would (GRPO starts over when its config, inputs or training code changed)."""
+    return {option.removeprefix("--").replace("-", "_"): True for option in stage.dvc_options}
+
+
 def run_seed(config: Path, overrides: list[str], seed: int, root: Path, start: str | None, last: str | None) -> None:
     """Every stage up to `last`; a finished one (its metrics file exists) is skipped unless it is
     `start` or later, or an earlier stage ran (its inputs are then new)."""
@@ -56,7 +62,8 @@ def run_seed(config: Path, overrides: list[str], seed: int, root: Path, start: s
             log.info("seed %d: %s done (%s)", seed, name, paths["metrics_path"])
             continue
         log.info("seed %d: %s", seed, name)
-        result = execute(declaration(name), cfg, paths)
+        stage = declaration(name)
+        result = execute(stage, cfg, {**paths, **dvc_flags(stage)})
         write_headline(name, result, paths["metrics_path"])
 
 
@@ -110,6 +117,9 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         "grpo_minus_best_expert_user_utility": paired[best_for_users]["user_utility"],
         "beats_every_expert_on_user_utility": all(paired[p]["user_utility"]["above_zero"] for p in experts),
         "preference_cost_ratio": ratio,
+        # eval tasks where the policy wrote a call no tool takes (a wasted turn; greedy decoding)
+        "malformed_share": {p: policies[p]["malformed_share"] for p in (trained, "sft")
+                            if "malformed_share" in policies.get(p, {})},
         "heldout_reward_margin": grpo_metrics["heldout"]["reward_margin"],
         "router_bound_minus_best_expert_utility": headroom["margin"] if headroom else None,
         # the most a policy picking one expert per task by category and user could gain on user utility

@@ -25,12 +25,7 @@ experts get right; the preference could hardly change the route.
 An episode that ends without an answer (malformed calls until the turn limit, say) is
 charged the group's full efficiency penalties, whatever it spent: otherwise failing
 cheaply would beat trying, and a policy that expects a question to go wrong would learn
-to break its own tool call rather than pay an expert. So is one that wrote a malformed call
-on its way to an answer (`Turn.malformed`: unparseable, an unknown tool, arguments the schema
-rejects). Charged only its retry's few tokens and seconds, a broken call cost almost nothing:
-a policy unsure between two experts leaked probability to `answer(model="")`, which then won
-under greedy decoding on 59 of 150 held-out tasks at one seed (each a wasted turn, six never
-answered).
+to break its own tool call rather than pay an expert.
 
 `kind: utility` is the other reward: the user's own utility, the number the eval reports as
 `user_utility`, with the deny and prefer terms beside it:
@@ -45,7 +40,7 @@ a third of an accuracy-first one's, and a minute of waiting as much as a right a
 ToolOrchestra reward keeps every correct answer above every wrong one, so there any user ends
 up treated as nearly accuracy-first; here a wrong cheap answer can beat a right dear one when the
 user weighs cost that much, as they asked. An episode without an answer is still charged the
-group's largest cost and latency, and so is one with a malformed call.
+group's largest cost and latency.
 
 `k_cost` and `k_latency` come from the task's preference: a floor (so that among two
 correct answers the cheaper one always wins, even for an accuracy-only user) plus the
@@ -114,18 +109,11 @@ class EpisodeOutcome:
     latency_s: float
     tools: tuple[str, ...] = ()  # names of the tools called, in order (attempts included)
     answered: bool = True  # False: the episode ended without a final answer (bad calls, turn limit, budget)
-    malformed: bool = False  # a turn's output was no call the episode offers (Turn.malformed)
 
     @classmethod
     def of(cls, traj: Trajectory) -> EpisodeOutcome:
         tools = tuple(t.call.route for t in traj.turns if t.call is not None)
-        return cls(traj.correct, traj.usage.cost_usd, traj.usage.latency_s, tools, traj.stop_reason == "answer",
-                   any(t.malformed for t in traj.turns))
-
-    @property
-    def charged_in_full(self) -> bool:
-        """Pays the group's largest efficiency penalties, whatever it spent."""
-        return not self.answered or self.malformed
+        return cls(traj.correct, traj.usage.cost_usd, traj.usage.latency_s, tools, traj.stop_reason == "answer")
 
 
 @dataclass(frozen=True)
@@ -175,8 +163,8 @@ def group_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardConf
     if cfg.kind == "utility":
         return utility_rewards(group, pref, cfg)
     k_cost, k_latency = efficiency_coefficients(pref, cfg.efficiency_floor)
-    norm_cost = [1.0 if o.charged_in_full else c for o, c in zip(group, minmax([o.cost_usd for o in group]))]
-    norm_latency = [1.0 if o.charged_in_full else x for o, x in zip(group, minmax([o.latency_s for o in group]))]
+    norm_cost = [c if o.answered else 1.0 for o, c in zip(group, minmax([o.cost_usd for o in group]))]
+    norm_latency = [x if o.answered else 1.0 for o, x in zip(group, minmax([o.latency_s for o in group]))]
     return [RewardTerms(
         outcome=1.0 if o.correct else cfg.wrong,
         cost=-cfg.cost_weight * k_cost * c,
@@ -193,8 +181,8 @@ def utility_rewards(group: list[EpisodeOutcome], pref: Preference, cfg: RewardCo
     worst_latency = max((o.latency_s for o in group), default=0.0)
     return [RewardTerms(
         outcome=w["accuracy"] * (1.0 if o.correct else cfg.wrong),
-        cost=-w["cost"] * (worst_cost if o.charged_in_full else o.cost_usd) / cfg.cost_unit_usd,
-        latency=-w["latency"] * (worst_latency if o.charged_in_full else o.latency_s) / cfg.latency_unit_s,
+        cost=-w["cost"] * (o.cost_usd if o.answered else worst_cost) / cfg.cost_unit_usd,
+        latency=-w["latency"] * (o.latency_s if o.answered else worst_latency) / cfg.latency_unit_s,
         deny=-cfg.deny_weight * (1.0 - 0.5 ** deny_violations(o.tools, pref)),
         prefer=cfg.prefer_weight * prefer_share(o.tools, pref) if o.correct else 0.0,
     ) for o in group]

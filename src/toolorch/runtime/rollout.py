@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from toolorch.core.records import Task, Trajectory
@@ -194,6 +194,7 @@ class TokenPolicy:
         self.seen = 0  # messages already in `ids`
         self.last_text = ""
         self.last_ended = False
+        self.spans: list[tuple[int, int]] = []  # each turn's sampled tokens: [start, end) in `ids`
 
     def _extend(self, ids: list[int], trained: bool) -> None:
         self.ids += ids
@@ -216,6 +217,7 @@ class TokenPolicy:
         prompt_len = len(self.ids)
         new = self.sampler.sample(self.worker, list(self.ids))
         self._extend(new, True)
+        self.spans.append((prompt_len, len(self.ids)))
         self.last_ended = bool(new) and new[-1] == self.tokenizer.eos_token_id
         self.last_text = self.tokenizer.decode(new, skip_special_tokens=True)
         self.seen = len(messages) + 1  # + the assistant message the runner appends
@@ -230,6 +232,7 @@ class Rollout:
     task: Task
     trajectory: Trajectory
     sample: Sample  # ids [L], trained [L]
+    spans: list[tuple[int, int]] = field(default_factory=list)  # trajectory.turns[k]'s tokens: sample.ids[a:b]
 
 
 def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine: Engine, seed: int,
@@ -247,7 +250,7 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine:
             seen, task = drawn.for_example(example)  # as declared, or under aliases and prices
             with env.session() as session:
                 traj = seen.run(task, policy, seen.toolbox(session, with_code=with_code))
-            results[i] = Rollout(task, traj, policy.sample())
+            results[i] = Rollout(task, traj, policy.sample(), policy.spans)
         except BaseException as e:
             results[i] = e
         finally:

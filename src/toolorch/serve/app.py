@@ -74,6 +74,7 @@ class Exchange:
         m.duration.labels(self.variant, finish_reason).observe(time.perf_counter() - self.started)
         if outcome is not None:
             m.turns.labels(self.variant).observe(len(outcome.traj.turns))
+            m.malformed.labels(self.variant).inc(sum(t.malformed for t in outcome.traj.turns))
             m.cost.labels(self.variant).observe(outcome.traj.usage.cost_usd)
         if self.admitted:
             self.admitted = False

@@ -30,6 +30,9 @@ class Metrics:
                                   ["orchestrator", "finish_reason"], buckets=DURATION_BUCKETS, registry=r)
         self.turns = Histogram("toolorch_request_turns", "Orchestrator turns per request", ["orchestrator"],
                                buckets=TURN_BUCKETS, registry=r)
+        self.malformed = Counter("toolorch_malformed_calls_total",
+                                 "Orchestrator turns that were no call a tool takes (unparseable, unknown tool, "
+                                 "rejected arguments)", ["orchestrator"], registry=r)
         self.cost = Histogram("toolorch_request_cost_usd", "Dollars per request", ["orchestrator"],
                               buckets=COST_BUCKETS, registry=r)
         self.tool_calls = Counter("toolorch_tool_calls_total", "Tool calls by kind, expert and outcome",

@@ -31,10 +31,10 @@ TOOLORCH_METRICS_PORT set, to a Prometheus endpoint on each node (toolorch.train
 
 Run again into the same folder, it resumes from its state/ only if the checkpoint was trained
 with the same training config (everything but how the run goes: `RUN_ONLY`) from the same SFT
-checkpoint and tasks; else it exits naming the keys that differ, unless `--fresh` (or `resume:
+checkpoint and tasks, by the same training code; else it exits naming the keys that differ, unless `--fresh` (or `resume:
 false`) asks to start over, or `--restart-on-change` starts over only then. `dvc repro` runs the
 latter, and keeps the output folder (persist), so a killed repro resumes mid-GRPO while a change of
-params or inputs trains anew.
+params, inputs or training code (`code_fingerprint`) trains anew.
 """
 from __future__ import annotations
 
@@ -97,6 +97,20 @@ def training_config(cfg: Config, s: GRPOSettings, inputs: dict[str, str] | None 
     of what it starts from (input_fingerprint)."""
     return {"seed": cfg.seed, **cfg.model_dump(mode="json", include={"episode", "experts", "prices", "preference"}),
             "stages": {"grpo": s.model_dump(mode="json", exclude=RUN_ONLY)}, **({"inputs": inputs} if inputs else {})}
+
+
+TRAINING_CODE = ("core", "runtime", "train")  # toolorch's packages that rollouts, rewards and updates run
+
+
+def code_fingerprint(root: Path = Path(__file__).resolve().parents[1], packages: tuple[str, ...] = TRAINING_CODE) -> str:
+    """The source the weights depend on (`root`: the toolorch package): a changed reward or episode
+    loop trains anew, where a resumed checkpoint would carry on what the old code taught."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for file in sorted((root / package).rglob("*.py")):
+            digest.update(f"{file.relative_to(root).as_posix()}:{file.stat().st_size}:".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def input_fingerprint(path: Path, sample: int = 1 << 20) -> str:
@@ -174,7 +188,8 @@ def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: P
         tasks = read_tasks(Path(tasks_path), "training")
         envs = load_envs(envs_dir, {t.env for t in tasks})
         checkpoint_dir(sft_dir, "SFT")  # bad inputs are named before the checkpoint is fingerprinted
-        inputs = {"sft": input_fingerprint(Path(sft_dir)), "tasks": input_fingerprint(Path(tasks_path))}
+        inputs = {"sft": input_fingerprint(Path(sft_dir)), "tasks": input_fingerprint(Path(tasks_path)),
+                  "code": code_fingerprint()}
         resume, run_config = s.resume and not fresh, training_config(cfg, s, inputs)
         state_dir = s.state_url or out_dir / "state"
         prepare_state_dir(state_dir, run_config, resume, dist, restart_on_change)

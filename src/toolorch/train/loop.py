@@ -34,7 +34,8 @@ from toolorch.runtime.rewards import (
 from toolorch.runtime.rollout import HFEngine, Rollout, VLLMEngine, run_rollouts
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, full_state_dict, shard
-from toolorch.train.grpo import StepConfig, grpo_step, with_advantage
+from toolorch.train.grpo import StepConfig, grpo_step
+from toolorch.train.packing import Sample
 from toolorch.train.kernels import FLEX, enable_tf32
 from toolorch.train.scalars import ScalarLog, rollout_record, rollout_scalars
 
@@ -60,6 +61,13 @@ class LoopConfig(StepConfig):
     # fixed draw per task every expert is plainly right or wrong in all of a group's rollouts, the
     # cheapest right one is every user's best route, and GRPO learns that the user does not matter.
     redraw_simulated: bool = True
+    # the advantage of every token of a malformed turn (a call no tool takes, Turn.malformed), in
+    # place of its rollout's: the broken call is punished, the rest of the episode is judged by what
+    # it reached. Scored as a whole, a broken call's retry to a cheap expert was rewarded like a
+    # direct one, so a policy torn between two experts leaked odds to `answer(model="")`; charging
+    # the whole episode instead pushed down the retry's expert too, and cost-averse users drifted to
+    # the frontier model (seed 0: P(frontier) 0.72, where SFT sent them there 0.18 of the time)
+    malformed_advantage: float = Field(-1.0, le=0)
     # which user each rollout group serves (see step_batch): task (as synthesized), resample
     # (a new user every visit) or contrast (every task under each of contrast_profiles)
     preferences: Literal["task", "resample", "contrast"] = "task"
@@ -163,8 +171,23 @@ def rollout_group_samples(rollouts: list[Rollout], loop: LoopConfig) -> tuple[li
                                  scale_by_std=loop.scale_by_std)
     user = preference_kind(task.preference)
     records = [rollout_record(t, r.trajectory, user) for t, r in zip(terms, rollouts)]
-    samples = [with_advantage(r.sample, float(a)) for r, a in zip(rollouts, adv)] if kept else []
+    # a group without signal still teaches its malformed turns (adv is 0 there)
+    samples = [turn_advantages(r, float(a), loop.malformed_advantage) for r, a in zip(rollouts, adv)
+               if kept or any(t.malformed for t in r.trajectory.turns)]
     return samples, records, kept
+
+
+def turn_advantages(rollout: Rollout, advantage: float, malformed_advantage: float) -> Sample:
+    """The rollout's tokens for the update: each carries the group advantage, but a malformed turn's
+    tokens carry `malformed_advantage`."""
+    weights = [advantage] * len(rollout.sample.ids)
+    if len(rollout.spans) != len(rollout.trajectory.turns):
+        raise RuntimeError(f"rollout of {rollout.task.id}: {len(rollout.spans)} sampled turns for "
+                           f"{len(rollout.trajectory.turns)} in its trajectory")
+    for turn, (start, end) in zip(rollout.trajectory.turns, rollout.spans):
+        if turn.malformed:
+            weights[start:end] = [malformed_advantage] * (end - start)
+    return Sample(rollout.sample.ids, rollout.sample.trained, weights, rollout.sample.extra)
 
 
 def sync_engine(state: TrainState) -> None:

@@ -68,6 +68,7 @@ def test_a_seed_row_reads_the_paired_margins_of_the_best_single_expert():
     assert row["grpo_minus_sft_reward_by_world"] == grpo["heldout"]["reward_margin_paired"]["by_world"]
     pref = grpo["heldout"]["preference"]
     assert row["preference_cost_ratio"] == pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
+    assert row["malformed_share"] == {p: ev["policies"][p]["malformed_share"] for p in ("grpo", "sft")}
     assert row["router_bound_minus_best_expert_utility"] == ev["headroom"]["margin"]
     assert row["router_bound_minus_best_expert_user_utility"] == ev["headroom"]["user_utility"]["margin"]
     held = ev["headroom"]["user_utility"]["held_out_choice"]["margin"]
@@ -134,3 +135,13 @@ def test_the_table_command_takes_seed0_from_the_repository_and_leaves_unfinished
 def test_no_finished_seed_is_a_clear_error(tmp_path):
     done = CliRunner().invoke(app, ["table", "--root", str(tmp_path), "--out", str(tmp_path / "s.json")])
     assert done.exit_code == 2 and "no seed-<N>/ folder with the eval and grpo metrics" in done.output and "Traceback" not in done.output
+
+
+def test_a_seed_run_gives_each_stage_the_switches_dvc_gives_it():
+    """GRPO under `seeds run` starts over on a change of code or inputs, as under `dvc repro`."""
+    from toolorch.ops.seeds import dvc_flags
+    from toolorch.stages import declaration
+
+    assert dvc_flags(declaration("grpo")) == {"restart_on_change": True}
+    assert "--restart-on-change" in (ROOT / "dvc.yaml").read_text()
+    assert dvc_flags(declaration("sft")) == {}

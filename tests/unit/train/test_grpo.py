@@ -265,3 +265,42 @@ def test_a_checkpoint_resumes_only_under_its_training_config(world, tiny_tokeniz
         prepare_state_dir(state, training_config(cfg, s), True, ONE)
     prepare_state_dir(state, training_config(cfg, s), False, ONE)  # starting over drops it
     assert not has_state(state) and not list(state.iterdir())
+
+
+def test_a_change_to_the_training_code_restarts_a_run_that_may_restart(world, tiny_tokenizer, tmp_path):
+    """A changed reward must not resume a checkpoint the old reward trained: settings and inputs match."""
+    import shutil
+
+    from toolorch.core.config import Config
+    from toolorch.stages.grpo import (
+        TRAINING_CODE,
+        GRPOSettings,
+        ResumeRefused,
+        code_fingerprint,
+        prepare_state_dir,
+        training_config,
+    )
+
+    package = tmp_path / "toolorch"
+    real = Path(__file__).resolve().parents[3] / "src/toolorch"
+    for name in (*TRAINING_CODE, "eval"):
+        shutil.copytree(real / name, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(package)
+    assert before == code_fingerprint(real)
+    (package / "eval" / "report.py").write_text("# the eval does not train\n", encoding="utf-8")
+    assert code_fingerprint(package) == before
+    rewards = package / "runtime" / "rewards.py"
+    rewards.write_text(rewards.read_text(encoding="utf-8").replace("wrong: float = Field(0.0", "wrong: float = Field(-0.1"),
+                       encoding="utf-8")
+    after = code_fingerprint(package)
+    assert after != before
+
+    folder, _ = tiny_tokenizer
+    model, opt, sched = _fresh(folder)
+    cfg, s = Config(seed=0), GRPOSettings()
+    state = tmp_path / "state"
+    save_state(state, model, opt, sched, step=1, data_position=2, config=training_config(cfg, s, {"code": before}))
+    with pytest.raises(ResumeRefused, match=r"inputs.code \('"):
+        prepare_state_dir(state, training_config(cfg, s, {"code": after}), True, ONE)
+    prepare_state_dir(state, training_config(cfg, s, {"code": after}), True, ONE, restart_on_change=True)
+    assert not has_state(state)

@@ -131,8 +131,6 @@ outcomes = st.builds(
     cost_usd=st.floats(0, 10, allow_nan=False),
     latency_s=st.floats(0, 600, allow_nan=False),
     tools=st.lists(st.sampled_from(["lookup", "search", "ask_mini", "ask_frontier"]), max_size=4).map(tuple),
-    answered=st.booleans(),
-    malformed=st.booleans(),
 )
 preferences = st.builds(
     Preference,
@@ -182,8 +180,6 @@ def test_trajectory_outcome_reads_calls_and_usage():
                       turns=[Turn(index=0, text="", policy_usage=Usage(), call=ToolCall(name="lookup")),
                              Turn(index=1, text="", policy_usage=Usage())])
     assert EpisodeOutcome.of(traj) == EpisodeOutcome(True, 0.2, 3.0, ("lookup",))
-    traj.turns[1].malformed = True
-    assert EpisodeOutcome.of(traj).malformed and EpisodeOutcome.of(traj).charged_in_full
 
 
 def test_advantages_are_group_relative_and_clipped():
@@ -231,21 +227,6 @@ def test_no_answer_never_beats_a_wrong_answer():
         assert silent <= wrong < 0 < right
 
 
-def test_a_malformed_call_on_the_way_is_charged_the_groups_full_efficiency_penalties():
-    """A right answer after `answer(model="")` costs the user a turn: it scores as the group's dearest
-    and slowest right answer would, below the same answer written well, and above any wrong one."""
-    clean = EpisodeOutcome(True, 0.0007, 10.0, ("ask_qwen_32b",))
-    broken = EpisodeOutcome(True, 0.0007, 11.0, ("ask_", "ask_qwen_32b"), malformed=True)
-    dearest = EpisodeOutcome(True, 0.006, 20.0, ("ask_frontier",))
-    wrong = EpisodeOutcome(False, 0.0007, 10.0, ("ask_qwen_32b",))
-    for pref in (ACCURACY_FIRST, COST_AVERSE):
-        c, b, d, w = totals([clean, broken, dearest, wrong], pref)
-        assert w < b < c and b == pytest.approx(d)
-    # the gap is what the user weighs: a thrifty user's broken call costs far more than a careful one's
-    careful, thrifty = (totals([clean, broken, dearest], p) for p in (ACCURACY_FIRST, COST_AVERSE))
-    assert thrifty[0] - thrifty[1] > 3 * (careful[0] - careful[1]) > 0
-
-
 UTILITY = RewardConfig(kind="utility")
 LATENCY_AVERSE = Preference(accuracy=1.0, cost=0.2, latency=2.0)
 
@@ -279,9 +260,6 @@ def test_utility_reward_charges_no_answer_the_groups_worst_cost_and_latency():
     r = group_rewards([silent, tried], COST_AVERSE, UTILITY)
     assert r[0].cost == r[1].cost < 0 and r[0].latency == r[1].latency
     assert r[0].total <= r[1].total
-    broken = EpisodeOutcome(True, 0.0007, 11.0, malformed=True)
-    r = group_rewards([broken, tried], COST_AVERSE, UTILITY)
-    assert r[0].cost == r[1].cost and r[0].latency == r[1].latency  # so is a right answer after a broken call
 
 
 def test_utility_reward_keeps_the_deny_and_prefer_terms():

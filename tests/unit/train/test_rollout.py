@@ -7,10 +7,13 @@ import pytest
 from chat_templates import with_tools_template
 from transformers import AutoModelForCausalLM
 
-from toolorch.runtime.chat import render
+from toolorch.core.records import Trajectory, Turn, Usage
+from toolorch.runtime.chat import Sample, render
 from toolorch.runtime.env import Environment
 from toolorch.runtime.episode import Runtime
-from toolorch.runtime.rollout import HFEngine, LockstepSampler, run_rollouts
+from toolorch.runtime.rewards import RewardConfig
+from toolorch.runtime.rollout import HFEngine, LockstepSampler, Rollout, run_rollouts
+from toolorch.train.loop import LoopConfig, rollout_group_samples, turn_advantages
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +95,51 @@ def test_engine_failure_wakes_every_episode():
     sampler = LockstepSampler(_Broken(), workers=1, seed=0)
     with pytest.raises(RuntimeError, match="batched sampling failed"):
         sampler.sample(0, [1, 2, 3])
+
+
+def test_each_turns_span_holds_exactly_the_tokens_it_sampled(world, engine):
+    cfg = world.cfg.model_copy(update={"episode": world.cfg.episode.model_copy(update={"max_turns": 3})})
+    rollouts, _ = run_rollouts(_jobs(world, 4), Runtime.from_config(cfg), engine, seed=1, with_code=False)
+    for r in rollouts:
+        assert len(r.spans) == len(r.trajectory.turns)
+        assert [b - a for a, b in r.spans] == [t.policy_usage.tokens_out for t in r.trajectory.turns]
+        inside = {i for a, b in r.spans for i in range(a, b)}
+        assert inside == {i for i, t in enumerate(r.sample.trained) if t}
+
+
+def _rollout(world, turns: list[tuple[int, bool]]) -> Rollout:
+    """A rollout whose turns sampled (tokens, malformed) each, after a 3-token prompt apiece."""
+    ids, trained, spans, records = [], [], [], []
+    for k, (n, malformed) in enumerate(turns):
+        ids += [1, 2, 3]
+        trained += [False] * 3
+        spans.append((len(ids), len(ids) + n))
+        ids += [7] * n
+        trained += [True] * n
+        records.append(Turn(index=k, text="", policy_usage=Usage(tokens_out=n), malformed=malformed))
+    traj = Trajectory(task_id="t", env="minilib", policy="grpo", messages=[], turns=records, stop_reason="answer",
+                      usage=Usage())
+    return Rollout(world.tasks[0], traj, Sample(ids, trained), spans)
+
+
+def test_a_malformed_turn_alone_carries_the_malformed_advantage(world):
+    r = _rollout(world, [(4, True), (2, False)])
+    s = turn_advantages(r, 0.3, -1.0)
+    assert s.weight == [0.3] * 3 + [-1.0] * 4 + [0.3] * 3 + [0.3] * 2  # the retry keeps the episode's advantage
+    assert (s.ids, s.trained) == (r.sample.ids, r.sample.trained)
+    assert turn_advantages(_rollout(world, [(2, False)]), -0.2, -1.0).weight == [-0.2] * 5
+    torn = _rollout(world, [(2, True)])
+    torn.spans.append((9, 9))
+    with pytest.raises(RuntimeError, match="2 sampled turns for 1"):
+        turn_advantages(torn, 0.3, -1.0)
+
+
+def test_a_group_without_signal_still_teaches_its_malformed_turns(world):
+    """All right or all wrong at one price: no advantage, but a broken call is still pushed down."""
+    loop = LoopConfig(group_size=3, reward=RewardConfig(cost_weight=0.0, latency_weight=0.0))
+    group = [_rollout(world, [(2, False)]), _rollout(world, [(3, True), (2, False)]), _rollout(world, [(2, False)])]
+    samples, records, kept = rollout_group_samples(group, loop)
+    assert not kept and len(records) == 3 and len(samples) == 1
+    assert samples[0].weight == [0.0] * 3 + [-1.0] * 3 + [0.0] * 5
+    samples, _, kept = rollout_group_samples(group, loop.model_copy(update={"malformed_advantage": -0.5}))
+    assert samples[0].weight[3:6] == [-0.5] * 3
