@@ -1,5 +1,7 @@
-"""A transfer's memory is bounded whatever the file's size: a 1 GiB file goes up to and comes back
-from a real S3 server (rclone serve s3) in a process whose whole address space is capped at 256 MiB."""
+"""A transfer's memory is bounded whatever the file's size: a 512 MiB file goes up to and comes back
+from a real S3 server (rclone serve s3) in a process whose whole address space is capped at 256 MiB.
+The test deletes its three copies (source, the server's, the one read back) when done: left behind,
+1.5 GiB would starve every later test on a machine with little free disk."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +16,7 @@ import pytest
 from toolorch.ops.storage import S3Settings, S3Store
 
 MiB = 1 << 20
-LIMIT, SIZE = 256 * MiB, 1024 * MiB
+LIMIT, SIZE = 256 * MiB, 512 * MiB
 SCRIPT = Path(__file__).with_name("s3_transfer_limited.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -45,17 +47,22 @@ def test_a_file_larger_than_the_memory_limit_round_trips(s3_server, tmp_path):
     # glibc reserves 64 MiB of address space per thread arena (unused, yet counted by RLIMIT_AS)
     env = {**os.environ, **s3_server.env(), "MALLOC_ARENA_MAX": "2", "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
-    done = _run(LIMIT, big, f"s3://{bucket}/models/grpo/{big.name}", env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _, peak_kib, _, rss_kib = done.stdout.split()
-    assert int(peak_kib) * 1024 <= LIMIT < SIZE
-    assert (s3_server.root / bucket / "models" / "grpo" / big.name).stat().st_size == SIZE
-    assert _sha256(Path(f"{big}.back")) == _sha256(big)
-    print(f"1 GiB up and down under RLIMIT_AS={LIMIT // MiB} MiB: VmPeak {int(peak_kib) // 1024} MiB, "
-          f"VmHWM {int(rss_kib) // 1024} MiB")
+    stored, back = s3_server.root / bucket / "models" / "grpo" / big.name, Path(f"{big}.back")
+    try:
+        done = _run(LIMIT, big, f"s3://{bucket}/models/grpo/{big.name}", env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        _, peak_kib, _, rss_kib = done.stdout.split()
+        assert int(peak_kib) * 1024 <= LIMIT < SIZE
+        assert stored.stat().st_size == SIZE
+        assert _sha256(back) == _sha256(big)
+        print(f"{SIZE // MiB} MiB up and down under RLIMIT_AS={LIMIT // MiB} MiB: VmPeak {int(peak_kib) // 1024} MiB, "
+              f"VmHWM {int(rss_kib) // 1024} MiB")
 
-    # the limit is real: reading the file whole, as a single PUT would, fails under it
-    whole = subprocess.run([sys.executable, "-c", "import resource, sys; l = int(sys.argv[1]); "
-                            "resource.setrlimit(resource.RLIMIT_AS, (l, l)); open(sys.argv[2], 'rb').read()",
-                            str(LIMIT), str(big)], capture_output=True, text=True, timeout=120)
-    assert whole.returncode != 0 and "MemoryError" in whole.stderr
+        # the limit is real: reading the file whole, as a single PUT would, fails under it
+        whole = subprocess.run([sys.executable, "-c", "import resource, sys; l = int(sys.argv[1]); "
+                                "resource.setrlimit(resource.RLIMIT_AS, (l, l)); open(sys.argv[2], 'rb').read()",
+                                str(LIMIT), str(big)], capture_output=True, text=True, timeout=120)
+        assert whole.returncode != 0 and "MemoryError" in whole.stderr
+    finally:
+        for path in (big, back, stored):
+            path.unlink(missing_ok=True)

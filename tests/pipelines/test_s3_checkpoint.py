@@ -10,6 +10,9 @@ import torch
 from toolorch.ops.storage import S3Settings, S3Store
 from toolorch.train.checkpoint import clear_state, has_state, latest, load_state, save_state, saved_config
 
+# a wedged S3 server fails these tests in minutes, not after the suite's 900 s per test
+pytestmark = pytest.mark.timeout(240)
+
 
 def _training(seed: int):
     torch.manual_seed(seed)

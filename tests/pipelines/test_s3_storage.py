@@ -16,6 +16,9 @@ from toolorch.ops.storage import (
     split_s3,
 )
 
+# a wedged S3 server fails these tests in minutes, not after the suite's 900 s per test
+pytestmark = pytest.mark.timeout(240)
+
 
 @pytest.fixture
 def store(s3_server) -> S3Store:
