@@ -121,6 +121,12 @@ def orchestration() -> dashboard.Dashboard:
                               query(rate_sum("toolorch_tool_calls_total", GW, "tool"), "{{tool}}")))
             .with_panel(chart("Tool outcomes", "ops", "Tool calls by outcome (ok, error, timeout, breaker_open, "
                               "denied).", query(rate_sum("toolorch_tool_calls_total", GW, "outcome"), "{{outcome}}")))
+            .with_panel(chart("Malformed calls per turn", "percentunit", "Turns whose call no tool takes "
+                              "(unparseable, an unknown tool, arguments its schema rejects), over all turns: a "
+                              "healthy orchestrator stays near 0 (alert ToolorchMalformedCallsHigh at 10%).",
+                              query(f"{rate_sum('toolorch_malformed_calls_total', GW_ORCH, 'orchestrator')} / "
+                                    f"{rate_sum('toolorch_request_turns_sum', GW_ORCH, 'orchestrator')}",
+                                    "{{orchestrator}}")))
             .with_row(dashboard.Row("Cost"))
             .with_panel(chart("Mean cost per request", "currencyUSD", "Dollars per finished request, by variant.",
                               query(f"{rate_sum(cost + '_sum', GW_ORCH, 'orchestrator')} / "
