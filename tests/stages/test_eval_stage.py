@@ -21,7 +21,7 @@ from hf_openai_server import serve_hf
 
 SCRIPTED = ["only:*", "random", "cascade", "oracle"]
 POLICY_KEYS = {"n", "accuracy", "cost_usd", "latency_s", "turns", "utility", "user_utility", "tool_mix", "ci95", "by_category",
-               "calls_per_task"}
+               "calls_per_task", "malformed_share"}
 
 
 def _world(tmp_path: Path, library_env) -> tuple[Path, Path]:
