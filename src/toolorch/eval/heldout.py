@@ -11,7 +11,8 @@ did training help, and does the policy obey the preference?
   margin over the first paired by task (`reward_margin_paired`: a BCa interval), overall and
   per kind of world (synthesized, tau2).
 - preference: the last policy runs the same tasks with a cost-averse and with an
-  accuracy-first preference in its prompt; the mean cost of each (over seeds).
+  accuracy-first preference in its prompt, at `preference_seeds`; the mean cost of each. A mean
+  cost needs fewer runs than a paired reward margin: these runs were half the check's time.
 
 A run's tasks are rolled out together (runtime.rollout.run_rollouts: one thread per episode,
 their turns sampled as one batch); up to `workers` runs (policy x seed x preference) go at
@@ -67,6 +68,7 @@ class HeldoutConfig:
     reward: RewardConfig
     with_code: bool
     workers: int = 1  # runs at once
+    preference_seeds: tuple[int, ...] = (0,)
 
 
 class LockedEngine:
@@ -180,7 +182,7 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
     jobs = {(name, s): (m, tasks, s) for name, m in models.items() for s in hc.seeds}
     for label, pref in PREFERENCES.items():
         same = [t.model_copy(update={"preference": pref}) for t in tasks]
-        jobs.update({(f"preference:{label}", s): (last, same, s) for s in hc.seeds})
+        jobs.update({(f"preference:{label}", s): (last, same, s) for s in hc.preference_seeds})
     done = run_all(jobs, tokenizer, envs, runtime, hc)
     runs = {key: rollouts for key, rollouts in done.items() if not key[0].startswith("preference:")}
     rewards = rewards_by_run(runs, hc.reward)
@@ -195,6 +197,7 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
         report["reward_margin"] = gain
         report["margin_exceeds_seed_spread"] = bool(gain > spread)
         report["reward_margin_paired"] = paired_reward_margin(runs, rewards, names[0], names[-1], hc.seeds)
-    report["preference"] = preference_report({(k.removeprefix("preference:"), s): r for (k, s), r in done.items()
-                                              if k.startswith("preference:")})
+    report["preference"] = {**preference_report({(k.removeprefix("preference:"), s): r for (k, s), r in done.items()
+                                                 if k.startswith("preference:")}),
+                            "seeds": list(hc.preference_seeds)}
     return report

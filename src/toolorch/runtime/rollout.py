@@ -238,7 +238,8 @@ class Rollout:
 def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine: Engine, seed: int,
                  with_code: bool = True, redraw: bool = False) -> tuple[list[Rollout], int]:
     """Run every (task, env) episode concurrently; returns (rollouts in job order, tokens sampled).
-    `redraw`: each episode's simulated experts draw their answers afresh (keyed by `seed` and the job)."""
+    `redraw`: the simulated experts draw their answers afresh, once per task (keyed by `seed` and the
+    task id): the episodes of one task meet the same draws, so what separates them is what they did."""
     sampler = LockstepSampler(engine, len(jobs), seed)
     results: list[Rollout | BaseException | None] = [None] * len(jobs)
 
@@ -246,7 +247,7 @@ def run_rollouts(jobs: list[tuple[Task, Environment]], runtime: Runtime, engine:
         example, env = jobs[i]
         policy = TokenPolicy(sampler, i)
         try:
-            drawn = runtime.redrawn(stable_seed(seed, i)) if redraw else runtime
+            drawn = runtime.redrawn(stable_seed(seed, example.id)) if redraw else runtime
             seen, task = drawn.for_example(example)  # as declared, or under aliases and prices
             with env.session() as session:
                 traj = seen.run(task, policy, seen.toolbox(session, with_code=with_code))

@@ -68,6 +68,7 @@ class HeldoutSettings(BaseModel):
     enabled: bool = True
     max_tasks: Optional[int] = Field(24, ge=1)
     seeds: list[int] = [0, 1, 2]
+    preference_seeds: list[int] = Field([0], min_length=1)  # the cost-averse / accuracy-first runs
     temperature: float = Field(0.7, ge=0)
     workers: int = Field(4, ge=1)  # runs (policy x seed) at once; the report is the same for any number
 
@@ -169,7 +170,7 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
     tasks = heldout_sample(heldout_path, s.heldout.max_tasks, cfg.seed)
     hc = HeldoutConfig(seeds=tuple(s.heldout.seeds), temperature=s.heldout.temperature,
                        max_new_tokens=s.max_new_tokens, reward=s.reward, with_code=s.with_code,
-                       workers=s.heldout.workers)
+                       workers=s.heldout.workers, preference_seeds=tuple(s.heldout.preference_seeds))
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
                           load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg), hc)

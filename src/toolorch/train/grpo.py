@@ -51,6 +51,9 @@ class StepConfig(BaseModel):
     max_len: int = Field(4096, ge=16)  # tokens per rollout (longer ones are truncated)
     rows_per_micro: int = Field(4, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
+    # the rollouts' sampling temperature: the update scores their tokens under the distribution they
+    # were drawn from (softmax(logits / T)), or the policy gradient is off by the temperature
+    temperature: float = Field(1.0, gt=0)
     # A rollout is a long prompt and a short completion, and a group's G rollouts share the
     # prompt: one row holds it once and every completion after it (packing.pack_shared).
     # False: one rollout per row.
@@ -108,8 +111,8 @@ def batch_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
     """(logp, entropy, trained) of a `collate` or `collate_flat` batch, under cfg.precision."""
     with precision_context(cfg.precision, batch["input_ids"].device):
         if "doc" in batch:
-            return flat_logprobs(model, batch, chunk=cfg.logit_chunk)
-        return token_logprobs(model, batch)
+            return flat_logprobs(model, batch, temperature=cfg.temperature, chunk=cfg.logit_chunk)
+        return token_logprobs(model, batch, temperature=cfg.temperature)
 
 
 def by_tokens(rows: list[list[Sample]], budget: int) -> list[list[list[Sample]]]:

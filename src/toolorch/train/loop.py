@@ -49,7 +49,6 @@ class LoopConfig(StepConfig):
     lr: float = Field(1e-4, gt=0)
     warmup_steps: int = Field(0, ge=0)
     max_new_tokens: int = Field(64, ge=1)  # per assistant turn
-    temperature: float = Field(1.0, gt=0)
     adv_clip: float = Field(3.0, gt=0)
     min_group_std: float = Field(0.0, ge=0)  # groups at or below this reward std are dropped
     scale_by_std: bool = True  # False: advantages r - mean (Dr. GRPO), see rewards.group_advantages
@@ -57,9 +56,10 @@ class LoopConfig(StepConfig):
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     stop_after: Optional[int] = Field(None, ge=1)  # end the process after this many steps, as a kill would
     with_code: bool = True
-    # Each rollout's simulated experts draw their answers afresh, with their declared odds. With one
-    # fixed draw per task every expert is plainly right or wrong in all of a group's rollouts, the
-    # cheapest right one is every user's best route, and GRPO learns that the user does not matter.
+    # Each step's simulated experts draw their answers afresh, with their declared odds, once per task:
+    # a group's rollouts (and the task's groups under other users) meet the same draws, so their
+    # advantages differ by the route taken, not by the luck of the expert's draw (common random
+    # numbers). A draw per rollout put the expert's luck into every advantage.
     redraw_simulated: bool = True
     # the advantage of every token of a malformed turn (a call no tool takes, Turn.malformed), in
     # place of its rollout's: the broken call is punished, the rest of the episode is judged by what

@@ -39,12 +39,13 @@ def test_heldout_report_is_the_same_with_any_number_of_workers(tiny_dirs, librar
     reports = []
     for workers in (1, 3):
         hc = HeldoutConfig(seeds=(0, 1), temperature=1.0, max_new_tokens=8, reward=RewardConfig(),
-                           with_code=False, workers=workers)
+                           with_code=False, workers=workers, preference_seeds=(1,))
         reports.append(json.dumps(heldout_report(models, tokenizer, heldout_tasks[:4], {"minilib": library_env},
                                                  runtime, hc), sort_keys=True))
     assert reports[0] == reports[1]
     report = json.loads(reports[0])
     assert report["tasks"] == 4 and len(report["grpo"]["reward_per_seed"]) == 2
+    assert report["preference"]["seeds"] == [1] and report["preference"]["cost_averse_cost_usd"] > 0
     # episodes really ran: every policy's orchestrator tokens cost something
     assert report["sft"]["cost_usd"] > 0 and report["grpo"]["cost_usd"] > 0
     # every task ran at every seed: the paired margin's mean is the difference of the policies' means

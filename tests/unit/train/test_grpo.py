@@ -51,6 +51,37 @@ def test_advantage_sign_moves_likelihood(world, tiny_tokenizer, advantage, direc
     assert stats["clip_fraction"] == 0.0 and stats["tokens"] == sum(sample.trained[1:])
 
 
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_the_update_scores_tokens_at_the_sampling_temperature(world, tiny_tokenizer, temperature):
+    """The gradient is that of -advantage x mean log softmax(logits / T) over the trained tokens:
+    the distribution the rollout was drawn from, not the raw one."""
+    folder, tok = tiny_tokenizer
+    model, opt, sched = _fresh(folder, lr=0.0)
+    (sample,) = _samples(world, tok, [1.0])
+    batch = collate([[sample]], tok.pad_token_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"]).logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    trained = labels != -100
+    logp = torch.log_softmax(logits / temperature, -1)[trained].gather(-1, labels[trained][:, None])
+    (-logp.mean()).backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    grpo_step(model, None, opt, sched, [sample], StepConfig(temperature=temperature, max_grad_norm=1e9),
+              tok.pad_token_id, ONE)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[n], rtol=1e-4, atol=1e-7)
+    if temperature != 1.0:  # and the raw distribution's gradient is another one
+        assert any(not torch.allclose(p.grad, g, rtol=1e-2, atol=1e-6) for p, g in
+                   zip(model.parameters(), _raw_grads(folder, sample, tok.pad_token_id)))
+
+
+def _raw_grads(folder, sample, pad):
+    model, opt, sched = _fresh(folder, lr=0.0)
+    grpo_step(model, None, opt, sched, [sample], StepConfig(max_grad_norm=1e9), pad, ONE)
+    return [p.grad for p in model.parameters()]
+
+
 def test_untrained_tokens_carry_no_loss(world, tiny_tokenizer):
     folder, tok = tiny_tokenizer
     model, opt, sched = _fresh(folder)

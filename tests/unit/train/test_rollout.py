@@ -63,7 +63,7 @@ def test_rollouts_are_reproducible_and_seed_dependent(world, engine):
     assert ids[0] != ids[2]
 
 
-def test_redraw_gives_each_rollout_its_own_expert_draws(world, engine, monkeypatch):
+def test_redraw_gives_each_task_one_fresh_draw_shared_by_its_rollouts(world, engine, monkeypatch):
     keys = []
     real = Runtime.redrawn
 
@@ -75,11 +75,17 @@ def test_redraw_gives_each_rollout_its_own_expert_draws(world, engine, monkeypat
     runtime = Runtime.from_config(world.cfg)
     run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False)
     assert keys == []  # eval's rollouts: every policy meets the same draws
-    run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False, redraw=True)
-    run_rollouts(_jobs(world, 4), runtime, engine, seed=5, with_code=False, redraw=True)
-    run_rollouts(_jobs(world, 4), runtime, engine, seed=6, with_code=False, redraw=True)
-    first, again, other = keys[:4], keys[4:8], keys[8:]
-    assert len(set(first)) == 4 and sorted(first) == sorted(again) and not set(first) & set(other)
+    env = Environment.load(world.envs_dir / "minilib")
+    tasks = [t for t in world.tasks[:2] for _ in range(3)]  # a group of 3 rollouts per task
+    jobs = [(t, env) for t in tasks]
+    run_rollouts(jobs, runtime, engine, seed=5, with_code=False, redraw=True)
+    run_rollouts(jobs, runtime, engine, seed=5, with_code=False, redraw=True)
+    run_rollouts(jobs, runtime, engine, seed=6, with_code=False, redraw=True)
+    first, again, other = keys[:6], keys[6:12], keys[12:]
+    by_task = {t.id: {k for k, job in zip(first, tasks) if job.id == t.id} for t in tasks}
+    assert all(len(ks) == 1 for ks in by_task.values())  # a group shares its draw
+    assert len(set(first)) == 2  # two tasks, two draws
+    assert sorted(first) == sorted(again) and not set(first) & set(other)  # keyed by step seed
     redrawn = runtime.redrawn(first[0])
     assert all(redrawn.experts[n].seed != e.seed for n, e in runtime.experts.items())
 
