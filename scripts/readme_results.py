@@ -33,12 +33,6 @@ def _ci(ci: list[float], fmt: str = "{:+.3f}") -> str:
     return f"[{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
 
 
-def _pref_seeds(pref: dict[str, Any]) -> str:
-    """The preference runs' seeds, where the metrics name them (earlier runs used the reward's seeds)."""
-    seeds = pref.get("seeds")
-    return f" (sampling seed {', '.join(map(str, seeds))})" if seeds else ""
-
-
 def heldout_table(grpo: dict[str, Any]) -> list[str]:
     h = grpo["heldout"]
     sft, trained, pref = h["sft"], h["grpo"], h["preference"]
@@ -53,7 +47,7 @@ def heldout_table(grpo: dict[str, Any]) -> list[str]:
         f"| {trained['reward']:.3f} ({trained['reward_spread']:.3f}) |",
         f"| accuracy | {sft['accuracy']:.3f} | {trained['accuracy']:.3f} |",
         f"| mean cost | {_usd(sft['cost_usd'])} | {_usd(trained['cost_usd'])} |",
-        f"| cost, accuracy-first / cost-averse user{_pref_seeds(pref)} | | {_usd(pref['accuracy_first_cost_usd'])} / "
+        f"| cost, accuracy-first / cost-averse user (sampling seed {', '.join(map(str, pref['seeds']))}) | | {_usd(pref['accuracy_first_cost_usd'])} / "
         f"{_usd(pref['cost_averse_cost_usd'])} ({ratio:.2f}x) |",
         "",
         f"GRPO minus SFT held-out reward: {h['reward_margin']:+.4f}; "

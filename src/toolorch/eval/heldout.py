@@ -67,8 +67,8 @@ class HeldoutConfig:
     max_new_tokens: int
     reward: RewardConfig
     with_code: bool
+    preference_seeds: tuple[int, ...]  # the cost-averse / accuracy-first runs
     workers: int = 1  # runs at once
-    preference_seeds: tuple[int, ...] = (0,)
 
 
 class LockedEngine:

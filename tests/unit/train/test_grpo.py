@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from toolorch.runtime.chat import tokenize_chat
 from toolorch.train.checkpoint import has_state, load_state, save_state
 from toolorch.train.distributed import Dist, default_device, init_distributed
-from toolorch.train.grpo import StepConfig, grpo_step, micro_batches, with_advantage
+from toolorch.train.grpo import IGNORE, StepConfig, grpo_step, micro_batches, with_advantage
 from toolorch.train.packing import Sample, collate, token_logprobs
 
 ONE = Dist()
@@ -62,7 +62,7 @@ def test_the_update_scores_tokens_at_the_sampling_temperature(world, tiny_tokeni
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    position_ids=batch["position_ids"]).logits[:, :-1].float()
     labels = batch["labels"][:, 1:]
-    trained = labels != -100
+    trained = labels != IGNORE
     logp = torch.log_softmax(logits / temperature, -1)[trained].gather(-1, labels[trained][:, None])
     (-logp.mean()).backward()
     expected = {n: p.grad.clone() for n, p in model.named_parameters()}
