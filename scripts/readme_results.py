@@ -125,7 +125,7 @@ def malformed_line(rows: list[dict[str, Any]]) -> list[str]:
 def seeds_table(seeds: dict[str, Any]) -> list[str]:
     lines = [f"Pipeline seeds {', '.join(map(str, seeds['seeds']))} (`metrics/seeds.json`): each seed runs the whole "
              "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
-             "under its own user, averaged over 3 sampling seeds) and the eval's utilities: user utility weighs "
+             "under its own user, averaged over the check's sampling seeds) and the eval's utilities: user utility weighs "
              "each task at its own user's trade-off, utility at a = 0.5 for every task.", "",
              "| seed | GRPO − SFT held-out reward: all; per kind of world | GRPO − SFT utility | GRPO − best single expert, user utility "
              "(every expert beaten?) | GRPO − best single expert, utility at a = 0.5 "

@@ -19,9 +19,8 @@ from toolorch.core.records import Task, Trajectory
 from toolorch.eval.gateway import GatewayEpisodes
 from toolorch.eval.lineup import Lineup, expand
 from toolorch.eval.runner import EvalRow
-from toolorch.runtime.episode import run_episode
+from toolorch.runtime.episode import Runtime
 from toolorch.runtime.policies import HFPolicy
-from toolorch.runtime.tools import Toolbox
 from toolorch.serve.catalog_file import from_profile
 from toolorch.serve.gateway import Settings
 from toolorch.stages import as_profile
@@ -138,7 +137,9 @@ def test_request_temperature_and_seed_set_the_orchestrators_sampling(tmp_path, l
     assert len({json.dumps(t["messages"]) for t in sampled.values()}) > 1  # the seed reached the sampler
     policy = HFPolicy(trained_tiny_dir, max_new_tokens=24, temperature=1.5, seed=1)
     with library_env.session() as session:
-        in_process = run_episode(task, policy, Toolbox(cfg.catalog(), session), limits)
+        # the eval's experts: one draw per held-out task, as the gateway grades it
+        runtime = Runtime.of(cfg.catalog(), limits, cfg.seed).one_draw_per_task()
+        in_process = runtime.run(task, policy, runtime.toolbox(session))
     assert in_process.model_dump(mode="json", exclude={"policy"}) == \
         Trajectory.model_validate(sampled[1]).model_dump(mode="json", exclude={"policy"})
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "max_turn_tokens"

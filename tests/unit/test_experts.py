@@ -42,6 +42,46 @@ def test_simulated_is_deterministic_and_seeded():
         SimulatedExpert(cfg).ask("q")
 
 
+def test_a_per_task_expert_gives_one_answer_however_it_is_asked():
+    """The eval's experts: two policies that send a task to one expert in different words meet one
+    outcome (a paired margin is their routes' difference); the longer prompt still costs more tokens.
+    The training experts draw per prompt, so the same two calls can meet different outcomes."""
+    cfg = ExpertConfig(name="x", price="mini", simulated=SimulatedProfile(accuracy={"lookup": 0.5}))
+    short, long = "q", "Please answer this question about the library, with care: q"
+    tasks = _tasks(200)
+    for seed in range(3):
+        paired = SimulatedExpert(cfg, seed, per_task=True)
+        for t in tasks:
+            a, b = paired.ask(short, t), paired.ask(long, t)
+            assert (a.text, a.tokens_out, a.latency_s) == (b.text, b.tokens_out, b.latency_s)
+            assert b.tokens_in > a.tokens_in
+        assert paired.redrawn(7).per_task  # a fresh draw keeps the keying
+    per_prompt = SimulatedExpert(cfg, 0)
+    split = sum((per_prompt.ask(short, t).text == f"Answer: {t.answer}") != (per_prompt.ask(long, t).text == f"Answer: {t.answer}")
+                for t in tasks)
+    assert 60 < split < 140  # two independent coin flips at 0.5 disagree half the time
+    # and the per-task draw is still a draw: across tasks the expert is right about half the time
+    right = sum(SimulatedExpert(cfg, 0, per_task=True).ask(short, t).text == f"Answer: {t.answer}" for t in tasks)
+    assert 70 < right < 130
+
+
+def test_one_draw_per_task_runtime_rekeys_only_simulated_experts(tmp_path):
+    from toolorch.core.config import Config
+    from toolorch.runtime.episode import Runtime
+
+    f = tmp_path / "r.jsonl"
+    f.write_text(json.dumps({"task_id": "t0", "expert": "rec", "text": "hi", "tokens_in": 3, "tokens_out": 4,
+                             "latency_s": 1.5}) + "\n")
+    experts = [ExpertConfig(name="sim", price="mini"),
+               ExpertConfig(name="rec", price="mini", backend="replay", replay_file=str(f))]
+    cfg = Config(experts=experts, stages={})
+    runtime = Runtime.of(cfg.catalog(), cfg.episode.limits(), seed=3)
+    paired = runtime.one_draw_per_task()
+    assert not runtime.experts["sim"].per_task and paired.experts["sim"].per_task
+    assert paired.experts["sim"].seed == runtime.experts["sim"].seed == 3
+    assert paired.experts["rec"] is runtime.experts["rec"]
+
+
 def test_a_redrawn_expert_answers_one_task_anew_with_its_declared_odds():
     cfg = ExpertConfig(name="x", price="mini", simulated=SimulatedProfile(accuracy={"lookup": 0.7}))
     task = _tasks(1)[0]

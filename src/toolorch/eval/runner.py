@@ -63,7 +63,8 @@ class Block:
 
     @classmethod
     def build(cls, name: str, cfg: Config) -> Block:
-        return cls(name, Runtime.of(cfg.catalog(), cfg.episode.eval_limits(), cfg.seed))  # eval's turn cap
+        # eval's turn cap; one draw per task, so every policy meets the same outcome from an expert
+        return cls(name, Runtime.of(cfg.catalog(), cfg.episode.eval_limits(), cfg.seed).one_draw_per_task())
 
     @property
     def experts(self) -> dict[str, Expert]:

@@ -238,6 +238,13 @@ class Runtime:
         experts = {name: e.redrawn(key) if isinstance(e, SimulatedExpert) else e for name, e in self.experts.items()}
         return replace(self, experts=experts)
 
+    def one_draw_per_task(self) -> Runtime:
+        """This runtime with each simulated expert answering a task once, whatever the prompt
+        (SimulatedExpert `per_task`): what policies scored side by side on the same tasks need."""
+        experts = {name: SimulatedExpert(e.cfg, e.seed, per_task=True) if isinstance(e, SimulatedExpert) else e
+                   for name, e in self.experts.items()}
+        return replace(self, experts=experts)
+
     def toolbox(self, session: EnvSession | None, with_code: bool = True) -> Toolbox:
         return Toolbox(self.catalog, session, self.experts, with_code=with_code)
 

@@ -82,18 +82,24 @@ def usage_draw(profile: SimulatedProfile, rng: random.Random) -> tuple[int, floa
 class SimulatedExpert:
     """Declared profile: accuracy by category and difficulty, token and latency draws.
 
-    An answer is one draw per (seed, task, question): asked again, the expert says the same, so
-    policies scored on the same tasks meet the same outcomes (paired eval). `redrawn` gives an
-    expert with fresh draws, as a sampled model answers anew each time (training rollouts)."""
+    An answer is one draw per (seed, task, prompt): asked again in the same words, the expert says
+    the same. With `per_task`, one draw per (seed, task) whatever the prompt: two policies that send
+    a task to this expert meet one outcome however they word the call (`answer(model=...)` or an
+    `ask_<expert>` tool), so a paired margin between them is their routes' difference, not the luck
+    of a prompt's hash. The eval, the held-out check and the gateway's graded held-out tasks draw
+    per task (`Runtime.one_draw_per_task`); pass@k and GRPO's rollouts still draw per prompt, the
+    data the committed models were trained on. `redrawn` gives an expert with fresh draws, as a
+    sampled model answers anew each time (training rollouts)."""
 
-    def __init__(self, cfg: CatalogExpert, seed: int = 0):
+    def __init__(self, cfg: CatalogExpert, seed: int = 0, per_task: bool = False):
         self.cfg = cfg
         self.name = cfg.name
         self.profile = cfg.simulated
         self.seed = seed
+        self.per_task = per_task
 
     def redrawn(self, key: int) -> SimulatedExpert:
-        return SimulatedExpert(self.cfg, stable_seed(self.seed, "draw", key))
+        return SimulatedExpert(self.cfg, stable_seed(self.seed, "draw", key), self.per_task)
 
     def accuracy(self, task: Task) -> float:
         p = self.profile.accuracy.get(task.category, self.profile.default_accuracy)
@@ -102,7 +108,8 @@ class SimulatedExpert:
     def ask(self, prompt: str, task: Task | None = None) -> ExpertReply:
         if task is None:
             raise ExpertError(f"simulated expert '{self.name}' needs the task it simulates")
-        rng = random.Random(stable_seed(self.seed, self.name, task.id, prompt))
+        key = (task.id,) if self.per_task else (task.id, prompt)
+        rng = random.Random(stable_seed(self.seed, self.name, *key))
         right = rng.random() < self.accuracy(task)
         value = task.answer if right else decoy_answer(task.answer, task.answer_type, rng)
         tokens_out, latency = usage_draw(self.profile, rng)

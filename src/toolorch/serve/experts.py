@@ -88,7 +88,7 @@ class LiveSimulatedExpert:
         self.max_tokens = cfg.max_tokens  # capped as the simulated server caps them
         self.seed = seed
         self.latency_scale = latency_scale
-        self.graded = SimulatedExpert(cfg, seed)
+        self.graded = SimulatedExpert(cfg, seed, per_task=True)  # the eval's draw
 
     async def ask(self, prompt: str, timeout_s: float, request_id: str, task: Task | None = None) -> ExpertReply:
         graded = task is not None and task.answer != ""  # a user's question has no gold answer

@@ -173,7 +173,7 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                        workers=s.heldout.workers, preference_seeds=tuple(s.heldout.preference_seeds))
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
-                          load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg), hc)
+                          load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg).one_draw_per_task(), hc)
 
 
 def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: Path, metrics_path: Path,

@@ -65,3 +65,35 @@ def test_eval_rows_are_the_same_with_any_number_of_workers(tiny_dirs, library_en
         concurrent = [r.model_dump_json() for r in run_policy(heldout_tasks, envs, block, name, make, workers=4)]
         assert serial == concurrent, name
         assert [json.loads(r)["task_id"] for r in serial] == [t.id for t in heldout_tasks]
+
+
+def test_two_policies_that_ask_one_expert_differently_meet_one_outcome(library_env, heldout_tasks):
+    """`answer(model="coin")` and the only:coin baseline (which calls `ask_coin`) send the expert
+    different prompts; in the eval they still meet one draw per task, so their paired margin is
+    zero on every task. Drawn per prompt, as training draws, the two disagree on some tasks."""
+    from toolorch.core.catalog import ExpertConfig, SimulatedProfile
+    from toolorch.core.records import ToolCall
+    from toolorch.eval.baselines import _emit, only_expert_maker
+    from toolorch.runtime.parsing import render_call
+
+    class AnswerWithCoin:
+        name = "answer-coin"
+
+        def generate(self, messages, tools=None):
+            return _emit(render_call(ToolCall(name="answer", arguments={"model": "coin"})), messages)
+
+    cfg = Config(experts=[ExpertConfig(name="coin", price="mini", simulated=SimulatedProfile(default_accuracy=0.5))])
+    envs = {"minilib": library_env}
+    tasks = [t.model_copy(update={"id": f"{t.id}-{i}"}) for i in range(8) for t in heldout_tasks]
+
+    def outcomes(block):
+        rows = {name: run_policy(tasks, envs, block, name, make) for name, make in
+                (("answer", lambda task, toolbox: AnswerWithCoin()), ("only", only_expert_maker("coin", False)))}
+        return [[r.correct for r in rows[name]] for name in ("answer", "only")]
+
+    paired = Block.build("main", cfg)
+    answered, asked = outcomes(paired)
+    assert answered == asked and 0 < sum(answered) < len(tasks)  # one draw, and a draw it is
+    per_prompt = Block("main", Runtime.of(cfg.catalog(), cfg.episode.eval_limits(), cfg.seed))
+    answered, asked = outcomes(per_prompt)
+    assert answered != asked
