@@ -40,7 +40,7 @@ def main(out: str | None = None, repeats: int = 5) -> dict:
     cfg = load_config(ROOT / "configs/tiny.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         env = ProceduralGenerator(SynthEnvsSettings().rows_per_table).generate("library", seed=0, out_dir=Path(tmp))
-        made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=2, seed=0)
+        made, _, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=2, seed=0)
         tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
         session = env.session()
         box = Toolbox(cfg.catalog(), session)

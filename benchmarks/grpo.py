@@ -164,7 +164,7 @@ def build_workload(tmp: Path, cfg: Config, spec: TinyModelSpec, bench: BenchConf
     trained on the tasks' gold trajectories, as the SFT stage's tiny base is."""
     generator = ProceduralGenerator(SynthEnvsSettings().rows_per_table)
     env = generator.generate("library", seed=cfg.seed, out_dir=tmp / "envs")
-    made, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=cfg.seed)
+    made, _, _ = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=cfg.seed)
     tasks = [t for t in made if all(c.name != "run_python" for c in t.gold_calls)]
     with env.session() as session:
         box = benchmark_toolbox(cfg, session)

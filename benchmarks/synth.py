@@ -33,7 +33,7 @@ def measure(n_domains: int, cfg, rows: tuple[int, int], per_template: int, worke
         gen = ProceduralGenerator(rows_per_table=rows)
         envs = [gen.generate(d, cfg.seed, Path(tmp)) for d in domains]
         t1 = time.perf_counter()
-        tasks, _ = synthesize_tasks(envs, cfg.catalog(), per_template, cfg.seed, workers)
+        tasks, _, _ = synthesize_tasks(envs, cfg.catalog(), per_template, cfg.seed, workers)
         t2 = time.perf_counter()
         failures = verify_tasks(envs, tasks, cfg.catalog(), workers)
         t3 = time.perf_counter()

@@ -37,21 +37,33 @@ def heldout_table(grpo: dict[str, Any]) -> list[str]:
     h = grpo["heldout"]
     sft, trained, pref = h["sft"], h["grpo"], h["preference"]
     ratio = pref["accuracy_first_cost_usd"] / pref["cost_averse_cost_usd"]
+    seeds = h["seeds"]
+    reward_row = (f"| mean reward | {sft['reward']:.3f} | {trained['reward']:.3f} |" if len(seeds) < 2 else
+                  f"| mean reward (spread over seeds) | {sft['reward']:.3f} ({sft['reward_spread']:.3f}) "
+                  f"| {trained['reward']:.3f} ({trained['reward_spread']:.3f}) |")
+    paired = h.get("reward_margin_paired")
+    if h["margin_exceeds_seed_spread"] is None and paired:
+        margin_line = (f"GRPO minus SFT held-out reward, paired by task: {paired['mean']:+.4f} "
+                       f"{_ci(paired['ci95'])} (n={paired['n']}).")
+    else:
+        margin_line = (f"GRPO minus SFT held-out reward: {h['reward_margin']:+.4f}; "
+                       f"{'more' if h['margin_exceeds_seed_spread'] else 'not more'} than either policy's "
+                       "spread over the seeds.")
     return [
         f"Held-out check (`metrics/grpo.json`, `heldout`): {h['tasks']} held-out tasks, each under its own user, "
-        f"sampling seeds {', '.join(map(str, h['seeds']))} at temperature {h['temperature']}; simulated experts.",
+        f"sampling seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} at temperature "
+        f"{h['temperature']}; simulated experts.",
         "",
         "| | SFT | GRPO |",
         "|---|---|---|",
-        f"| mean reward (spread over seeds) | {sft['reward']:.3f} ({sft['reward_spread']:.3f}) "
-        f"| {trained['reward']:.3f} ({trained['reward_spread']:.3f}) |",
+        reward_row,
         f"| accuracy | {sft['accuracy']:.3f} | {trained['accuracy']:.3f} |",
         f"| mean cost | {_usd(sft['cost_usd'])} | {_usd(trained['cost_usd'])} |",
-        f"| cost, accuracy-first / cost-averse user (sampling seed {', '.join(map(str, pref['seeds']))}) | | {_usd(pref['accuracy_first_cost_usd'])} / "
+        f"| cost, accuracy-first / cost-averse user (sampling seed {', '.join(map(str, pref['seeds']))}"
+        f"{', %d tasks' % pref['tasks'] if 'tasks' in pref else ''}) | | {_usd(pref['accuracy_first_cost_usd'])} / "
         f"{_usd(pref['cost_averse_cost_usd'])} ({ratio:.2f}x) |",
         "",
-        f"GRPO minus SFT held-out reward: {h['reward_margin']:+.4f}; "
-        f"{'more' if h['margin_exceeds_seed_spread'] else 'not more'} than either policy's spread over the seeds.",
+        margin_line,
     ]
 
 

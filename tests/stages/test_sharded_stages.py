@@ -116,6 +116,7 @@ def test_synth_tasks_in_shards_merges_to_the_one_process_output(tmp_path):
     assert _files(tmp_path / "merged") == _files(tmp_path / "whole")
     timings = ("synth_seconds", "verify_seconds", "tasks_per_s", "verified_tasks_per_s")
     assert _without(merged, *timings) == _without(whole, *timings) and whole["tasks"] > 20
+    assert whole["heldout_more"] > 0  # the profile's extra held-out fillings travel through the parts too
 
 
 def test_parts_that_are_not_one_run_are_refused(passk_world, tmp_path):

@@ -80,14 +80,33 @@ def test_reruns_are_byte_identical(built, tmp_path):
         assert (tmp_path / part).read_bytes() == (root / part).read_bytes(), part
 
 
+def test_more_heldout_fillings_leave_training_tasks_and_the_split_as_they_were(built, tmp_path):
+    """`heldout_tasks_per_template` adds fillings to held-out templates only: training tasks, the
+    split and the held-out tasks of one filling stay byte for byte; a template never exceeds its
+    count, and the added tasks re-verify like the rest."""
+    root, _, more_metrics = built
+    assert _cfg().stages.synth_tasks.heldout_tasks_per_template == 3  # the profile's setting, which `built` used
+    one = synth_tasks.run(_cfg("stages.synth_tasks.heldout_tasks_per_template=1"), root / "envs",
+                          tmp_path / "tasks", tmp_path / "m.json")
+    assert (tmp_path / "tasks/train.jsonl").read_bytes() == (root / "tasks/train.jsonl").read_bytes()
+    assert (tmp_path / "tasks/split.json").read_bytes() == (root / "tasks/split.json").read_bytes()
+    held_one = read_jsonl(tmp_path / "tasks/heldout.jsonl", Task)
+    held_more = read_jsonl(root / "tasks/heldout.jsonl", Task)
+    assert held_more[:len(held_one)] == held_one and one["heldout_more"] == 0
+    assert len(held_more) == len(held_one) + more_metrics["heldout_more"] > len(held_one)
+    per_template = Counter(t.template for t in held_more)
+    assert max(per_template.values()) == 3 and set(per_template) == {t.template for t in held_one}
+    assert len({t.id for t in held_more}) == len(held_more) and more_metrics["verified"] == more_metrics["tasks"]
+
+
 def test_a_task_that_does_not_reverify_fails_the_stage(built, tmp_path, monkeypatch):
     root, _, _ = built
     real = synth_tasks.synthesize_tasks
 
     def one_wrong(envs, cfg, per_template, seed, workers, **mix):
-        tasks, rejected = real(envs[:1], cfg, 1, seed, workers, **mix)
+        tasks, more, rejected = real(envs[:1], cfg, 1, seed, workers, **mix)
         tasks[0] = tasks[0].model_copy(update={"answer": "certainly not this"})
-        return tasks, rejected
+        return tasks, more, rejected
 
     monkeypatch.setattr(synth_tasks, "synthesize_tasks", one_wrong)
     cfg = _cfg("stages.synth_tasks.heldout_envs=0")
@@ -156,6 +175,8 @@ def test_bad_settings_are_rejected_with_the_field_named(tmp_path):
         _cfg("stages.synth_envs.rows_per_table=[9, 3]")
     with pytest.raises(ConfigError, match="--set stages.synth_tasks.heldout_template_fraction: Input should be less"):
         _cfg("stages.synth_tasks.heldout_template_fraction=1.5")
+    with pytest.raises(ConfigError, match=r"heldout_tasks_per_template \(1\) is below tasks_per_template \(2\)"):
+        _cfg("stages.synth_tasks.tasks_per_template=2", "stages.synth_tasks.heldout_tasks_per_template=1")
     with pytest.raises(FileNotFoundError, match="run synth-envs first"):
         synth_tasks.run(_cfg(), tmp_path / "missing", tmp_path / "t", tmp_path / "m.json")
 

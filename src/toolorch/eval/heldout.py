@@ -10,12 +10,13 @@ did training help, and does the policy obey the preference?
   each seed, their mean and spread (max - min), accuracy, cost, latency; and the last policy's
   margin over the first paired by task (`reward_margin_paired`: a BCa interval), overall and
   per kind of world (synthesized, tau2).
-- preference: the last policy runs the same tasks with a cost-averse and with an
-  accuracy-first preference in its prompt, at `preference_seeds`; the mean cost of each. A mean
-  cost needs fewer runs than a paired reward margin: these runs were half the check's time.
+- preference: the last policy runs the same tasks (or a stratified sample of them) with a
+  cost-averse and with an accuracy-first preference in its prompt, at `preference_seeds`; the
+  mean cost of each. A mean cost needs fewer runs than a paired reward margin: these runs were
+  half the check's time.
 
-A run's tasks are rolled out together (runtime.rollout.run_rollouts: one thread per episode,
-their turns sampled as one batch); up to `workers` runs (policy x seed x preference) go at
+A run's tasks are rolled out a world at a time (runtime.rollout.run_rollouts: one thread per
+episode, their turns sampled as one batch, `run_policy`); up to `workers` runs (policy x seed x preference) go at
 once, so one run's episodes (tools, experts, parsing) proceed while another's batch is sampled.
 The model is used by one batch at a time (a lock around `sample`), and each batch seeds its own
 sampling, so the report is byte-identical to the serial one (workers=1).
@@ -84,9 +85,22 @@ class LockedEngine:
 
 def run_policy(model: Any, tokenizer: Any, tasks: list[Task], envs: dict[str, Environment], runtime: Runtime,
                hc: HeldoutConfig, seed: int, lock: threading.Lock | None = None) -> list[Rollout]:
-    engine = HFEngine(model, tokenizer, hc.max_new_tokens, hc.temperature)
-    return run_rollouts([(t, envs[t.env]) for t in tasks], runtime, LockedEngine(engine, lock or threading.Lock()),
-                        seed=10_007 + seed, with_code=hc.with_code)[0]
+    """The run's rollouts in task order, rolled out one world at a time: a batch pads every prompt
+    to its longest, a world's prompts share their tool list and so their length, and a tau2
+    prompt is 2-3x a synthesized one, so one batch across worlds spent most of its prefill and
+    decoding on padding. Each world's batch seeds its sampling from the run's seed and the world
+    (40 bits: the sampler multiplies a seed into each call's)."""
+    engine = LockedEngine(HFEngine(model, tokenizer, hc.max_new_tokens, hc.temperature), lock or threading.Lock())
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(tasks):
+        positions[t.env].append(i)
+    out: list[Rollout] = [None] * len(tasks)  # type: ignore[list-item]  # every slot is filled below
+    for env, idx in positions.items():
+        rollouts = run_rollouts([(tasks[i], envs[env]) for i in idx], runtime, engine,
+                                seed=stable_seed(10_007 + seed, env) >> 24, with_code=hc.with_code)[0]
+        for i, r in zip(idx, rollouts):
+            out[i] = r
+    return out
 
 
 def run_all(runs: dict[Any, tuple[Any, list[Task], int]], tokenizer: Any, envs: dict[str, Environment],
@@ -176,12 +190,14 @@ def preference_report(runs: dict[tuple[str, int], list[Rollout]]) -> dict[str, f
 
 
 def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], envs: dict[str, Environment],
-                   runtime: Runtime, hc: HeldoutConfig) -> dict[str, Any]:
-    """models: name -> HF model, in order (baseline first, trained last)."""
+                   runtime: Runtime, hc: HeldoutConfig, preference_tasks: list[Task] | None = None) -> dict[str, Any]:
+    """models: name -> HF model, in order (baseline first, trained last); `preference_tasks`: the
+    tasks of the preference runs (default: `tasks`)."""
     last = list(models.values())[-1]
     jobs = {(name, s): (m, tasks, s) for name, m in models.items() for s in hc.seeds}
+    pref_tasks = tasks if preference_tasks is None else preference_tasks
     for label, pref in PREFERENCES.items():
-        same = [t.model_copy(update={"preference": pref}) for t in tasks]
+        same = [t.model_copy(update={"preference": pref}) for t in pref_tasks]
         jobs.update({(f"preference:{label}", s): (last, same, s) for s in hc.preference_seeds})
     done = run_all(jobs, tokenizer, envs, runtime, hc)
     runs = {key: rollouts for key, rollouts in done.items() if not key[0].startswith("preference:")}
@@ -195,9 +211,10 @@ def heldout_report(models: dict[str, Any], tokenizer: Any, tasks: list[Task], en
         gain = trained["reward"] - base["reward"]
         spread = max(base["reward_spread"], trained["reward_spread"])
         report["reward_margin"] = gain
-        report["margin_exceeds_seed_spread"] = bool(gain > spread)
+        # one sampling seed has no spread to compare against: the paired interval speaks alone
+        report["margin_exceeds_seed_spread"] = bool(gain > spread) if len(hc.seeds) >= 2 else None
         report["reward_margin_paired"] = paired_reward_margin(runs, rewards, names[0], names[-1], hc.seeds)
     report["preference"] = {**preference_report({(k.removeprefix("preference:"), s): r for (k, s), r in done.items()
                                                  if k.startswith("preference:")}),
-                            "seeds": list(hc.preference_seeds)}
+                            "seeds": list(hc.preference_seeds), "tasks": len(pref_tasks)}
     return report

@@ -256,8 +256,20 @@ def paired_margins(rows: list[EvalRow], trained: str | None, a: float, unit: flo
         ours = metric_arrays([mine[t] for t in shared], a, unit)
         base = metric_arrays([theirs[t] for t in shared], a, unit)
         out[baseline] = {"n": len(shared), **{
-            m: margin(ours[m] - base[m], samples, stable_seed(seed, "paired", baseline, m)) for m in PAIRED_METRICS}}
+            m: margin(ours[m] - base[m], samples, stable_seed(seed, "paired", baseline, m)) for m in PAIRED_METRICS},
+            "by_category": category_margins([mine[t].category for t in shared], ours, base, samples,
+                                            stable_seed(seed, "paired", baseline))}
     return out
+
+
+def category_margins(categories: list[str], ours: dict[str, np.ndarray], base: dict[str, np.ndarray], samples: int,
+                     seed: int) -> dict[str, dict[str, Any]]:
+    """The utilities' margins within each category with two tasks or more: where a margin comes
+    from, and how a held-out set's category mix moves it."""
+    cats = np.array(categories)
+    return {c: {"n": int((cats == c).sum()), **{m: margin((ours[m] - base[m])[cats == c], samples,
+                                                           stable_seed(seed, c, m)) for m in ("utility", "user_utility")}}
+            for c in sorted(set(categories)) if (cats == c).sum() >= 2}
 
 
 def single_experts(policies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

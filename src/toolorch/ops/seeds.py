@@ -115,6 +115,9 @@ def seed_row(seed: int, eval_metrics: dict[str, Any], grpo_metrics: dict[str, An
         # each task at its own user's trade-off: the product's promise, against every fixed expert
         "best_single_expert_for_users": best_for_users,
         "grpo_minus_best_expert_user_utility": paired[best_for_users]["user_utility"],
+        # the same per question category: where the margin comes from, and how the mix moves it
+        "grpo_minus_best_expert_user_utility_by_category": {
+            c: {"n": m["n"], **m["user_utility"]} for c, m in paired[best_for_users].get("by_category", {}).items()},
         "beats_every_expert_on_user_utility": all(paired[p]["user_utility"]["above_zero"] for p in experts),
         "preference_cost_ratio": ratio,
         # eval tasks where the policy wrote a call no tool takes (a wasted turn; greedy decoding)

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from toolorch.core.config import Config
 from toolorch.core.errors import UsageError
 from toolorch.core.progress import Progress
+from toolorch.core.splits import stratified_subsample
 from toolorch.eval.heldout import HeldoutConfig, heldout_report, heldout_sample
 from toolorch.runtime.env import load_envs
 from toolorch.runtime.episode import Runtime
@@ -69,6 +70,8 @@ class HeldoutSettings(BaseModel):
     max_tasks: Optional[int] = Field(24, ge=1)
     seeds: list[int] = [0, 1, 2]
     preference_seeds: list[int] = Field([0], min_length=1)  # the cost-averse / accuracy-first runs
+    # their tasks: a stratified sample of the check's (category shares kept); null: all of them
+    preference_max_tasks: Optional[int] = Field(None, ge=1)
     temperature: float = Field(0.7, ge=0)
     workers: int = Field(4, ge=1)  # runs (policy x seed) at once; the report is the same for any number
 
@@ -173,7 +176,8 @@ def heldout_check(s: GRPOSettings, state: TrainState, sft_dir: Path, heldout_pat
                        workers=s.heldout.workers, preference_seeds=tuple(s.heldout.preference_seeds))
     sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).to(state.dist.device).eval()
     return heldout_report({"sft": sft, "grpo": state.engine_model.eval()}, state.tokenizer, tasks,
-                          load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg).one_draw_per_task(), hc)
+                          load_envs(envs_dir, {t.env for t in tasks}), Runtime.from_config(cfg).one_draw_per_task(), hc,
+                          preference_tasks=stratified_subsample(tasks, s.heldout.preference_max_tasks, cfg.seed))
 
 
 def run(cfg: Config, sft_dir: Path, tasks_path: Path, envs_dir: Path, out_dir: Path, metrics_path: Path,

@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from toolorch.core.catalog import Catalog
 from toolorch.core.config import Config
@@ -57,6 +57,9 @@ class SynthTasksSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tasks_per_template: int = Field(1, ge=1, le=1000)  # distinct slot fillings per template
+    # fillings of each held-out template (default: tasks_per_template). More held-out tasks narrow
+    # the eval's paired intervals; training tasks stay exactly those of `tasks_per_template`
+    heldout_tasks_per_template: int | None = Field(None, ge=1, le=1000)
     heldout_envs: int = Field(2, ge=0)  # whole environments held out
     heldout_template_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # of each training env's templates
     seed_offset: int = 0  # task seed = cfg.seed + seed_offset
@@ -68,6 +71,18 @@ class SynthTasksSettings(BaseModel):
     # profile -> relative weight of the users who ask the tasks ("cost_averse=3, balanced=1" or a
     # mapping; the pipeline's `preference_mix`); empty: every profile equally likely
     preference_mix: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _heldout_at_least_train(self) -> "SynthTasksSettings":
+        if self.heldout_tasks_per_template is not None and self.heldout_tasks_per_template < self.tasks_per_template:
+            raise ValueError(f"heldout_tasks_per_template ({self.heldout_tasks_per_template}) is below "
+                             f"tasks_per_template ({self.tasks_per_template}): held-out templates keep at least "
+                             "as many fillings as training ones")
+        return self
+
+    def more_per_template(self) -> int:
+        """Fillings drafted beyond `tasks_per_template` for the held-out templates."""
+        return (self.heldout_tasks_per_template or self.tasks_per_template) - self.tasks_per_template
 
     @field_validator("preference_mix", mode="before")
     @classmethod
@@ -111,36 +126,37 @@ def run(cfg: Config, envs_dir: Path, out_dir: Path, metrics_path: Path, shard: S
     envs = synthesizable_envs(envs_dir)
     mine = shard.select(envs, lambda e: e.name) if shard else envs
     start = time.perf_counter()
-    drafted, rejected = synthesize_tasks(mine, cfg.catalog(), settings.tasks_per_template,
-                                         cfg.seed + settings.seed_offset, settings.workers,
-                                         preference_mix=settings.preference_mix)
+    drafted, more, rejected = synthesize_tasks(mine, cfg.catalog(), settings.tasks_per_template,
+                                               cfg.seed + settings.seed_offset, settings.workers,
+                                               preference_mix=settings.preference_mix,
+                                               more_per_template=settings.more_per_template())
     imported = imported_tasks(mine, cfg.catalog(), cfg.seed + settings.seed_offset, settings.preference_mix)
     synth_s = time.perf_counter() - start
-    check_verified(mine, dedup(drafted)[0] + imported, cfg, settings.workers)  # duplicates are per environment
+    check_verified(mine, dedup(drafted + more)[0] + imported, cfg, settings.workers)  # duplicates are per environment
     verify_s = time.perf_counter() - start - synth_s
     if shard is not None:
         place = {e.name: i for i, e in enumerate(envs)}
         records = [((order, place[t.env], i), {"kind": kind, "task": t.model_dump(mode="json")})
-                   for order, (kind, group) in enumerate((("drafted", drafted), ("imported", imported)))
+                   for order, (kind, group) in enumerate((("drafted", drafted), ("imported", imported), ("more", more)))
                    for i, t in enumerate(group)]
         meta = write_part(Path(out_dir), shard, "synth_tasks", records, total=len(envs), seconds=synth_s + verify_s,
                           rejected=dict(rejected), synth_seconds=synth_s, verify_seconds=verify_s)
         write_json(metrics_path, meta)
         return meta
-    return write_tasks(cfg, settings, drafted, rejected, imported, synth_s, verify_s, Path(out_dir), metrics_path)
+    return write_tasks(cfg, settings, drafted, rejected, imported, synth_s, verify_s, Path(out_dir), metrics_path, more)
 
 
 def merge(cfg: Config, part_dirs: list[Path], out_dir: Path, metrics_path: Path) -> dict[str, Any]:
     """The shards' parts as one run's outputs, byte for byte (timings: the slowest shard's)."""
     records, metas = read_parts(part_dirs, "synth_tasks")
     tasks = {kind: [Task.model_validate(r["task"]) for r in records if r["kind"] == kind]
-             for kind in ("drafted", "imported")}
+             for kind in ("drafted", "imported", "more")}
     rejected: Counter[str] = Counter()
     for m in metas:
         rejected.update(m["rejected"])
     return write_tasks(cfg, cfg.stages.synth_tasks, tasks["drafted"], rejected, tasks["imported"],
                        max(m["synth_seconds"] for m in metas), max(m["verify_seconds"] for m in metas),
-                       Path(out_dir), metrics_path)
+                       Path(out_dir), metrics_path, tasks["more"])
 
 
 def check_verified(envs: list[Environment], tasks: list[Task], cfg: Config, workers: int) -> None:
@@ -153,19 +169,25 @@ def check_verified(envs: list[Environment], tasks: list[Task], cfg: Config, work
 
 def write_tasks(cfg: Config, settings: SynthTasksSettings, drafted: list[Task], rejected: Counter[str],
                 imported: list[Task], synth_s: float, verify_s: float, out_dir: Path,
-                metrics_path: Path) -> dict[str, Any]:
-    """Deduplicated, split tasks (imported ones as `imported_holdout` says) with their split plan and metrics."""
+                metrics_path: Path, more: list[Task]) -> dict[str, Any]:
+    """Deduplicated, split tasks (imported ones as `imported_holdout` says) with their split plan
+    and metrics. The split is planned on `drafted` alone; of `more` (further fillings of the same
+    templates) only the held-out ones are kept, after the held-out tasks they add to."""
     kept, duplicates = dedup(drafted)
     plan = plan_split(kept, settings.heldout_envs, settings.heldout_template_fraction,
                       synth_seed(cfg.seed + settings.seed_offset, "split"))
-    tasks = apply_split(kept, plan)
+    templates = {t.template for t in kept}
+    held_more = [t for t in more if t.template in templates and plan.split_of(t) == "heldout"]
+    with_more = dedup(kept + held_more)[0]  # keeps `kept` whole and in order: it was deduplicated
+    tasks = apply_split(with_more, plan)
     if imported:
         plan = hold_out_imported(plan, imported, settings.imported_holdout)
         tasks += apply_split(imported, plan)
     write_outputs(out_dir, tasks, plan)
     metrics = task_metrics(tasks, plan)
     metrics.update(
-        drafted=len(drafted), duplicates_dropped=duplicates, rejected=dict(sorted(rejected.items())),
+        drafted=len(drafted), duplicates_dropped=duplicates, heldout_more=len(with_more) - len(kept),
+        rejected=dict(sorted(rejected.items())),
         verified=len(tasks), synth_seconds=round(synth_s, 3), verify_seconds=round(verify_s, 3),
         tasks_per_s=round(len(tasks) / max(synth_s, 1e-9), 2),
         verified_tasks_per_s=round(len(tasks) / max(synth_s + verify_s, 1e-9), 2),

@@ -10,7 +10,7 @@ Templates are derived from an environment's tool hints (`synth.json`), one per
 Slots (tool arguments) are sampled from the DB; each draft's gold calls are executed
 through a real Toolbox and the answer is what they return (`synth.gold`).
 
-    tasks, stats = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=0)
+    tasks, more, rejected = synthesize_env_tasks(env, cfg.catalog(), per_template=1, seed=0)
 """
 from __future__ import annotations
 
@@ -234,41 +234,58 @@ def task_id(env: str, template: str, slots: dict[str, Any]) -> str:
 
 def synthesize_env_tasks(env: Environment, catalog: Catalog, per_template: int, seed: int,
                          attempts_per_task: int = 4, preference_mix: dict[str, float] | None = None,
-                         ) -> tuple[list[Task], Counter[str]]:
+                         more_per_template: int = 0) -> tuple[list[Task], list[Task], Counter[str]]:
     """Tasks for one environment, each answered by executing its gold calls and asked by a user
-    drawn from `preference_mix` (runtime.preferences); returns rejections by reason."""
+    drawn from `preference_mix` (runtime.preferences); then up to `more_per_template` further
+    fillings of each template (the split keeps them for held-out templates only), and rejections
+    by reason. The first list is the same whatever `more_per_template` is."""
     hints = load_hints(env)
     rejected: Counter[str] = Counter()
     tasks: list[Task] = []
+    more: list[Task] = []
     with env.session() as session:
         ctx = Context(env, hints, Toolbox(catalog, session, experts={}, with_code=True))
         for template in templates(hints):
-            tasks += _fill(ctx, template, catalog, per_template, seed, attempts_per_task, rejected, preference_mix)
-    return tasks, rejected
+            first, extra = _fill(ctx, template, catalog, per_template, more_per_template, seed, attempts_per_task,
+                                 rejected, preference_mix)
+            tasks += first
+            more += extra
+    return tasks, more, rejected
 
 
-def _fill(ctx: Context, template: Template, catalog: Catalog, per_template: int, seed: int,
-          attempts_per_task: int, rejected: Counter[str], preference_mix: dict[str, float] | None) -> list[Task]:
+def _fill(ctx: Context, template: Template, catalog: Catalog, per_template: int, more_per_template: int, seed: int,
+          attempts_per_task: int, rejected: Counter[str], preference_mix: dict[str, float] | None,
+          ) -> tuple[list[Task], list[Task]]:
+    """`per_template` distinct fillings in `per_template * attempts_per_task` tries, then up to
+    `more_per_template` more from the same random stream, so the first ones never change."""
     template_id = f"{ctx.env.name}.{template.key}"
     rng = random.Random(synth_seed(seed, template_id))
     made: dict[str, Task] = {}
-    for _ in range(per_template * attempts_per_task):
-        if len(made) >= per_template:
-            break
-        try:
-            draft = template.draft(ctx, rng)
-            tid = task_id(ctx.env.name, template.key, draft.slots)
-            if tid in made:
+
+    def draw(target: int, tries: int) -> None:
+        for _ in range(tries):
+            if len(made) >= target:
+                return
+            try:
+                draft = template.draft(ctx, rng)
+                tid = task_id(ctx.env.name, template.key, draft.slots)
+                if tid in made:
+                    continue
+                answer = gold_answer(ctx.toolbox, draft.calls, draft.fact_answer)
+            except GoldError as e:
+                rejected[_reason_kind(str(e))] += 1
                 continue
-            answer = gold_answer(ctx.toolbox, draft.calls, draft.fact_answer)
-        except GoldError as e:
-            rejected[_reason_kind(str(e))] += 1
-            continue
-        made[tid] = Task(id=tid, env=ctx.env.name, question=draft.question, answer=answer,
-                         answer_type=draft.answer_type, category=template.category,  # type: ignore[arg-type]
-                         difficulty=len(draft.calls), template=template_id, gold_calls=draft.calls,
-                         preference=sample_preference(catalog, synth_seed(seed, tid), mix=preference_mix))
-    return list(made.values())
+            made[tid] = Task(id=tid, env=ctx.env.name, question=draft.question, answer=answer,
+                             answer_type=draft.answer_type, category=template.category,  # type: ignore[arg-type]
+                             difficulty=len(draft.calls), template=template_id, gold_calls=draft.calls,
+                             preference=sample_preference(catalog, synth_seed(seed, tid), mix=preference_mix))
+
+    draw(per_template, per_template * attempts_per_task)
+    first = len(made)
+    if more_per_template:
+        draw(first + more_per_template, more_per_template * attempts_per_task)
+    tasks = list(made.values())
+    return tasks[:first], tasks[first:]
 
 
 def _reason_kind(message: str) -> str:
@@ -281,18 +298,20 @@ def _reason_kind(message: str) -> str:
 
 
 def synthesize_tasks(envs: list[Environment], catalog: Catalog, per_template: int, seed: int,
-                     workers: int = 1, preference_mix: dict[str, float] | None = None,
-                     ) -> tuple[list[Task], Counter[str]]:
-    """Tasks of many environments, in environment order whatever the number of workers.
+                     workers: int = 1, preference_mix: dict[str, float] | None = None, more_per_template: int = 0,
+                     ) -> tuple[list[Task], list[Task], Counter[str]]:
+    """Tasks of many environments (`synthesize_env_tasks`), in environment order whatever the
+    number of workers.
 
     Threads suffice: most of the time goes to sandbox subprocesses and SQLite, outside the GIL.
     """
-    def one(env: Environment) -> tuple[list[Task], Counter[str]]:
-        return synthesize_env_tasks(env, catalog, per_template, seed, preference_mix=preference_mix)
+    def one(env: Environment) -> tuple[list[Task], list[Task], Counter[str]]:
+        return synthesize_env_tasks(env, catalog, per_template, seed, preference_mix=preference_mix,
+                                    more_per_template=more_per_template)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, envs))
     rejected: Counter[str] = Counter()
-    for _, r in results:
+    for _, _, r in results:
         rejected.update(r)
-    return [t for tasks, _ in results for t in tasks], rejected
+    return [t for tasks, _, _ in results for t in tasks], [t for _, more, _ in results for t in more], rejected

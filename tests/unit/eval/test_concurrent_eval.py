@@ -55,6 +55,43 @@ def test_heldout_report_is_the_same_with_any_number_of_workers(tiny_dirs, librar
     assert paired["by_world"]["synthesized"]["n"] == 4 and "tau2" not in paired["by_world"]
 
 
+def test_the_check_samples_one_world_per_batch_and_keeps_task_order(tiny_dirs, library_env, heldout_tasks, sim_config,
+                                                                   monkeypatch):
+    """A run's tasks, interleaved from two worlds, are rolled out one world per batch (a batch pads
+    every prompt to its longest) and come back in the run's task order."""
+    from toolorch.eval import heldout
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dirs[0])
+    model = AutoModelForCausalLM.from_pretrained(tiny_dirs[0]).eval()
+    other = [t.model_copy(update={"env": "otherlib", "id": f"other.{t.id}"}) for t in heldout_tasks[:3]]
+    tasks = [t for pair in zip(heldout_tasks[:3], other) for t in pair]
+    calls: list[list[str]] = []
+    real = heldout.run_rollouts
+
+    def recording(jobs, *args, **kwargs):
+        calls.append([task.env for task, _ in jobs])
+        return real(jobs, *args, **kwargs)
+
+    monkeypatch.setattr(heldout, "run_rollouts", recording)
+    hc = HeldoutConfig(seeds=(0,), temperature=1.0, max_new_tokens=8, reward=RewardConfig(), with_code=False,
+                       preference_seeds=(0,))
+    rollouts = heldout.run_policy(model, tokenizer, tasks, {"minilib": library_env, "otherlib": library_env},
+                                  Runtime.from_config(_short(sim_config)), hc, seed=0)
+    assert sorted(calls) == [["minilib"] * 3, ["otherlib"] * 3]
+    assert [r.task.id for r in rollouts] == [t.id for t in tasks]
+
+
+def test_preference_runs_take_their_own_tasks(tiny_dirs, library_env, heldout_tasks, sim_config):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dirs[0])
+    models = {name: AutoModelForCausalLM.from_pretrained(d).eval() for name, d in zip(("sft", "grpo"), tiny_dirs)}
+    hc = HeldoutConfig(seeds=(0,), temperature=1.0, max_new_tokens=8, reward=RewardConfig(), with_code=False,
+                       preference_seeds=(0,))
+    report = heldout_report(models, tokenizer, heldout_tasks[:4], {"minilib": library_env},
+                            Runtime.from_config(_short(sim_config)), hc, preference_tasks=heldout_tasks[:2])
+    assert report["tasks"] == 4 and report["preference"]["tasks"] == 2
+    assert report["margin_exceeds_seed_spread"] is None  # one sampling seed: no spread to compare against
+
+
 def test_eval_rows_are_the_same_with_any_number_of_workers(tiny_dirs, library_env, heldout_tasks, sim_config):
     block = Block.build("main", _short(sim_config))
     envs = {"minilib": library_env}

@@ -163,6 +163,23 @@ def test_paired_margins_are_means_of_per_task_differences():
     assert lo <= 0.1 <= hi and not frontier["accuracy"]["above_zero"]  # one task's edge on ten is no margin
 
 
+def test_paired_margins_split_by_category_add_up_to_the_whole():
+    """Per category, the margin is the mean of that category's differences; weighted by the
+    categories' task counts the category means give back the overall margin."""
+    rows = lineup()
+    cats = {f"t{i}": ("reasoning" if i < 6 else "lookup") for i in range(10)}
+    rows = [r.model_copy(update={"category": cats[r.task_id]}) for r in rows]
+    mini = summarize(rows, utility_a=0.5, cost_unit_usd=0.01, bootstrap_samples=300)["paired"]["only:mini"]
+    by = mini["by_category"]
+    assert set(by) == {"reasoning", "lookup"} and by["reasoning"]["n"] == 6 and by["lookup"]["n"] == 4
+    # t4, t5 (reasoning) and t6..t9 (lookup): grpo right, mini wrong; t0: mini right, grpo wrong
+    assert by["lookup"]["user_utility"]["mean"] > by["reasoning"]["user_utility"]["mean"]
+    for m in ("utility", "user_utility"):
+        whole = sum(by[c]["n"] * by[c][m]["mean"] for c in by) / 10
+        assert whole == pytest.approx(mini[m]["mean"])
+        assert by["lookup"][m]["ci95"][0] <= by["lookup"][m]["mean"] <= by["lookup"][m]["ci95"][1]
+
+
 def test_paired_margin_where_trained_wins_every_task_is_above_zero():
     base = rows_for("cascade", [(False, 0.02), (False, 0.05), (False, 0.01), (False, 0.04), (False, 0.02)])
     grpo = rows_for("grpo", [(True, 0.01), (True, 0.02), (True, 0.005), (True, 0.01), (True, 0.03)])

@@ -63,6 +63,9 @@ def test_a_seed_row_reads_the_paired_margins_of_the_best_single_expert():
     for_users = max(experts, key=lambda p: ev["policies"][p]["user_utility"])
     assert row["best_single_expert_for_users"] == for_users
     assert row["grpo_minus_best_expert_user_utility"] == ev["paired"][for_users]["user_utility"]
+    by_category = row["grpo_minus_best_expert_user_utility_by_category"]
+    assert by_category == {c: {"n": m["n"], **m["user_utility"]} for c, m in ev["paired"][for_users]["by_category"].items()}
+    assert sum(m["n"] for m in by_category.values()) == row["n"]
     assert row["beats_every_expert_on_user_utility"] == all(ev["paired"][p]["user_utility"]["above_zero"] for p in experts)
     assert row["grpo_minus_sft_reward"] == grpo["heldout"]["reward_margin_paired"]
     assert row["grpo_minus_sft_reward_by_world"] == grpo["heldout"]["reward_margin_paired"]["by_world"]

@@ -25,7 +25,7 @@ def two_envs(all_envs):
 
 @pytest.fixture(scope="module")
 def tasks(two_envs, tiny_cfg) -> list[Task]:
-    made, _ = synthesize_tasks(two_envs, tiny_cfg.catalog(), per_template=1, seed=0, workers=2)
+    made, _, _ = synthesize_tasks(two_envs, tiny_cfg.catalog(), per_template=1, seed=0, workers=2)
     return made
 
 
@@ -84,8 +84,8 @@ def test_gold_plans_replayed_by_the_episode_runner_are_correct(two_envs, tasks, 
 def test_same_seed_same_tasks_other_seed_other_tasks(two_envs, tasks, tiny_cfg):
     env = two_envs[0]
     a = [t for t in tasks if t.env == env.name]  # seed 0
-    b, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=0)
-    c, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=4)
+    b, _, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=0)
+    c, _, _ = synthesize_env_tasks(env, tiny_cfg.catalog(), 1, seed=4)
     assert [t.model_dump_json() for t in a] == [t.model_dump_json() for t in b]
     assert {t.id for t in a} != {t.id for t in c}
 
