@@ -5,8 +5,9 @@
 
 Reads metrics/grpo.json (the held-out check) and metrics/eval.json (the eval stage's main block,
 its BCa intervals, the trained policy's paired margins and the routing headroom), both written by
-`dvc repro`, metrics/seeds.json when present (the per-seed table of `python -m toolorch.ops.seeds`)
-and metrics/smol/ when present (`bash scripts/smol_tools.sh`), into its own block.
+`dvc repro`, metrics/seeds.json when present (the per-seed table of `python -m toolorch.ops.seeds`),
+metrics/heldout_mix.json when present (`python scripts/heldout_mix.py`), and metrics/smol/ when
+present (`bash scripts/smol_tools.sh`), into its own block.
 tests/unit/test_readme_results.py runs the check.
 """
 from __future__ import annotations
@@ -134,6 +135,26 @@ def malformed_line(rows: list[dict[str, Any]]) -> list[str]:
                 "`answer(model=\"\")`): " + "; ".join(cells) + "."] if cells else []
 
 
+def category_line(rows: list[dict[str, Any]]) -> list[str]:
+    """GRPO minus the best single expert on user utility within each question category, per seed."""
+    cells = [f"seed {r['seed']} ({r['best_single_expert_for_users']}): " + ", ".join(
+        f"{c} {m['mean']:+.3f} {_ci(m['ci95'])} (n={m['n']})" for c, m in by.items())
+        for r in rows if (by := r.get("grpo_minus_best_expert_user_utility_by_category"))]
+    return ["", "GRPO − best single expert, user utility, by question category: " + "; ".join(cells) + "."] if cells else []
+
+
+def mix_line(mix: dict[str, Any]) -> list[str]:
+    """GRPO minus the best single expert on user utility by held-out set (scripts/heldout_mix.py)."""
+    def cell(m: dict[str, Any]) -> str:
+        return f"{m['mean']:+.3f} {_ci(m['ci95'])}"
+
+    cells = [f"seed {r['seed']}: all {cell(r['all'])} (n={r['all']['n']}), one filling {cell(r['one'])} "
+             f"(n={r['one']['n']}), added {cell(r['added'])} (n={r['added']['n']}), reweighted to the one-filling "
+             f"mix {cell(r['reweighted'])}" for r in mix["seeds"]]
+    return ["", "GRPO − best single expert, user utility, by held-out set (`metrics/heldout_mix.json`, "
+                "`python scripts/heldout_mix.py`): " + "; ".join(cells) + "."]
+
+
 def seeds_table(seeds: dict[str, Any]) -> list[str]:
     lines = [f"Pipeline seeds {', '.join(map(str, seeds['seeds']))} (`metrics/seeds.json`): each seed runs the whole "
              "pipeline; margins are paired by task with 95% BCa intervals: the held-out check's reward (each task "
@@ -178,6 +199,7 @@ def seeds_table(seeds: dict[str, Any]) -> list[str]:
                   f"{s['grpo_minus_best_expert_utility']['max']:+.3f}); preference cost ratio "
                   f"{s['preference_cost_ratio']['mean']:.2f}x ({s['preference_cost_ratio']['min']:.2f}x, "
                   f"{s['preference_cost_ratio']['max']:.2f}x).",
+              *category_line(seeds["rows"]),
               *malformed_line(seeds["rows"]),
               "", "Holds at every seed: " + "; ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'no'}"
                                                       for k, v in seeds["holds"].items()) + "."]
@@ -230,6 +252,8 @@ def render(metrics_dir: Path) -> str:
     parts = [BEGIN, *heldout_table(grpo), "", *eval_table(ev)]
     if (metrics_dir / "seeds.json").exists():
         parts += ["", *seeds_table(json.loads((metrics_dir / "seeds.json").read_text()))]
+    if (metrics_dir / "heldout_mix.json").exists():
+        parts += mix_line(json.loads((metrics_dir / "heldout_mix.json").read_text()))
     return "\n".join([*parts, END])
 
 
