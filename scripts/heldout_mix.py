@@ -44,6 +44,10 @@ def one_filling_ids(run: Path, seed: int) -> set[str]:
 
 
 def mix_report(run: Path) -> dict:
+    needed = [run / "metrics/eval.json", run / "reports/eval/results.jsonl", run / "data/envs"]
+    if missing := [str(p) for p in needed if not p.exists()]:
+        raise SystemExit(f"{run}: not a finished run (missing {', '.join(missing)}): run `dvc repro` or "
+                         "`python -m toolorch.ops.seeds run` first")
     ev = json.loads((run / "metrics/eval.json").read_text())
     seed, trained = ev["config"]["seed"], ev["verdict"]["trained"]
     experts = [p for p in ev["policies"] if p.startswith("only:")]
