@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one_filling_ids(run: Path, seed: int) -> set[str]:
     """The held-out task ids of one filling per template, synthesized from the run's worlds."""
-    cfg = load_profile(ROOT / "configs" / "tiny.yaml", [f"seed={seed}", "stages.synth_tasks.heldout_tasks_per_template=1"])
+    cfg = load_profile(ROOT / "configs" / "tiny.yaml",
+                       [f"seed={seed}", "stages.synth_tasks.heldout_tasks_per_template=1"])
     with tempfile.TemporaryDirectory() as tmp:
         synth_tasks.run(cfg, run / "data/envs", Path(tmp) / "tasks", Path(tmp) / "m.json")
         return {t.id for t in read_jsonl(Path(tmp) / "tasks/heldout.jsonl", Task)}
@@ -62,9 +63,9 @@ def mix_report(run: Path) -> dict:
     cats = np.array([ours[t].category for t in ids])
     one = one_filling_ids(run, seed)
     in_one = np.array([t in one for t in ids])
-    missing = one - set(ids)
-    if missing:
-        raise SystemExit(f"{run}: {len(missing)} one-filling tasks are not in the eval's rows (another profile?)")
+    unscored = one - set(ids)
+    if unscored:
+        raise SystemExit(f"{run}: {len(unscored)} one-filling tasks are not in the eval's rows (another profile?)")
     shares = {c: float(np.mean(cats[in_one] == c)) for c in sorted(set(cats[in_one]))}
     groups = [diffs[cats == c] for c in shares]
     resample_seed = stable_seed(seed, "paired", best, "user_utility")  # the eval's own, so `all` is its margin
